@@ -1,0 +1,31 @@
+/* ws4redis channel (and storage key) names: {prefix}broadcast:{facility} and the identity audiences. */
+#ifndef WSG_PROTOCOL_CHANNEL_H
+#define WSG_PROTOCOL_CHANNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "str.h"
+
+typedef enum wsg_audience {
+    WSG_AUDIENCE_BROADCAST,
+    WSG_AUDIENCE_GROUP,
+    WSG_AUDIENCE_USER,
+    WSG_AUDIENCE_SESSION,
+} wsg_audience_t;
+
+/** Writes the channel name into `out` (capacity `cap`, NUL-terminated):
+ *  broadcast: "{prefix:}broadcast:{facility}", group: "{prefix:}group:{ident}:{facility}",
+ *  user: "{prefix:}user:{ident}:{facility}", session: "{prefix:}session:{ident}:{facility}", where "{prefix:}"
+ *  is empty when `prefix` is empty and "<prefix>:" otherwise. `ident` is ignored for broadcast.
+ *  Nothing is escaped. Returns the length without the NUL, or -ENOSPC. Borrows every view. */
+ssize_t wsg_channel_name(char *out, size_t cap, wsg_str_t prefix, wsg_audience_t audience, wsg_str_t ident,
+                         wsg_str_t facility);
+
+/** True when `ident` may be used as a user, group or session name: not empty, at most 256 bytes, valid
+ *  UTF-8, and without ':' or control characters (below 0x20, or 0x7f), so that a channel name has exactly
+ *  one reading. */
+bool wsg_channel_ident_is_valid(wsg_str_t ident);
+
+#endif

@@ -1,0 +1,39 @@
+/* A borrowed byte range: the common currency of the pure protocol code. */
+#ifndef WSG_PROTOCOL_STR_H
+#define WSG_PROTOCOL_STR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+
+/** A view of `len` bytes at `ptr`; never owns them and is not NUL-terminated. */
+typedef struct wsg_str {
+    const char *ptr;
+    size_t len;
+} wsg_str_t;
+
+#define WSG_STR_NULL ((wsg_str_t){NULL, 0})
+
+/** A view of a NUL-terminated string (NULL gives the empty view). */
+static inline wsg_str_t wsg_str_c(const char *s)
+{
+    return (wsg_str_t){s, s ? strlen(s) : 0};
+}
+
+/** True when both views hold the same bytes. */
+static inline bool wsg_str_eq(wsg_str_t a, wsg_str_t b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+/** True when the views are equal ignoring ASCII case. */
+bool wsg_str_eq_nocase(wsg_str_t a, wsg_str_t b);
+
+/** True when the comma-separated header value `list` has a token equal to `token`, ignoring ASCII case and
+ *  the optional white space around each element. */
+bool wsg_str_list_has_token(wsg_str_t list, wsg_str_t token);
+
+/** The view without leading and trailing ASCII white space (space, tab, CR, LF, VT, FF). */
+wsg_str_t wsg_str_trim(wsg_str_t s);
+
+#endif

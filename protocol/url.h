@@ -1,0 +1,60 @@
+/* ws4redis URL scheme: the facility from the path, the channel switches from the query. */
+#ifndef WSG_PROTOCOL_URL_H
+#define WSG_PROTOCOL_URL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "str.h"
+
+/** Longest facility accepted, in bytes after percent-decoding. */
+#define WSG_FACILITY_MAX 256
+
+/** The query switches ws4redis knows, as bits. */
+enum wsg_query_flag {
+    WSG_Q_SUBSCRIBE_BROADCAST = 1u << 0,
+    WSG_Q_SUBSCRIBE_USER = 1u << 1,
+    WSG_Q_SUBSCRIBE_GROUP = 1u << 2,
+    WSG_Q_SUBSCRIBE_SESSION = 1u << 3,
+    WSG_Q_PUBLISH_BROADCAST = 1u << 4,
+    WSG_Q_PUBLISH_USER = 1u << 5,
+    WSG_Q_PUBLISH_GROUP = 1u << 6,
+    WSG_Q_PUBLISH_SESSION = 1u << 7,
+    WSG_Q_ECHO = 1u << 8,
+};
+
+#define WSG_Q_SUBSCRIBE_ANY                                                                              \
+    (WSG_Q_SUBSCRIBE_BROADCAST | WSG_Q_SUBSCRIBE_USER | WSG_Q_SUBSCRIBE_GROUP | WSG_Q_SUBSCRIBE_SESSION)
+#define WSG_Q_PUBLISH_ANY                                                                                \
+    (WSG_Q_PUBLISH_BROADCAST | WSG_Q_PUBLISH_USER | WSG_Q_PUBLISH_GROUP | WSG_Q_PUBLISH_SESSION)
+
+/** Splits a request target at the first '?' into its path and query (the query without the '?'; empty view
+ *  when there is none; a '#' fragment, if any, is dropped from both). Results borrow `target`. */
+void wsg_url_split(wsg_str_t target, wsg_str_t *path, wsg_str_t *query);
+
+/** Percent-decodes `in` into `out` (capacity `cap`). `%XX` with two hex digits becomes that byte; a '%' not
+ *  followed by two hex digits is kept literally (as Python's unquote does). With `plus_is_space`, '+' becomes
+ *  ' ' (query-string rules). Returns the decoded length or -ENOSPC. Borrows `in`. */
+ssize_t wsg_url_decode(wsg_str_t in, char *out, size_t cap, bool plus_is_space);
+
+/** Extracts the facility from the raw `path` of a request: the path is percent-decoded, must start with
+ *  `prefix` (e.g. "/ws/"), and the facility is the rest, kept verbatim (a trailing '/' stays).
+ *  Writes it into `out` (capacity at least WSG_FACILITY_MAX) and its length into `*out_len`.
+ *  Returns 0, -ENOENT when the decoded path does not start with `prefix`, -E2BIG when the facility is longer
+ *  than WSG_FACILITY_MAX, or -EINVAL when it has control characters (below 0x20, or 0x7f) or is not valid
+ *  UTF-8. Borrows `path` and `prefix`. */
+int wsg_url_facility(wsg_str_t path, wsg_str_t prefix, char *out, size_t *out_len);
+
+/** The ws4redis switches present in `query`: each '&'-separated key is percent-decoded ('+' as space),
+ *  trimmed and lower-cased, and compared with the switch names; values are ignored, unknown keys too.
+ *  Returns the set of enum wsg_query_flag bits. Borrows `query`. */
+uint32_t wsg_query_flags(wsg_str_t query);
+
+/** Finds the first key of `query` that, normalised as in wsg_query_flags(), equals `name` (lower case), and
+ *  writes its percent-decoded value ('+' as space, not trimmed) into `out` (capacity `cap`).
+ *  Returns the value's length (0 for a key without value), -ENOENT when absent, or -ENOSPC. Borrows all. */
+ssize_t wsg_query_value(wsg_str_t query, const char *name, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,27 @@
+/* REDIS_URL parsing: redis://[[user]:password@]host[:port][/db], unix:///path[?db=N]. Pure code. */
+#ifndef WSG_REDIS_REDIS_URL_H
+#define WSG_REDIS_REDIS_URL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/** Where and how to reach one Redis server. */
+typedef struct wsg_redis_addr {
+    bool is_unix;        /**< true: `path` is a unix socket; false: `host`:`port` */
+    char host[256];      /**< host name or address; IPv6 literals without brackets */
+    uint16_t port;       /**< default 6379 */
+    char path[108];      /**< unix socket path */
+    char username[128];  /**< ACL user, empty for none */
+    char password[256];  /**< empty for none; percent-decoded */
+    int db;              /**< database number, default 0 */
+} wsg_redis_addr_t;
+
+/** Parses `url` into `*out` (fully overwritten). Accepted forms: "redis://host", "redis://host:port",
+ *  "redis://:password@host:port/db", "redis://user:password@host/db", "redis://[::1]:6380",
+ *  "unix:///run/redis.sock", "unix:///run/redis.sock?db=2" (also "redis+unix://" / "redis-socket://"), and a
+ *  bare "host:port". On error returns -EINVAL and points `*why` (when not NULL) at a static explanation
+ *  ("unsupported scheme rediss:// (TLS is not supported)", "bad port", "bad database number", ...).
+ *  Borrows `url`. */
+int wsg_redis_url_parse(const char *url, wsg_redis_addr_t *out, const char **why);
+
+#endif
