@@ -1,0 +1,269 @@
+/* Table-driven settings: one row per setting gives its variable, flag, kind, default and help. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "units.h"
+
+typedef enum setting_kind {
+    KIND_STRING,   /* copied into a char array */
+    KIND_DURATION, /* uint64_t milliseconds */
+    KIND_SIZE,     /* uint64_t bytes */
+    KIND_UINT,     /* uint64_t */
+    KIND_LEVEL,    /* wsg_log_level_t */
+} setting_kind_t;
+
+typedef struct setting {
+    const char *env;
+    const char *flag;
+    setting_kind_t kind;
+    const char *default_value;
+    size_t offset;
+    size_t size;       /* capacity for strings */
+    uint64_t min, max; /* bounds for numbers */
+    const char *help;
+} setting_t;
+
+#define STR_FIELD(f) offsetof(wsg_config_t, f), sizeof(((wsg_config_t *)0)->f)
+#define NUM_FIELD(f) offsetof(wsg_config_t, f), 0
+
+static const setting_t settings[] = {
+    {"WSGATE_LISTEN", "listen", KIND_STRING, "0.0.0.0:8080", STR_FIELD(listen), 0, 0,
+     "address and port to serve WebSockets on"},
+    {"REDIS_URL", "redis-url", KIND_STRING, "redis://127.0.0.1:6379/0", STR_FIELD(redis_url), 0, 0,
+     "redis://[[user]:password@]host:port/db or unix:///path/to/redis.sock[?db=N]"},
+    {"WEBSOCKET_URL", "websocket-url", KIND_STRING, "/ws/", STR_FIELD(websocket_url), 0, 0,
+     "URL prefix; the rest of the path is the facility"},
+    {"WS4REDIS_PREFIX", "prefix", KIND_STRING, "", STR_FIELD(prefix), 0, 0,
+     "channel and key prefix (channels become <prefix>:broadcast:<facility>)"},
+    {"WS4REDIS_EXPIRE", "expire", KIND_UINT, "3600", NUM_FIELD(expire_s), 0, 0xffffffffu,
+     "seconds a client-published message is also stored with SETEX; 0 = not stored"},
+    {"WS4REDIS_HEARTBEAT", "heartbeat", KIND_STRING, "", STR_FIELD(heartbeat), 0, 0,
+     "magic heartbeat string sent to every client and dropped from inbound traffic; empty = off"},
+    {"WSGATE_HEARTBEAT_INTERVAL", "heartbeat-interval", KIND_DURATION, "4s", NUM_FIELD(heartbeat_interval_ms),
+     10, 3600000, "how often the heartbeat string is sent"},
+    {"WSGATE_MAX_PAYLOAD", "max-payload", KIND_SIZE, "16KiB", NUM_FIELD(max_payload), 1, 64u << 20,
+     "largest inbound message; larger ones close the connection with 1009"},
+    {"WSGATE_MAX_PENDING", "max-pending", KIND_SIZE, "1MiB", NUM_FIELD(max_pending), 1024, 1ull << 32,
+     "bytes queued for one client before it is closed as a slow consumer (1008)"},
+    {"WSGATE_HANDSHAKE_TIMEOUT", "handshake-timeout", KIND_DURATION, "10s",
+     NUM_FIELD(handshake_timeout_ms), 10, 3600000, "time a client has to complete its HTTP upgrade"},
+    {"WSGATE_CLOSE_TIMEOUT", "close-timeout", KIND_DURATION, "5s", NUM_FIELD(close_timeout_ms), 10, 3600000,
+     "time to wait for the client's close frame before dropping the socket"},
+    {"WSGATE_SHUTDOWN_TIMEOUT", "shutdown-timeout", KIND_DURATION, "10s", NUM_FIELD(shutdown_timeout_ms), 0,
+     3600000, "time SIGTERM/SIGINT waits for clients and Redis commands before exiting"},
+    {"WSGATE_PUBLISH_QUEUE", "publish-queue", KIND_UINT, "10000", NUM_FIELD(publish_queue), 1, 10000000,
+     "commands kept while Redis is unreachable"},
+    {"WSGATE_REDIS_TIMEOUT", "redis-timeout", KIND_DURATION, "2s", NUM_FIELD(redis_timeout_ms), 10, 600000,
+     "Redis connect timeout"},
+    {"WSGATE_REDIS_RETRY_MAX", "redis-retry-max", KIND_DURATION, "5s", NUM_FIELD(redis_retry_max_ms), 100,
+     3600000, "longest wait between Redis reconnect attempts"},
+    {"WSGATE_LOG_LEVEL", "log-level", KIND_LEVEL, "info", NUM_FIELD(log_level), 0, 0,
+     "debug, info, warn or error"},
+};
+
+#define N_SETTINGS (sizeof settings / sizeof settings[0])
+
+static int apply(wsg_config_t *cfg, const setting_t *s, const char *value, const char *source, char *err,
+                 size_t err_cap)
+{
+    char *field = (char *)cfg + s->offset;
+    int rc = 0;
+    uint64_t num = 0;
+    switch (s->kind) {
+    case KIND_STRING:
+        if (strlen(value) >= s->size) {
+            snprintf(err, err_cap, "%s: value too long (at most %zu bytes)", source, s->size - 1);
+            return -EINVAL;
+        }
+        strcpy(field, value);
+        return 0;
+    case KIND_DURATION:
+        rc = wsg_parse_duration_ms(value, &num);
+        break;
+    case KIND_SIZE:
+        rc = wsg_parse_size(value, &num);
+        break;
+    case KIND_UINT:
+        rc = wsg_parse_uint(value, 0, UINT64_MAX, &num);
+        break;
+    case KIND_LEVEL: {
+        wsg_log_level_t level;
+        if (wsg_log_parse_level(value, &level) < 0) {
+            snprintf(err, err_cap, "%s: bad value \"%s\" (expected debug, info, warn or error)", source, value);
+            return -EINVAL;
+        }
+        memcpy(field, &level, sizeof level);
+        return 0;
+    }
+    }
+    if (rc < 0) {
+        const char *expect = s->kind == KIND_DURATION ? "a duration such as 250ms, 4s or 1m"
+                             : s->kind == KIND_SIZE   ? "a size such as 16KiB or 1048576"
+                                                      : "a whole number";
+        snprintf(err, err_cap, "%s: bad value \"%s\" (expected %s)", source, value, expect);
+        return -EINVAL;
+    }
+    if (num < s->min || num > s->max) {
+        snprintf(err, err_cap, "%s: value \"%s\" out of range [%llu, %llu]%s", source, value,
+                 (unsigned long long)s->min, (unsigned long long)s->max,
+                 s->kind == KIND_DURATION ? " ms" : (s->kind == KIND_SIZE ? " bytes" : ""));
+        return -EINVAL;
+    }
+    memcpy(field, &num, sizeof num);
+    return 0;
+}
+
+/* Splits "host:port", "[v6]:port" or ":port" (all interfaces). */
+static int parse_listen(wsg_config_t *cfg, char *err, size_t err_cap)
+{
+    const char *s = cfg->listen;
+    const char *colon = strrchr(s, ':');
+    const char *host = s;
+    size_t host_len;
+    if (colon == NULL)
+        goto Error;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL || close + 1 != colon)
+            goto Error;
+        host = s + 1;
+        host_len = (size_t)(close - host);
+    } else {
+        host_len = (size_t)(colon - s);
+    }
+    if (host_len == 0) {
+        host = "0.0.0.0";
+        host_len = 7;
+    }
+    if (host_len >= sizeof cfg->listen_host)
+        goto Error;
+    uint64_t port;
+    if (wsg_parse_uint(colon + 1, 0, 65535, &port) < 0)
+        goto Error;
+    memcpy(cfg->listen_host, host, host_len);
+    cfg->listen_host[host_len] = '\0';
+    cfg->listen_port = (uint16_t)port;
+    return 0;
+Error:
+    snprintf(err, err_cap, "WSGATE_LISTEN: bad address \"%s\" (expected host:port, [v6]:port or :port)", s);
+    return -EINVAL;
+}
+
+static const setting_t *find_flag(const char *name, size_t len)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        if (strlen(settings[i].flag) == len && strncmp(settings[i].flag, name, len) == 0)
+            return &settings[i];
+    return NULL;
+}
+
+int wsg_config_load(wsg_config_t *cfg, int argc, char **argv, int first_arg, wsg_config_action_t *action,
+                    char *err, size_t err_cap)
+{
+    char source[128];
+    memset(cfg, 0, sizeof *cfg);
+    *action = WSG_CONFIG_RUN;
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        if (apply(cfg, &settings[i], settings[i].default_value, settings[i].env, err, err_cap) < 0)
+            return -EINVAL; /* a default that does not parse is a bug, but say so rather than crash */
+        const char *value = getenv(settings[i].env);
+        if (value != NULL && apply(cfg, &settings[i], value, settings[i].env, err, err_cap) < 0)
+            return -EINVAL;
+    }
+    for (int i = first_arg; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            *action = WSG_CONFIG_HELP;
+            return 0;
+        }
+        if (strcmp(arg, "--version") == 0 || strcmp(arg, "-V") == 0) {
+            *action = WSG_CONFIG_VERSION;
+            return 0;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            snprintf(err, err_cap, "unexpected argument \"%s\" (see --help)", arg);
+            return -EINVAL;
+        }
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+        const setting_t *s = find_flag(name, name_len);
+        if (s == NULL) {
+            snprintf(err, err_cap, "unknown option \"%.*s\" (see --help)", (int)(name_len + 2), arg);
+            return -EINVAL;
+        }
+        const char *value = eq ? eq + 1 : NULL;
+        if (value == NULL) {
+            if (i + 1 >= argc) {
+                snprintf(err, err_cap, "option --%s needs a value", s->flag);
+                return -EINVAL;
+            }
+            value = argv[++i];
+        }
+        snprintf(source, sizeof source, "--%s", s->flag);
+        if (apply(cfg, s, value, source, err, err_cap) < 0)
+            return -EINVAL;
+    }
+    if (parse_listen(cfg, err, err_cap) < 0)
+        return -EINVAL;
+    const char *why = NULL;
+    if (wsg_redis_url_parse(cfg->redis_url, &cfg->redis, &why) < 0) {
+        snprintf(err, err_cap, "REDIS_URL: %s", why ? why : "bad URL");
+        return -EINVAL;
+    }
+    if (cfg->websocket_url[0] != '/') {
+        snprintf(err, err_cap, "WEBSOCKET_URL: must start with '/' (got \"%s\")", cfg->websocket_url);
+        return -EINVAL;
+    }
+    cfg->heartbeat_len = strlen(cfg->heartbeat);
+    return 0;
+}
+
+void wsg_config_print_usage(const char *program)
+{
+    printf("Usage: %s [--option value]...\n"
+           "       %s --help | --version\n\n"
+           "wsgate relays Redis pub/sub to WebSocket clients, ws4redis style:\n"
+           "  ws://host:8080/ws/<facility>?subscribe-broadcast&publish-broadcast&echo\n\n"
+           "Every setting is an environment variable; the matching flag wins over it.\n\n",
+           program, program);
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const setting_t *s = &settings[i];
+        printf("  --%-20s %-26s default: %s\n      %s\n", s->flag, s->env,
+               s->default_value[0] ? s->default_value : "(empty)", s->help);
+    }
+    printf("\nDurations take ms, s, m or h (250ms, 4s, 1m); sizes take KiB, MiB or GiB (16KiB).\n");
+}
+
+void wsg_config_log(const wsg_config_t *cfg)
+{
+    char masked[1100];
+    const char *url = cfg->redis_url;
+    const char *at = strrchr(url, '@');
+    const char *scheme_end = strstr(url, "://");
+    if (at != NULL && scheme_end != NULL && scheme_end < at) {
+        const char *user_end = memchr(scheme_end + 3, ':', (size_t)(at - scheme_end - 3));
+        size_t keep = (size_t)((user_end ? user_end : scheme_end + 2) - url) + 1;
+        snprintf(masked, sizeof masked, "%.*s***%s", (int)keep, url, at);
+    } else {
+        snprintf(masked, sizeof masked, "%s", url);
+    }
+    char hb[64];
+    WSG_INFO("config",
+             "listen=%s redis_url=%s websocket_url=%s prefix=%s expire=%llu heartbeat=%s "
+             "heartbeat_interval_ms=%llu max_payload=%llu max_pending=%llu handshake_timeout_ms=%llu "
+             "close_timeout_ms=%llu shutdown_timeout_ms=%llu publish_queue=%llu redis_timeout_ms=%llu "
+             "redis_retry_max_ms=%llu log_level=%s",
+             cfg->listen, masked, cfg->websocket_url, cfg->prefix[0] ? cfg->prefix : "(none)",
+             (unsigned long long)cfg->expire_s,
+             cfg->heartbeat_len ? wsg_log_quote(hb, sizeof hb, cfg->heartbeat, cfg->heartbeat_len) : "(off)",
+             (unsigned long long)cfg->heartbeat_interval_ms, (unsigned long long)cfg->max_payload,
+             (unsigned long long)cfg->max_pending, (unsigned long long)cfg->handshake_timeout_ms,
+             (unsigned long long)cfg->close_timeout_ms, (unsigned long long)cfg->shutdown_timeout_ms,
+             (unsigned long long)cfg->publish_queue, (unsigned long long)cfg->redis_timeout_ms,
+             (unsigned long long)cfg->redis_retry_max_ms, wsg_log_level_name(cfg->log_level));
+}

@@ -1,0 +1,54 @@
+/* Settings: environment variables with ws4redis's names where they exist, matching flags that win. */
+#ifndef WSG_GATEWAY_CONFIG_H
+#define WSG_GATEWAY_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+#include "redis_url.h"
+
+typedef struct wsg_config {
+    char listen[300];              /**< WSGATE_LISTEN, "host:port" */
+    char listen_host[256];         /**< parsed from `listen` (IPv6 without brackets) */
+    uint16_t listen_port;
+    char redis_url[1024];          /**< REDIS_URL */
+    wsg_redis_addr_t redis;        /**< parsed from `redis_url` */
+    char websocket_url[256];       /**< WEBSOCKET_URL, e.g. "/ws/" */
+    char prefix[256];              /**< WS4REDIS_PREFIX, "" when unset */
+    uint64_t expire_s;             /**< WS4REDIS_EXPIRE, 0 = no SETEX */
+    char heartbeat[1024];          /**< WS4REDIS_HEARTBEAT, "" when unset */
+    size_t heartbeat_len;
+    uint64_t heartbeat_interval_ms; /**< WSGATE_HEARTBEAT_INTERVAL */
+    uint64_t max_payload;          /**< WSGATE_MAX_PAYLOAD, bytes of one inbound message */
+    uint64_t max_pending;          /**< WSGATE_MAX_PENDING, bytes queued for one client before it is closed */
+    uint64_t handshake_timeout_ms; /**< WSGATE_HANDSHAKE_TIMEOUT */
+    uint64_t close_timeout_ms;     /**< WSGATE_CLOSE_TIMEOUT: wait for the peer's close frame */
+    uint64_t shutdown_timeout_ms;  /**< WSGATE_SHUTDOWN_TIMEOUT */
+    uint64_t publish_queue;        /**< WSGATE_PUBLISH_QUEUE: commands kept while Redis is unreachable */
+    uint64_t redis_timeout_ms;     /**< WSGATE_REDIS_TIMEOUT: connect timeout */
+    uint64_t redis_retry_max_ms;   /**< WSGATE_REDIS_RETRY_MAX: reconnect backoff ceiling */
+    wsg_log_level_t log_level;     /**< WSGATE_LOG_LEVEL */
+} wsg_config_t;
+
+/** What wsg_config_load() asks of the caller. */
+typedef enum wsg_config_action {
+    WSG_CONFIG_RUN,
+    WSG_CONFIG_HELP,
+    WSG_CONFIG_VERSION,
+} wsg_config_action_t;
+
+/** Fills `cfg` from defaults, then the environment (`envp`-style lookups through getenv), then the
+ *  command-line flags `argv[first_arg..argc)`. On success returns 0 and the action. On a bad value returns
+ *  -EINVAL after writing a message that names the setting into `err` (capacity `err_cap`). */
+int wsg_config_load(wsg_config_t *cfg, int argc, char **argv, int first_arg, wsg_config_action_t *action,
+                    char *err, size_t err_cap);
+
+/** Prints the usage text, listing every flag, variable and default, to stdout. */
+void wsg_config_print_usage(const char *program);
+
+/** Logs the effective configuration, one line, with the Redis password masked. */
+void wsg_config_log(const wsg_config_t *cfg);
+
+#endif

@@ -1,0 +1,289 @@
+/* Channel table, membership lists and the subscription state machine; fan-out of Redis messages. */
+#include "router.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* SUBSCRIBE arguments per command when many channels are (re)subscribed at once. */
+#define SUBSCRIBE_BATCH 256
+
+static uint32_t hash_name(const char *name, size_t len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) {
+        h ^= (uint8_t)name[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+int wsg_router_init(wsg_router_t *router)
+{
+    memset(router, 0, sizeof *router);
+    router->nbuckets = 64;
+    router->buckets = calloc(router->nbuckets, sizeof(*router->buckets));
+    return router->buckets ? 0 : -ENOMEM;
+}
+
+void wsg_router_dispose(wsg_router_t *router)
+{
+    for (uint32_t i = 0; i < router->nbuckets; i++) {
+        wsg_channel_t *ch = router->buckets[i];
+        while (ch != NULL) {
+            wsg_channel_t *next = ch->hash_next;
+            free(ch);
+            ch = next;
+        }
+    }
+    free(router->buckets);
+    router->buckets = NULL;
+    router->nchannels = 0;
+}
+
+void wsg_router_set_subscriber(wsg_router_t *router, wsg_redis_sub_t *sub)
+{
+    router->sub = sub;
+}
+
+static wsg_channel_t *find(const wsg_router_t *router, const char *name, size_t len, uint32_t hash)
+{
+    for (wsg_channel_t *ch = router->buckets[hash & (router->nbuckets - 1)]; ch; ch = ch->hash_next)
+        if (ch->hash == hash && ch->name_len == len && memcmp(ch->name, name, len) == 0)
+            return ch;
+    return NULL;
+}
+
+static void grow(wsg_router_t *router)
+{
+    uint32_t n = router->nbuckets * 2;
+    wsg_channel_t **buckets = calloc(n, sizeof(*buckets));
+    if (buckets == NULL)
+        return; /* longer chains, still correct */
+    for (uint32_t i = 0; i < router->nbuckets; i++) {
+        wsg_channel_t *ch = router->buckets[i];
+        while (ch != NULL) {
+            wsg_channel_t *next = ch->hash_next;
+            ch->hash_next = buckets[ch->hash & (n - 1)];
+            buckets[ch->hash & (n - 1)] = ch;
+            ch = next;
+        }
+    }
+    free(router->buckets);
+    router->buckets = buckets;
+    router->nbuckets = n;
+}
+
+static wsg_channel_t *get_or_create(wsg_router_t *router, wsg_str_t name)
+{
+    uint32_t hash = hash_name(name.ptr, name.len);
+    wsg_channel_t *ch = find(router, name.ptr, name.len, hash);
+    if (ch != NULL)
+        return ch;
+    if (name.len > WSG_CHANNEL_NAME_MAX)
+        return NULL;
+    ch = calloc(1, sizeof(*ch) + name.len + 1);
+    if (ch == NULL)
+        return NULL;
+    ch->hash = hash;
+    ch->name_len = (uint16_t)name.len;
+    memcpy(ch->name, name.ptr, name.len);
+    ch->name[name.len] = '\0';
+    ch->state = WSG_CHANNEL_UNSUBSCRIBED;
+    uint32_t b = hash & (router->nbuckets - 1);
+    ch->hash_next = router->buckets[b];
+    router->buckets[b] = ch;
+    if (++router->nchannels > router->nbuckets)
+        grow(router);
+    return ch;
+}
+
+static void remove_channel(wsg_router_t *router, wsg_channel_t *ch)
+{
+    wsg_channel_t **pp = &router->buckets[ch->hash & (router->nbuckets - 1)];
+    while (*pp != ch)
+        pp = &(*pp)->hash_next;
+    *pp = ch->hash_next;
+    router->nchannels--;
+    free(ch);
+}
+
+/* Moves `ch` one step toward what its members want; at most one Redis command is in flight per channel, so
+ * that hiredis's per-channel callback bookkeeping never sees SUBSCRIBE and UNSUBSCRIBE of one channel
+ * overlap. Frees the channel when nobody needs it any more. */
+static void sync_channel(wsg_router_t *router, wsg_channel_t *ch)
+{
+    bool want = ch->nmembers > 0;
+    if (ch->state == WSG_CHANNEL_UNSUBSCRIBED) {
+        if (want) {
+            const char *name = ch->name;
+            size_t len = ch->name_len;
+            if (router->sub != NULL && wsg_redis_sub_subscribe(router->sub, &name, &len, 1) == 0)
+                ch->state = WSG_CHANNEL_SUBSCRIBING;
+            /* otherwise on_redis_ready subscribes it */
+        } else if (ch->npublishers == 0) {
+            remove_channel(router, ch);
+        }
+    } else if (ch->state == WSG_CHANNEL_SUBSCRIBED && !want) {
+        if (wsg_redis_sub_unsubscribe(router->sub, ch->name, ch->name_len) == 0)
+            ch->state = WSG_CHANNEL_UNSUBSCRIBING;
+    }
+}
+
+int wsg_router_join(wsg_router_t *router, wsg_conn_t *conn, const wsg_str_t *subs, uint8_t nsubs,
+                    const wsg_str_t *pubs, uint8_t npubs)
+{
+    wsg_member_t *members = nsubs ? calloc(nsubs, sizeof(*members)) : NULL;
+    wsg_channel_t **targets = npubs ? calloc(npubs, sizeof(*targets)) : NULL;
+    if ((nsubs && members == NULL) || (npubs && targets == NULL))
+        goto Error;
+    /* Create every channel first so that a failure leaves nothing half-joined. */
+    for (uint8_t i = 0; i < nsubs; i++)
+        if ((members[i].channel = get_or_create(router, subs[i])) == NULL)
+            goto Error;
+    for (uint8_t i = 0; i < npubs; i++)
+        if ((targets[i] = get_or_create(router, pubs[i])) == NULL)
+            goto Error;
+    conn->subs = members;
+    conn->nsubs = nsubs;
+    conn->pubs = targets;
+    conn->npubs = npubs;
+    conn->gets_pending = nsubs;
+    for (uint8_t i = 0; i < npubs; i++)
+        targets[i]->npublishers++;
+    for (uint8_t i = 0; i < nsubs; i++) {
+        wsg_member_t *m = &members[i];
+        wsg_channel_t *ch = m->channel;
+        m->conn = conn;
+        m->prev = NULL;
+        m->next = ch->members;
+        if (ch->members != NULL)
+            ch->members->prev = m;
+        ch->members = m;
+        ch->nmembers++;
+        m->needs_get = true;
+        if (ch->state == WSG_CHANNEL_SUBSCRIBED) {
+            m->needs_get = false;
+            wsg_conn_fetch_persisted(conn, i);
+        } else {
+            sync_channel(router, ch);
+        }
+    }
+    return 0;
+Error:
+    /* Channels created above have no members or publishers yet: drop the unused ones. */
+    for (uint8_t i = 0; members && i < nsubs; i++)
+        if (members[i].channel != NULL)
+            sync_channel(router, members[i].channel);
+    for (uint8_t i = 0; targets && i < npubs; i++)
+        if (targets[i] != NULL)
+            sync_channel(router, targets[i]);
+    free(members);
+    free(targets);
+    return -ENOMEM;
+}
+
+void wsg_router_leave(wsg_router_t *router, wsg_conn_t *conn)
+{
+    for (uint8_t i = 0; i < conn->nsubs; i++) {
+        wsg_member_t *m = &conn->subs[i];
+        wsg_channel_t *ch = m->channel;
+        if (m->prev != NULL)
+            m->prev->next = m->next;
+        else
+            ch->members = m->next;
+        if (m->next != NULL)
+            m->next->prev = m->prev;
+        ch->nmembers--;
+        sync_channel(router, ch);
+    }
+    for (uint8_t i = 0; i < conn->npubs; i++) {
+        conn->pubs[i]->npublishers--;
+        sync_channel(router, conn->pubs[i]);
+    }
+    free(conn->subs);
+    free(conn->pubs);
+    conn->subs = NULL;
+    conn->pubs = NULL;
+    conn->nsubs = 0;
+    conn->npubs = 0;
+}
+
+void wsg_router_on_redis_ready(wsg_router_t *router)
+{
+    const char *names[SUBSCRIBE_BATCH];
+    size_t lens[SUBSCRIBE_BATCH];
+    wsg_channel_t *batch[SUBSCRIBE_BATCH];
+    size_t n = 0;
+    for (uint32_t b = 0; b < router->nbuckets; b++) {
+        for (wsg_channel_t *ch = router->buckets[b]; ch; ch = ch->hash_next) {
+            if (ch->nmembers == 0 || ch->state != WSG_CHANNEL_UNSUBSCRIBED)
+                continue;
+            names[n] = ch->name;
+            lens[n] = ch->name_len;
+            batch[n++] = ch;
+            if (n == SUBSCRIBE_BATCH) {
+                if (wsg_redis_sub_subscribe(router->sub, names, lens, n) == 0)
+                    for (size_t i = 0; i < n; i++)
+                        batch[i]->state = WSG_CHANNEL_SUBSCRIBING;
+                n = 0;
+            }
+        }
+    }
+    if (n > 0 && wsg_redis_sub_subscribe(router->sub, names, lens, n) == 0)
+        for (size_t i = 0; i < n; i++)
+            batch[i]->state = WSG_CHANNEL_SUBSCRIBING;
+}
+
+void wsg_router_on_redis_down(wsg_router_t *router)
+{
+    for (uint32_t b = 0; b < router->nbuckets; b++) {
+        wsg_channel_t *ch = router->buckets[b];
+        while (ch != NULL) {
+            wsg_channel_t *next = ch->hash_next;
+            ch->state = WSG_CHANNEL_UNSUBSCRIBED;
+            for (wsg_member_t *m = ch->members; m; m = m->next)
+                wsg_conn_forget_own_publications(m->conn);
+            if (ch->nmembers == 0 && ch->npublishers == 0)
+                remove_channel(router, ch);
+            ch = next;
+        }
+    }
+}
+
+void wsg_router_on_subscribed(wsg_router_t *router, const char *name, size_t len)
+{
+    wsg_channel_t *ch = find(router, name, len, hash_name(name, len));
+    if (ch == NULL || ch->state != WSG_CHANNEL_SUBSCRIBING)
+        return;
+    ch->state = WSG_CHANNEL_SUBSCRIBED;
+    for (wsg_member_t *m = ch->members; m; m = m->next) {
+        if (m->needs_get) {
+            m->needs_get = false;
+            wsg_conn_fetch_persisted(m->conn, (uint8_t)(m - m->conn->subs));
+        }
+    }
+    sync_channel(router, ch);
+}
+
+void wsg_router_on_unsubscribed(wsg_router_t *router, const char *name, size_t len)
+{
+    wsg_channel_t *ch = find(router, name, len, hash_name(name, len));
+    if (ch == NULL || ch->state != WSG_CHANNEL_UNSUBSCRIBING)
+        return;
+    ch->state = WSG_CHANNEL_UNSUBSCRIBED;
+    sync_channel(router, ch);
+}
+
+void wsg_router_on_message(wsg_router_t *router, wsg_msg_t *msg)
+{
+    wsg_channel_t *ch = find(router, msg->channel, msg->channel_len, hash_name(msg->channel, msg->channel_len));
+    if (ch == NULL || ch->members == NULL)
+        return;
+    wsg_msg_frame_data(msg);
+    /* Delivery only queues; no connection closes or leaves while this list is walked. */
+    for (wsg_member_t *m = ch->members; m; m = m->next)
+        wsg_conn_deliver(m->conn, m, msg);
+}

@@ -1,0 +1,90 @@
+/* Channels of one loop, indexed both ways: channel -> subscribed connections (members) and connection ->
+ * channels (conn->subs). Drives the Redis subscriber: SUBSCRIBE for the first member, UNSUBSCRIBE after the
+ * last, one command in flight per channel, and a full resubscribe after a reconnect. */
+#ifndef WSG_GATEWAY_ROUTER_H
+#define WSG_GATEWAY_ROUTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conn.h"
+#include "msg.h"
+#include "str.h"
+#include "subscriber.h"
+
+typedef enum wsg_channel_state {
+    WSG_CHANNEL_UNSUBSCRIBED,
+    WSG_CHANNEL_SUBSCRIBING,
+    WSG_CHANNEL_SUBSCRIBED,
+    WSG_CHANNEL_UNSUBSCRIBING,
+} wsg_channel_state_t;
+
+struct wsg_channel {
+    struct wsg_channel *hash_next;
+    wsg_member_t *members;  /* doubly linked through wsg_member_t */
+    uint32_t hash;
+    uint32_t nmembers;
+    uint32_t npublishers;
+    uint16_t name_len;
+    uint8_t state;          /* wsg_channel_state_t */
+    char name[];            /* NUL-terminated */
+};
+
+/** A connection's subscription to a channel. */
+struct wsg_member {
+    wsg_channel_t *channel;
+    wsg_conn_t *conn;
+    wsg_member_t *prev, *next;
+    bool needs_get;         /* the persisted message is read once the channel is subscribed */
+};
+
+typedef struct wsg_router {
+    wsg_channel_t **buckets;
+    uint32_t nbuckets;      /* a power of two */
+    uint32_t nchannels;
+    wsg_redis_sub_t *sub;   /* borrowed; NULL until set */
+} wsg_router_t;
+
+/** Longest channel name: prefix, audience, identity and facility with their separators. */
+#define WSG_CHANNEL_NAME_MAX 1024
+
+/** Prepares an empty router. Returns 0 or -ENOMEM. */
+int wsg_router_init(wsg_router_t *router);
+
+/** Frees the table; every connection must have left. */
+void wsg_router_dispose(wsg_router_t *router);
+
+/** Sets the subscriber the router drives (borrowed). */
+void wsg_router_set_subscriber(wsg_router_t *router, wsg_redis_sub_t *sub);
+
+/** Joins `conn` to the channels `subs` (subscriptions) and `pubs` (publish targets), filling conn->subs and
+ *  conn->pubs. Subscriptions go to Redis as needed; persisted messages of channels already subscribed are
+ *  requested at once, the others once Redis confirms. Returns 0 or -ENOMEM (then nothing was joined). */
+int wsg_router_join(wsg_router_t *router, wsg_conn_t *conn, const wsg_str_t *subs, uint8_t nsubs,
+                    const wsg_str_t *pubs, uint8_t npubs);
+
+/** Removes `conn` from every channel (idempotent). */
+void wsg_router_leave(wsg_router_t *router, wsg_conn_t *conn);
+
+/** True when `channel` is confirmed subscribed in Redis. */
+static inline bool wsg_channel_is_live(const wsg_channel_t *channel)
+{
+    return channel->state == WSG_CHANNEL_SUBSCRIBED;
+}
+
+/* Events from the subscriber link (see wsg_redis_sub_handler_t). */
+void wsg_router_on_redis_ready(wsg_router_t *router);
+void wsg_router_on_redis_down(wsg_router_t *router);
+void wsg_router_on_subscribed(wsg_router_t *router, const char *name, size_t len);
+void wsg_router_on_unsubscribed(wsg_router_t *router, const char *name, size_t len);
+/** Frames `msg` once and delivers it to every member of its channel. Borrows `msg`. */
+void wsg_router_on_message(wsg_router_t *router, wsg_msg_t *msg);
+
+/** Number of channels in the table (subscribed or not). */
+static inline uint32_t wsg_router_channel_count(const wsg_router_t *router)
+{
+    return router->nchannels;
+}
+
+#endif

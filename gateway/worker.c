@@ -1,0 +1,419 @@
+/* A worker: one libuv loop serving its own listener, connections, Redis links and timers. */
+#include "worker.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "outq.h"
+
+static void maybe_finish(wsg_worker_t *w);
+
+/* ---- connection lists ---------------------------------------------------------------------------- */
+
+void wsg_conn_list_push(wsg_conn_list_t *list, wsg_conn_t *conn)
+{
+    conn->next = NULL;
+    conn->prev = list->tail;
+    if (list->tail != NULL)
+        list->tail->next = conn;
+    else
+        list->head = conn;
+    list->tail = conn;
+    list->count++;
+}
+
+void wsg_conn_list_remove(wsg_conn_list_t *list, wsg_conn_t *conn)
+{
+    if (conn->prev != NULL)
+        conn->prev->next = conn->next;
+    else
+        list->head = conn->next;
+    if (conn->next != NULL)
+        conn->next->prev = conn->prev;
+    else
+        list->tail = conn->prev;
+    conn->prev = conn->next = NULL;
+    list->count--;
+}
+
+/* ---- end-of-turn flush ---------------------------------------------------------------------------- */
+
+void wsg_worker_schedule_flush(wsg_worker_t *w, wsg_conn_t *conn)
+{
+    if (conn->is_flush_queued)
+        return;
+    conn->is_flush_queued = true;
+    conn->flush_next = w->flush_head;
+    w->flush_head = conn;
+}
+
+static void flush_all(wsg_worker_t *w)
+{
+    /* A flush may schedule more work (a close frame after a slow-consumer verdict): loop until empty. */
+    while (w->flush_head != NULL) {
+        wsg_conn_t *conn = w->flush_head;
+        w->flush_head = conn->flush_next;
+        conn->flush_next = NULL;
+        wsg_conn_flush(conn);
+    }
+}
+
+static void on_prepare(uv_prepare_t *handle)
+{
+    flush_all(handle->data);
+}
+
+static void on_check(uv_check_t *handle)
+{
+    flush_all(handle->data);
+}
+
+/* ---- timers --------------------------------------------------------------------------------------- */
+
+static void on_heartbeat(uv_timer_t *timer)
+{
+    wsg_worker_t *w = timer->data;
+    for (wsg_conn_t *conn = w->open.head; conn != NULL; conn = conn->next)
+        wsg_conn_send(conn, w->heartbeat_msg);
+}
+
+/* One coarse sweep for every deadline: lists are ordered by the time their state began, so expired
+ * connections are at the head and the walk stops at the first one still in time. */
+static void on_sweep(uv_timer_t *timer)
+{
+    wsg_worker_t *w = timer->data;
+    const wsg_config_t *cfg = w->cfg;
+    uint64_t now = uv_now(&w->loop);
+    while (w->handshaking.head != NULL && now - w->handshaking.head->since_ms >= cfg->handshake_timeout_ms) {
+        wsg_conn_t *conn = w->handshaking.head;
+        WSG_INFO("handshake_timeout", "conn=%llu waited_ms=%llu", (unsigned long long)conn->id,
+                 (unsigned long long)(now - conn->since_ms));
+        wsg_conn_abort(conn, "handshake timeout");
+    }
+    while (w->closing.head != NULL && now - w->closing.head->since_ms >= cfg->close_timeout_ms) {
+        wsg_conn_t *conn = w->closing.head;
+        WSG_DEBUG("close_timeout", "conn=%llu waited_ms=%llu", (unsigned long long)conn->id,
+                  (unsigned long long)(now - conn->since_ms));
+        wsg_conn_abort(conn, "close timeout");
+    }
+    if (w->is_shutting_down && now >= w->shutdown_deadline_ms) {
+        while (w->open.head != NULL)
+            wsg_conn_abort(w->open.head, "shutdown timeout");
+        while (w->closing.head != NULL)
+            wsg_conn_abort(w->closing.head, "shutdown timeout");
+    }
+    maybe_finish(w);
+}
+
+/* ---- Redis events --------------------------------------------------------------------------------- */
+
+static void log_redis_up(wsg_worker_t *w, const char *role, bool *was_ready, uint64_t *down_since)
+{
+    uint64_t now = uv_now(&w->loop);
+    if (*down_since != 0)
+        WSG_INFO("redis_up", "role=%s outage_ms=%llu", role, (unsigned long long)(now - *down_since));
+    else
+        WSG_INFO("redis_up", "role=%s", role);
+    *was_ready = true;
+    *down_since = 0;
+}
+
+static void log_redis_down(wsg_worker_t *w, const char *role, bool *was_ready, uint64_t *down_since,
+                           const char *why, uint64_t retry_ms)
+{
+    uint64_t now = uv_now(&w->loop);
+    if (*was_ready || *down_since == 0) {
+        WSG_WARN("redis_down", "role=%s why=\"%s\" retry_ms=%llu", role, why, (unsigned long long)retry_ms);
+        *was_ready = false;
+        if (*down_since == 0)
+            *down_since = now;
+    } else if (wsg_log_limit_allow(&w->redis_log_limit, now, 10000)) {
+        WSG_WARN("redis_still_down", "role=%s why=\"%s\" down_ms=%llu retry_ms=%llu", role, why,
+                 (unsigned long long)(now - *down_since), (unsigned long long)retry_ms);
+    } else {
+        WSG_DEBUG("redis_retry", "role=%s why=\"%s\" retry_ms=%llu", role, why, (unsigned long long)retry_ms);
+    }
+}
+
+static void on_sub_ready(void *arg)
+{
+    wsg_worker_t *w = arg;
+    log_redis_up(w, "subscriber", &w->sub_was_ready, &w->sub_down_since_ms);
+    wsg_router_on_redis_ready(&w->router);
+}
+
+static void on_sub_down(void *arg, const char *why, uint64_t retry_ms)
+{
+    wsg_worker_t *w = arg;
+    log_redis_down(w, "subscriber", &w->sub_was_ready, &w->sub_down_since_ms, why, retry_ms);
+    wsg_router_on_redis_down(&w->router);
+}
+
+static void on_sub_subscribed(void *arg, const char *channel, size_t len)
+{
+    wsg_worker_t *w = arg;
+    WSG_DEBUG("redis_subscribed", "channel=%s", channel);
+    wsg_router_on_subscribed(&w->router, channel, len);
+}
+
+static void on_sub_unsubscribed(void *arg, const char *channel, size_t len)
+{
+    wsg_worker_t *w = arg;
+    WSG_DEBUG("redis_unsubscribed", "channel=%s", channel);
+    wsg_router_on_unsubscribed(&w->router, channel, len);
+}
+
+static void on_sub_message(void *arg, wsg_msg_t *msg)
+{
+    wsg_worker_t *w = arg;
+    wsg_router_on_message(&w->router, msg);
+}
+
+static const wsg_redis_sub_handler_t sub_handler = {
+    .on_ready = on_sub_ready,
+    .on_down = on_sub_down,
+    .on_subscribed = on_sub_subscribed,
+    .on_unsubscribed = on_sub_unsubscribed,
+    .on_message = on_sub_message,
+};
+
+static void on_cmd_ready(void *arg)
+{
+    wsg_worker_t *w = arg;
+    log_redis_up(w, "commands", &w->cmd_was_ready, &w->cmd_down_since_ms);
+}
+
+static void on_cmd_down(void *arg, const char *why, uint64_t retry_ms)
+{
+    wsg_worker_t *w = arg;
+    log_redis_down(w, "commands", &w->cmd_was_ready, &w->cmd_down_since_ms, why, retry_ms);
+}
+
+static const wsg_redis_cmd_handler_t cmd_handler = {
+    .on_ready = on_cmd_ready,
+    .on_down = on_cmd_down,
+};
+
+/* ---- listener ------------------------------------------------------------------------------------- */
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    wsg_worker_t *w = server->data;
+    if (status < 0) {
+        if (wsg_log_limit_allow(&w->redis_log_limit, uv_now(&w->loop), 1000))
+            WSG_WARN("accept_failed", "err=%s", uv_strerror(status));
+        return;
+    }
+    int rc = wsg_conn_accept(w, server);
+    if (rc < 0 && wsg_log_limit_allow(&w->redis_log_limit, uv_now(&w->loop), 1000))
+        WSG_WARN("accept_failed", "err=%s", uv_strerror(rc));
+}
+
+static int start_listener(wsg_worker_t *w)
+{
+    const wsg_config_t *cfg = w->cfg;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    char port[8];
+    snprintf(port, sizeof port, "%u", cfg->listen_port);
+    int gai = getaddrinfo(cfg->listen_host, port, &hints, &res);
+    if (gai != 0 || res == NULL) {
+        WSG_ERROR("listen_failed", "addr=%s err=\"%s\"", cfg->listen, gai_strerror(gai));
+        return -EINVAL;
+    }
+    uv_tcp_init(&w->loop, &w->listener);
+    w->listener.data = w;
+    int rc = uv_tcp_bind(&w->listener, res->ai_addr, 0);
+    freeaddrinfo(res);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&w->listener, 1024, on_connection);
+    if (rc < 0) {
+        WSG_ERROR("listen_failed", "addr=%s err=\"%s\"", cfg->listen, uv_strerror(rc));
+        return rc;
+    }
+    struct sockaddr_storage bound;
+    int len = sizeof bound;
+    char ip[64] = "?";
+    int bound_port = 0;
+    if (uv_tcp_getsockname(&w->listener, (struct sockaddr *)&bound, &len) == 0) {
+        if (bound.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&bound, ip, sizeof ip);
+            bound_port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&bound, ip, sizeof ip);
+            bound_port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+        }
+    }
+    WSG_INFO("listening", "addr=%s:%d websocket_url=%s", ip, bound_port, cfg->websocket_url);
+    return 0;
+}
+
+/* ---- signals and shutdown ------------------------------------------------------------------------- */
+
+static void on_signal(uv_signal_t *handle, int signum)
+{
+    wsg_worker_t *w = handle->data;
+    if (w->is_shutting_down) {
+        WSG_WARN("shutdown_forced", "signal=%d", signum);
+        _exit(1);
+    }
+    WSG_INFO("shutdown", "signal=%d open=%u timeout_ms=%llu", signum, w->open.count,
+             (unsigned long long)w->cfg->shutdown_timeout_ms);
+    wsg_worker_shutdown(w);
+}
+
+void wsg_worker_shutdown(wsg_worker_t *w)
+{
+    if (w->is_shutting_down)
+        return;
+    w->is_shutting_down = true;
+    w->shutdown_deadline_ms = uv_now(&w->loop) + w->cfg->shutdown_timeout_ms;
+    uv_close((uv_handle_t *)&w->listener, NULL);
+    uv_timer_stop(&w->heartbeat_timer);
+    while (w->handshaking.head != NULL)
+        wsg_conn_abort(w->handshaking.head, "shutdown");
+    while (w->open.head != NULL)
+        wsg_conn_close(w->open.head, WSG_CLOSE_GOING_AWAY, "going away");
+    maybe_finish(w);
+}
+
+static void on_link_closed(void *arg)
+{
+    wsg_worker_t *w = arg;
+    w->closing_links--;
+}
+
+static void close_handle(uv_handle_t *handle)
+{
+    if (!uv_is_closing(handle))
+        uv_close(handle, NULL);
+}
+
+static unsigned live_conns(const wsg_worker_t *w)
+{
+    return (unsigned)(w->stats.connections_total - w->stats_freed);
+}
+
+static void maybe_finish(wsg_worker_t *w)
+{
+    if (!w->is_shutting_down || w->is_finishing || live_conns(w) > 0)
+        return;
+    w->is_finishing = true;
+    size_t pending = wsg_redis_cmd_pending(w->cmd);
+    if (pending > 0)
+        WSG_ERROR("shutdown_unsent", "commands=%zu why=\"Redis unreachable until the shutdown timeout\"", pending);
+    WSG_INFO("shutdown_complete", "connections_total=%llu", (unsigned long long)w->stats.connections_total);
+    w->closing_links = 2;
+    wsg_redis_sub_close(w->sub, on_link_closed, w);
+    wsg_redis_cmd_close(w->cmd, on_link_closed, w);
+    close_handle((uv_handle_t *)&w->heartbeat_timer);
+    close_handle((uv_handle_t *)&w->sweep_timer);
+    close_handle((uv_handle_t *)&w->prepare);
+    close_handle((uv_handle_t *)&w->check);
+    close_handle((uv_handle_t *)&w->sigterm);
+    close_handle((uv_handle_t *)&w->sigint);
+}
+
+void wsg_worker_on_conn_freed(wsg_worker_t *w)
+{
+    w->stats_freed++;
+    if (w->is_shutting_down)
+        maybe_finish(w);
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------------ */
+
+int wsg_worker_init(wsg_worker_t *w, const wsg_config_t *cfg)
+{
+    memset(w, 0, offsetof(wsg_worker_t, read_buf));
+    w->cfg = cfg;
+    int rc = uv_loop_init(&w->loop);
+    if (rc < 0) {
+        WSG_ERROR("start_failed", "err=\"%s\"", uv_strerror(rc));
+        return rc;
+    }
+    if (wsg_router_init(&w->router) < 0)
+        return -ENOMEM;
+    if (cfg->heartbeat_len > 0) {
+        w->heartbeat_msg = wsg_msg_new(cfg->heartbeat, cfg->heartbeat_len, NULL, 0);
+        if (w->heartbeat_msg == NULL)
+            return -ENOMEM;
+        wsg_msg_frame_data(w->heartbeat_msg);
+    }
+    rc = start_listener(w);
+    if (rc < 0)
+        return rc;
+
+    wsg_redis_link_options_t opts = {
+        .connect_timeout_ms = cfg->redis_timeout_ms,
+        .retry_min_ms = 100,
+        .retry_max_ms = cfg->redis_retry_max_ms,
+    };
+    opts.name = "wsgate-sub";
+    w->sub = wsg_redis_sub_new(&w->loop, &cfg->redis, &opts, &sub_handler, w);
+    opts.name = "wsgate-cmd";
+    w->cmd = wsg_redis_cmd_new(&w->loop, &cfg->redis, &opts, &cmd_handler, w, cfg->publish_queue);
+    if (w->sub == NULL || w->cmd == NULL)
+        return -ENOMEM;
+    wsg_router_set_subscriber(&w->router, w->sub);
+
+    uv_timer_init(&w->loop, &w->heartbeat_timer);
+    w->heartbeat_timer.data = w;
+    if (cfg->heartbeat_len > 0)
+        uv_timer_start(&w->heartbeat_timer, on_heartbeat, cfg->heartbeat_interval_ms, cfg->heartbeat_interval_ms);
+    uint64_t sweep = cfg->handshake_timeout_ms < cfg->close_timeout_ms ? cfg->handshake_timeout_ms
+                                                                       : cfg->close_timeout_ms;
+    sweep /= 4;
+    if (sweep < 10)
+        sweep = 10;
+    if (sweep > 1000)
+        sweep = 1000;
+    uv_timer_init(&w->loop, &w->sweep_timer);
+    w->sweep_timer.data = w;
+    uv_timer_start(&w->sweep_timer, on_sweep, sweep, sweep);
+
+    uv_prepare_init(&w->loop, &w->prepare);
+    w->prepare.data = w;
+    uv_prepare_start(&w->prepare, on_prepare);
+    uv_check_init(&w->loop, &w->check);
+    w->check.data = w;
+    uv_check_start(&w->check, on_check);
+    /* Flush handles must not keep the loop alive on their own. */
+    uv_unref((uv_handle_t *)&w->prepare);
+    uv_unref((uv_handle_t *)&w->check);
+
+    uv_signal_init(&w->loop, &w->sigterm);
+    w->sigterm.data = w;
+    uv_signal_start(&w->sigterm, on_signal, SIGTERM);
+    uv_signal_init(&w->loop, &w->sigint);
+    w->sigint.data = w;
+    uv_signal_start(&w->sigint, on_signal, SIGINT);
+    return 0;
+}
+
+static void on_walk_close(uv_handle_t *handle, void *arg)
+{
+    if (!uv_is_closing(handle))
+        uv_close(handle, NULL);
+}
+
+int wsg_worker_run(wsg_worker_t *w)
+{
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    wsg_router_dispose(&w->router);
+    wsg_msg_unref(w->heartbeat_msg);
+    w->heartbeat_msg = NULL;
+    int rc = uv_loop_close(&w->loop);
+    if (rc == UV_EBUSY) {
+        /* Should not happen; close stragglers rather than leak them, and report it. */
+        WSG_ERROR("loop_busy", "msg=\"handles left open at exit\"");
+        uv_walk(&w->loop, on_walk_close, NULL);
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+        rc = uv_loop_close(&w->loop);
+    }
+    return rc;
+}

@@ -1,0 +1,81 @@
+/* One event loop with everything it serves: listener, connections, Redis links, router, timers. Nothing
+ * in a worker is shared with another worker. */
+#ifndef WSG_GATEWAY_WORKER_H
+#define WSG_GATEWAY_WORKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "commands.h"
+#include "config.h"
+#include "conn.h"
+#include "log.h"
+#include "router.h"
+#include "subscriber.h"
+
+/** Connections in one lifecycle state, oldest first (so timeouts are found from the head). */
+typedef struct wsg_conn_list {
+    wsg_conn_t *head, *tail;
+    uint32_t count;
+} wsg_conn_list_t;
+
+/** Counters of one worker (read by the metrics endpoint). */
+typedef struct wsg_worker_stats {
+    uint64_t connections_total;
+    uint64_t handshakes_refused;
+    uint64_t messages_in;
+    uint64_t messages_out;
+    uint64_t publishes_failed;
+    uint64_t slow_consumer_closes;
+} wsg_worker_stats_t;
+
+struct wsg_worker {
+    uv_loop_t loop;
+    const wsg_config_t *cfg;
+    uv_tcp_t listener;
+    uv_timer_t heartbeat_timer;
+    uv_timer_t sweep_timer;
+    uv_prepare_t prepare; /* flush before the loop blocks (output made by timers and write callbacks) */
+    uv_check_t check;     /* flush after I/O callbacks (output made by reads and Redis replies) */
+    uv_signal_t sigterm, sigint;
+    wsg_redis_sub_t *sub;
+    wsg_redis_cmd_t *cmd;
+    wsg_router_t router;
+    wsg_conn_list_t handshaking, open, closing;
+    wsg_conn_t *flush_head;   /* connections with deferred work this loop turn */
+    wsg_msg_t *heartbeat_msg; /* framed once at start */
+    uint64_t next_conn_id;
+    uint64_t sub_down_since_ms, cmd_down_since_ms;
+    bool sub_was_ready, cmd_was_ready;
+    bool is_shutting_down;
+    bool is_finishing;       /* Redis links and timers are closing; the loop ends when they are closed */
+    uint64_t stats_freed;    /* connections freed (connections_total - stats_freed are alive) */
+    uint64_t shutdown_deadline_ms;
+    unsigned closing_links;
+    wsg_log_limit_t redis_log_limit;
+    wsg_worker_stats_t stats;
+    uint8_t read_buf[64 * 1024]; /* every read of every connection lands here first */
+};
+
+/** Initialises the worker's loop, listener, Redis links and timers. Borrows `cfg` for its life.
+ *  Returns 0 or a negative errno after logging why. */
+int wsg_worker_init(wsg_worker_t *worker, const wsg_config_t *cfg);
+
+/** Runs the loop until shutdown completes; then closes it. Returns 0 when uv_loop_close succeeded. */
+int wsg_worker_run(wsg_worker_t *worker);
+
+/** Starts a graceful shutdown: stop accepting, close clients with 1001, finish Redis commands, then stop. */
+void wsg_worker_shutdown(wsg_worker_t *worker);
+
+/** List helpers (a connection is in at most one list at a time). */
+void wsg_conn_list_push(wsg_conn_list_t *list, wsg_conn_t *conn);
+void wsg_conn_list_remove(wsg_conn_list_t *list, wsg_conn_t *conn);
+
+/** Queues `conn` for wsg_conn_flush at the end of this loop turn (once). */
+void wsg_worker_schedule_flush(wsg_worker_t *worker, wsg_conn_t *conn);
+
+/** Called by a connection when it is freed, so that shutdown can notice the last one. */
+void wsg_worker_on_conn_freed(wsg_worker_t *worker);
+
+#endif

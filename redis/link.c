@@ -1,0 +1,473 @@
+/* One Redis connection on the libuv loop, with our own hiredis event adapter, timeouts and reconnect. */
+#include "link.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+enum link_state {
+    LINK_WAITING,        /* no connection; the timer starts the next attempt */
+    LINK_RESOLVING,      /* uv_getaddrinfo in flight */
+    LINK_CONNECTING,     /* TCP/unix connect in progress */
+    LINK_AUTHENTICATING, /* AUTH/SELECT/CLIENT SETNAME replies pending */
+    LINK_READY,
+    LINK_CLOSING,
+};
+
+/* How many extra reads one readiness event may do while the kernel still holds data: this lets a burst of
+ * published messages be parsed in one loop turn and fanned out with one write per subscriber. */
+#define MAX_READS_PER_EVENT 64
+
+struct wsg_redis_link {
+    uv_loop_t *loop;
+    wsg_redis_addr_t addr;
+    wsg_redis_link_options_t opts;
+    const wsg_redis_link_handler_t *handler;
+    void *arg;
+    redisAsyncContext *ac;
+    uv_poll_t *poll;  /* one per connection: a poll handle cannot be re-initialised until it is closed */
+    int poll_events;
+    uv_timer_t timer; /* connect timeout while connecting, backoff while waiting */
+    uv_getaddrinfo_t *resolver;
+    enum link_state state;
+    uint64_t backoff_ms;
+    unsigned setup_replies_left;
+    const char *setup_error;
+    char why[160];
+    unsigned open_handles; /* timer + poll handles + resolver not yet released */
+    void (*close_cb)(void *);
+    void *close_arg;
+};
+
+static void start_attempt(wsg_redis_link_t *link);
+static void schedule_retry(wsg_redis_link_t *link, const char *why);
+static void close_timer(wsg_redis_link_t *link);
+
+static void release_handle(wsg_redis_link_t *link)
+{
+    if (--link->open_handles == 0 && link->state == LINK_CLOSING) {
+        void (*cb)(void *) = link->close_cb;
+        void *cb_arg = link->close_arg;
+        free(link);
+        if (cb != NULL)
+            cb(cb_arg);
+    }
+}
+
+/* ---- hiredis event adapter ---------------------------------------------------------------------- */
+
+static void on_poll_closed(uv_handle_t *handle)
+{
+    wsg_redis_link_t *link = handle->data;
+    free(handle);
+    release_handle(link);
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events)
+{
+    wsg_redis_link_t *link = handle->data;
+    redisAsyncContext *ac = link->ac;
+    if (ac == NULL || handle != link->poll)
+        return;
+    if (status < 0)
+        events = UV_READABLE | UV_WRITABLE; /* let hiredis find and report the socket error */
+    if (events & UV_READABLE) {
+        redisAsyncHandleRead(ac);
+        int fd = ac->c.fd;
+        for (int i = 0; i < MAX_READS_PER_EVENT && link->ac == ac; i++) {
+            int pending = 0;
+            if (ioctl(fd, FIONREAD, &pending) != 0 || pending <= 0)
+                break;
+            redisAsyncHandleRead(ac);
+        }
+    }
+    if ((events & UV_WRITABLE) && link->ac == ac)
+        redisAsyncHandleWrite(ac);
+}
+
+static void update_poll(wsg_redis_link_t *link)
+{
+    if (link->poll == NULL)
+        return;
+    if (link->poll_events != 0)
+        uv_poll_start(link->poll, link->poll_events, on_poll);
+    else
+        uv_poll_stop(link->poll);
+}
+
+static void ev_add_read(void *data)
+{
+    wsg_redis_link_t *link = data;
+    link->poll_events |= UV_READABLE;
+    update_poll(link);
+}
+
+static void ev_del_read(void *data)
+{
+    wsg_redis_link_t *link = data;
+    link->poll_events &= ~UV_READABLE;
+    update_poll(link);
+}
+
+static void ev_add_write(void *data)
+{
+    wsg_redis_link_t *link = data;
+    link->poll_events |= UV_WRITABLE;
+    update_poll(link);
+}
+
+static void ev_del_write(void *data)
+{
+    wsg_redis_link_t *link = data;
+    link->poll_events &= ~UV_WRITABLE;
+    update_poll(link);
+}
+
+static void ev_cleanup(void *data)
+{
+    wsg_redis_link_t *link = data;
+    if (link->poll != NULL) {
+        uv_poll_stop(link->poll);
+        uv_close((uv_handle_t *)link->poll, on_poll_closed);
+        link->poll = NULL;
+    }
+    link->poll_events = 0;
+}
+
+static int attach_adapter(wsg_redis_link_t *link, redisAsyncContext *ac)
+{
+    uv_poll_t *poll = malloc(sizeof(*poll));
+    if (poll == NULL)
+        return -ENOMEM;
+    int rc = uv_poll_init(link->loop, poll, ac->c.fd);
+    if (rc < 0) {
+        free(poll);
+        return rc;
+    }
+    poll->data = link;
+    link->poll = poll;
+    link->open_handles++;
+    link->poll_events = 0;
+    ac->ev.data = link;
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.delWrite = ev_del_write;
+    ac->ev.cleanup = ev_cleanup;
+    return 0;
+}
+
+/* ---- connection lifecycle ----------------------------------------------------------------------- */
+
+static void set_why(wsg_redis_link_t *link, const char *why, const char *detail)
+{
+    if (detail != NULL && detail[0] != '\0')
+        snprintf(link->why, sizeof link->why, "%s: %s", why, detail);
+    else
+        snprintf(link->why, sizeof link->why, "%s", why);
+}
+
+static void on_timer(uv_timer_t *timer)
+{
+    wsg_redis_link_t *link = timer->data;
+    switch (link->state) {
+    case LINK_WAITING:
+        start_attempt(link);
+        break;
+    case LINK_CONNECTING:
+    case LINK_AUTHENTICATING: {
+        /* Our own connect timeout: hiredis 0.14 has none for asynchronous contexts. */
+        redisAsyncContext *ac = link->ac;
+        set_why(link, "connect timeout", NULL);
+        link->state = LINK_WAITING; /* on_disconnect, if hiredis calls it, must not treat this as a loss */
+        redisAsyncFree(ac);
+        link->ac = NULL;
+        schedule_retry(link, link->why);
+        break;
+    }
+    case LINK_CLOSING:
+        /* Redis did not answer the replies in flight in time: abandon them. */
+        if (link->ac != NULL) {
+            redisAsyncContext *ac = link->ac;
+            link->ac = NULL;
+            redisAsyncFree(ac);
+        }
+        close_timer(link);
+        break;
+    default:
+        break;
+    }
+}
+
+static void schedule_retry(wsg_redis_link_t *link, const char *why)
+{
+    uint64_t base = link->backoff_ms;
+    /* Jitter of +-20% so that many gateways do not reconnect in lockstep after a Redis restart. */
+    uint64_t jitter_span = base / 5;
+    uint64_t delay = base - jitter_span + (jitter_span ? (uint64_t)rand() % (2 * jitter_span + 1) : 0);
+    link->backoff_ms = base * 2 > link->opts.retry_max_ms ? link->opts.retry_max_ms : base * 2;
+    link->state = LINK_WAITING;
+    uv_timer_start(&link->timer, on_timer, delay, 0);
+    if (link->handler->on_down != NULL)
+        link->handler->on_down(link, link->arg, why, delay);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    wsg_redis_link_t *link = ac->ev.data;
+    if (link == NULL)
+        return;
+    link->ac = NULL;
+    if (link->state == LINK_CLOSING) {
+        close_timer(link);
+        return;
+    }
+    if (link->state == LINK_WAITING)
+        return; /* we asked for it */
+    uv_timer_stop(&link->timer);
+    if (link->setup_error != NULL)
+        set_why(link, "setup failed", link->setup_error);
+    else if (status != REDIS_OK)
+        set_why(link, "connection lost", ac->errstr);
+    else
+        set_why(link, "connection closed", NULL);
+    link->setup_error = NULL;
+    schedule_retry(link, link->why);
+}
+
+static void on_setup_reply(redisAsyncContext *ac, void *reply_ptr, void *privdata)
+{
+    wsg_redis_link_t *link = privdata;
+    redisReply *reply = reply_ptr;
+    if (reply == NULL || link->state != LINK_AUTHENTICATING)
+        return; /* the connection is going away; on_disconnect reports it */
+    if (reply->type == REDIS_REPLY_ERROR && link->setup_error == NULL) {
+        /* CLIENT SETNAME is a courtesy; AUTH and SELECT failures are fatal for this attempt. */
+        if (strncmp(reply->str, "ERR unknown command", 19) != 0) {
+            snprintf(link->why, sizeof link->why, "%s", reply->str);
+            link->setup_error = link->why;
+        }
+    }
+    if (--link->setup_replies_left > 0)
+        return;
+    if (link->setup_error != NULL) {
+        redisAsyncDisconnect(ac); /* deferred by hiredis until this callback returns */
+        return;
+    }
+    uv_timer_stop(&link->timer);
+    link->state = LINK_READY;
+    link->backoff_ms = link->opts.retry_min_ms;
+    if (link->handler->on_ready != NULL)
+        link->handler->on_ready(link, link->arg);
+}
+
+static void on_connect(const redisAsyncContext *cac, int status)
+{
+    redisAsyncContext *ac = (redisAsyncContext *)cac;
+    wsg_redis_link_t *link = ac->ev.data;
+    if (status != REDIS_OK) {
+        /* hiredis frees the context when this returns. */
+        set_why(link, "connect failed", ac->errstr);
+        link->ac = NULL;
+        uv_timer_stop(&link->timer);
+        schedule_retry(link, link->why);
+        return;
+    }
+    link->state = LINK_AUTHENTICATING;
+    link->setup_error = NULL;
+    link->setup_replies_left = 0;
+    const wsg_redis_addr_t *a = &link->addr;
+    int rc = REDIS_OK;
+    if (a->password[0] != '\0') {
+        if (a->username[0] != '\0')
+            rc |= redisAsyncCommand(ac, on_setup_reply, link, "AUTH %s %s", a->username, a->password);
+        else
+            rc |= redisAsyncCommand(ac, on_setup_reply, link, "AUTH %s", a->password);
+        link->setup_replies_left++;
+    }
+    if (link->opts.select_db && a->db != 0) {
+        rc |= redisAsyncCommand(ac, on_setup_reply, link, "SELECT %d", a->db);
+        link->setup_replies_left++;
+    }
+    rc |= redisAsyncCommand(ac, on_setup_reply, link, "CLIENT SETNAME %s", link->opts.name);
+    link->setup_replies_left++;
+    (void)rc; /* a failure here surfaces as a disconnect */
+}
+
+static void connect_to(wsg_redis_link_t *link, const char *host)
+{
+    redisAsyncContext *ac = link->addr.is_unix ? redisAsyncConnectUnix(link->addr.path)
+                                               : redisAsyncConnect(host, link->addr.port);
+    if (ac == NULL) {
+        set_why(link, "connect failed", "out of memory");
+        schedule_retry(link, link->why);
+        return;
+    }
+    if (ac->err) {
+        set_why(link, "connect failed", ac->errstr);
+        redisAsyncFree(ac);
+        schedule_retry(link, link->why);
+        return;
+    }
+    int rc = attach_adapter(link, ac);
+    if (rc < 0) {
+        set_why(link, "connect failed", uv_strerror(rc));
+        redisAsyncFree(ac);
+        schedule_retry(link, link->why);
+        return;
+    }
+    link->ac = ac;
+    link->state = LINK_CONNECTING;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    uv_timer_start(&link->timer, on_timer, link->opts.connect_timeout_ms, 0);
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    wsg_redis_link_t *link = req->data;
+    free(req);
+    link->resolver = NULL;
+    if (link->state == LINK_CLOSING) {
+        uv_freeaddrinfo(res);
+        release_handle(link);
+        return;
+    }
+    link->open_handles--; /* the resolver no longer pins the link */
+    if (status < 0 || res == NULL) {
+        set_why(link, "cannot resolve host", uv_strerror(status));
+        uv_freeaddrinfo(res);
+        schedule_retry(link, link->why);
+        return;
+    }
+    char ip[INET6_ADDRSTRLEN] = "";
+    if (res->ai_family == AF_INET6)
+        uv_ip6_name((const struct sockaddr_in6 *)res->ai_addr, ip, sizeof ip);
+    else
+        uv_ip4_name((const struct sockaddr_in *)res->ai_addr, ip, sizeof ip);
+    uv_freeaddrinfo(res);
+    connect_to(link, ip);
+}
+
+static bool is_numeric_host(const char *host)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+static void start_attempt(wsg_redis_link_t *link)
+{
+    if (link->addr.is_unix || is_numeric_host(link->addr.host)) {
+        connect_to(link, link->addr.host);
+        return;
+    }
+    /* hiredis would resolve names with a blocking getaddrinfo() inside the loop: resolve them ourselves. */
+    uv_getaddrinfo_t *req = malloc(sizeof(*req));
+    if (req == NULL) {
+        schedule_retry(link, "cannot resolve host: out of memory");
+        return;
+    }
+    req->data = link;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    int rc = uv_getaddrinfo(link->loop, req, on_resolved, link->addr.host, NULL, &hints);
+    if (rc < 0) {
+        free(req);
+        set_why(link, "cannot resolve host", uv_strerror(rc));
+        schedule_retry(link, link->why);
+        return;
+    }
+    link->resolver = req;
+    link->open_handles++;
+    link->state = LINK_RESOLVING;
+}
+
+wsg_redis_link_t *wsg_redis_link_new(uv_loop_t *loop, const wsg_redis_addr_t *addr,
+                                     const wsg_redis_link_options_t *opts, const wsg_redis_link_handler_t *handler,
+                                     void *arg)
+{
+    wsg_redis_link_t *link = calloc(1, sizeof(*link));
+    if (link == NULL)
+        return NULL;
+    link->loop = loop;
+    link->addr = *addr;
+    link->opts = *opts;
+    if (link->opts.connect_timeout_ms == 0)
+        link->opts.connect_timeout_ms = 2000;
+    if (link->opts.retry_min_ms == 0)
+        link->opts.retry_min_ms = 100;
+    if (link->opts.retry_max_ms < link->opts.retry_min_ms)
+        link->opts.retry_max_ms = link->opts.retry_min_ms > 5000 ? link->opts.retry_min_ms : 5000;
+    link->handler = handler;
+    link->arg = arg;
+    link->backoff_ms = link->opts.retry_min_ms;
+    uv_timer_init(loop, &link->timer);
+    link->timer.data = link;
+    link->open_handles = 1;
+    start_attempt(link);
+    return link;
+}
+
+struct redisAsyncContext *wsg_redis_link_context(wsg_redis_link_t *link)
+{
+    return link->state == LINK_READY ? link->ac : NULL;
+}
+
+bool wsg_redis_link_is_ready(const wsg_redis_link_t *link)
+{
+    return link->state == LINK_READY;
+}
+
+void wsg_redis_link_reset(wsg_redis_link_t *link, const char *why)
+{
+    if (link->state != LINK_READY)
+        return;
+    redisAsyncContext *ac = link->ac;
+    set_why(link, why, NULL);
+    link->state = LINK_WAITING;
+    link->backoff_ms = link->opts.retry_min_ms;
+    redisAsyncFree(ac); /* pending callbacks run with NULL replies */
+    link->ac = NULL;
+    schedule_retry(link, link->why);
+}
+
+static void on_timer_closed(uv_handle_t *handle)
+{
+    release_handle(handle->data);
+}
+
+static void close_timer(wsg_redis_link_t *link)
+{
+    if (uv_is_closing((uv_handle_t *)&link->timer))
+        return;
+    uv_timer_stop(&link->timer);
+    uv_close((uv_handle_t *)&link->timer, on_timer_closed);
+}
+
+void wsg_redis_link_close(wsg_redis_link_t *link, void (*cb)(void *cb_arg), void *cb_arg)
+{
+    enum link_state was = link->state;
+    link->state = LINK_CLOSING;
+    link->close_cb = cb;
+    link->close_arg = cb_arg;
+    if (link->resolver != NULL)
+        uv_cancel((uv_req_t *)link->resolver); /* on_resolved releases it */
+    uv_timer_stop(&link->timer);
+    if (link->ac != NULL) {
+        redisAsyncContext *ac = link->ac;
+        if (was == LINK_READY) {
+            /* Waits for the replies in flight (on_disconnect then closes the timer); the timer bounds the
+             * wait in case Redis never answers. */
+            uv_timer_start(&link->timer, on_timer, link->opts.connect_timeout_ms, 0);
+            redisAsyncDisconnect(ac);
+            return;
+        }
+        link->ac = NULL;
+        redisAsyncFree(ac);
+    }
+    close_timer(link);
+}

@@ -1,0 +1,162 @@
+/* Subscriber link: SUBSCRIBE/UNSUBSCRIBE on one pub/sub connection, messages turned into wsg_msg_t. */
+#include "subscriber.h"
+
+#include <errno.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct wsg_redis_sub {
+    wsg_redis_link_t *link;
+    uv_loop_t *loop;
+    const wsg_redis_sub_handler_t *handler;
+    void *arg;
+    bool is_closing;
+    void (*close_cb)(void *);
+    void *close_arg;
+};
+
+static bool is_str(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_STRING;
+}
+
+static void on_pubsub_reply(redisAsyncContext *ac, void *reply_ptr, void *privdata)
+{
+    wsg_redis_sub_t *sub = privdata;
+    redisReply *reply = reply_ptr;
+    if (reply == NULL || sub->is_closing)
+        return; /* connection going away: on_down reports it */
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 || !is_str(reply->element[0]) ||
+        !is_str(reply->element[1]))
+        return;
+    const redisReply *kind = reply->element[0];
+    const redisReply *chan = reply->element[1];
+    if (kind->len == 7 && memcmp(kind->str, "message", 7) == 0) {
+        const redisReply *payload = reply->element[2];
+        if (!is_str(payload))
+            return;
+        wsg_msg_t *msg = wsg_msg_new(payload->str, payload->len, chan->str, chan->len);
+        if (msg == NULL)
+            return; /* out of memory: the message is lost for this loop; nothing better is possible */
+        msg->recv_ms = uv_now(sub->loop);
+        sub->handler->on_message(sub->arg, msg);
+        wsg_msg_unref(msg);
+    } else if (kind->len == 9 && memcmp(kind->str, "subscribe", 9) == 0) {
+        sub->handler->on_subscribed(sub->arg, chan->str, chan->len);
+    } else if (kind->len == 11 && memcmp(kind->str, "unsubscribe", 11) == 0) {
+        sub->handler->on_unsubscribed(sub->arg, chan->str, chan->len);
+    }
+}
+
+static void on_link_ready(wsg_redis_link_t *link, void *arg)
+{
+    wsg_redis_sub_t *sub = arg;
+    sub->handler->on_ready(sub->arg);
+}
+
+static void on_link_down(wsg_redis_link_t *link, void *arg, const char *why, uint64_t retry_ms)
+{
+    wsg_redis_sub_t *sub = arg;
+    if (!sub->is_closing)
+        sub->handler->on_down(sub->arg, why, retry_ms);
+}
+
+static const wsg_redis_link_handler_t link_handler = {
+    .on_ready = on_link_ready,
+    .on_down = on_link_down,
+};
+
+wsg_redis_sub_t *wsg_redis_sub_new(uv_loop_t *loop, const wsg_redis_addr_t *addr,
+                                   const wsg_redis_link_options_t *opts, const wsg_redis_sub_handler_t *handler,
+                                   void *arg)
+{
+    wsg_redis_sub_t *sub = calloc(1, sizeof(*sub));
+    if (sub == NULL)
+        return NULL;
+    sub->loop = loop;
+    sub->handler = handler;
+    sub->arg = arg;
+    wsg_redis_link_options_t link_opts = *opts;
+    link_opts.select_db = false; /* pub/sub ignores the database */
+    sub->link = wsg_redis_link_new(loop, addr, &link_opts, &link_handler, sub);
+    if (sub->link == NULL) {
+        free(sub);
+        return NULL;
+    }
+    return sub;
+}
+
+static int send_argv(wsg_redis_sub_t *sub, const char *verb, size_t verb_len, const char *const *channels,
+                     const size_t *lens, size_t n)
+{
+    redisAsyncContext *ac = wsg_redis_link_context(sub->link);
+    if (ac == NULL)
+        return -ENOTCONN;
+    if (n == 0)
+        return -EINVAL;
+    const char *stack_argv[33];
+    size_t stack_lens[33];
+    const char **argv = stack_argv;
+    size_t *argvlen = stack_lens;
+    if (n + 1 > 33) {
+        argv = malloc((n + 1) * sizeof(*argv));
+        argvlen = malloc((n + 1) * sizeof(*argvlen));
+        if (argv == NULL || argvlen == NULL) {
+            free(argv);
+            free(argvlen);
+            return -ENOMEM;
+        }
+    }
+    argv[0] = verb;
+    argvlen[0] = verb_len;
+    for (size_t i = 0; i < n; i++) {
+        argv[i + 1] = channels[i];
+        argvlen[i + 1] = lens[i];
+    }
+    int rc = redisAsyncCommandArgv(ac, on_pubsub_reply, sub, (int)(n + 1), argv, argvlen);
+    if (argv != stack_argv) {
+        free(argv);
+        free(argvlen);
+    }
+    return rc == REDIS_OK ? 0 : -EIO;
+}
+
+int wsg_redis_sub_subscribe(wsg_redis_sub_t *sub, const char *const *channels, const size_t *lens, size_t n)
+{
+    return send_argv(sub, "SUBSCRIBE", 9, channels, lens, n);
+}
+
+int wsg_redis_sub_unsubscribe(wsg_redis_sub_t *sub, const char *channel, size_t len)
+{
+    return send_argv(sub, "UNSUBSCRIBE", 11, &channel, &len, 1);
+}
+
+bool wsg_redis_sub_is_ready(const wsg_redis_sub_t *sub)
+{
+    return wsg_redis_link_is_ready(sub->link);
+}
+
+void wsg_redis_sub_reset(wsg_redis_sub_t *sub, const char *why)
+{
+    wsg_redis_link_reset(sub->link, why);
+}
+
+static void on_link_closed(void *arg)
+{
+    wsg_redis_sub_t *sub = arg;
+    void (*cb)(void *) = sub->close_cb;
+    void *cb_arg = sub->close_arg;
+    free(sub);
+    if (cb != NULL)
+        cb(cb_arg);
+}
+
+void wsg_redis_sub_close(wsg_redis_sub_t *sub, void (*cb)(void *cb_arg), void *cb_arg)
+{
+    sub->is_closing = true;
+    sub->close_cb = cb;
+    sub->close_arg = cb_arg;
+    wsg_redis_link_close(sub->link, on_link_closed, sub);
+}
