@@ -1,0 +1,103 @@
+#!/usr/bin/python3
+"""Runs every test of the project and ends with one line "N passed, N failed".
+
+Usage: tests/run_all.py --build DIR [--fuzz-build DIR] [--fuzz-seconds N] [--skip-integration]
+
+Each unit-test and corpus-replay binary registered with meson prints its own "N passed, N failed" line; the
+integration runner does the same; each short libFuzzer run counts as one test.
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed", re.M)
+
+
+def run_counted(name, cmd, env=None, timeout=600):
+    """Runs a command whose output ends with a summary line; returns (passed, failed)."""
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              timeout=timeout)
+        out = proc.stdout.decode(errors="replace")
+        code = proc.returncode
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"").decode(errors="replace") + "\n(timed out)"
+        code = -1
+    found = SUMMARY.findall(out)
+    passed, failed = (int(found[-1][0]), int(found[-1][1])) if found else (0, 0)
+    if code != 0 and failed == 0:
+        failed = 1  # crashed or exited non-zero without saying why: count it
+    status = "ok  " if failed == 0 else "FAIL"
+    print(f"{status} {name}: {passed} passed, {failed} failed ({time.monotonic() - start:.1f}s)", flush=True)
+    if failed:
+        print(out[-6000:], flush=True)
+    return passed, failed
+
+
+def meson_tests(build):
+    raw = subprocess.run(["meson", "introspect", "--tests", build], cwd=ROOT, check=True,
+                         stdout=subprocess.PIPE).stdout
+    return json.loads(raw)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--fuzz-build")
+    ap.add_argument("--fuzz-seconds", type=int, default=10)
+    ap.add_argument("--skip-integration", action="store_true")
+    args = ap.parse_args()
+
+    env = dict(os.environ)
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:strict_string_checks=1")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    total_passed = total_failed = 0
+
+    print("== unit tests and corpus replays", flush=True)
+    for t in meson_tests(args.build):
+        p, f = run_counted(f"{t.get('suite', ['?'])[0]}/{t['name']}", t["cmd"], env=env, timeout=300)
+        total_passed += p
+        total_failed += f
+
+    if args.fuzz_build:
+        print(f"== fuzzing, {args.fuzz_seconds}s per target", flush=True)
+        fuzz_dir = os.path.join(ROOT, "tests", "fuzz")
+        for exe in sorted(os.listdir(args.fuzz_build)):
+            path = os.path.join(args.fuzz_build, exe)
+            if not exe.startswith("fuzz_") or not os.access(path, os.X_OK) or os.path.isdir(path):
+                continue
+            target = exe[len("fuzz_"):]
+            corpus = os.path.join(fuzz_dir, "corpus", target)
+            work = os.path.join(ROOT, ".test-artifacts", "fuzz", target)
+            os.makedirs(work, exist_ok=True)
+            cmd = [path, f"-max_total_time={args.fuzz_seconds}", "-print_final_stats=1",
+                   f"-artifact_prefix={work}/", work] + ([corpus] if os.path.isdir(corpus) else [])
+            start = time.monotonic()
+            proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            ok = proc.returncode == 0
+            print(f"{'ok  ' if ok else 'FAIL'} fuzz/{target} ({time.monotonic() - start:.1f}s)", flush=True)
+            if not ok:
+                print(proc.stdout.decode(errors="replace")[-6000:], flush=True)
+            total_passed += ok
+            total_failed += not ok
+
+    if not args.skip_integration:
+        print("== integration tests", flush=True)
+        bin_path = os.path.join(args.build, "wsgate")
+        p, f = run_counted("integration", ["/usr/bin/python3", "tests/integration/run.py", "--bin", bin_path],
+                           env=env, timeout=1500)
+        total_passed += p
+        total_failed += f
+
+    print(f"{total_passed} passed, {total_failed} failed", flush=True)
+    return 1 if total_failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
