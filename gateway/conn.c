@@ -312,6 +312,19 @@ static void get_finished(wsg_conn_t *conn)
         release_held(conn);
 }
 
+void wsg_conn_persisted_ready(wsg_conn_t *conn, uint8_t index, wsg_msg_t *value)
+{
+    if (conn->state != WSG_CONN_OPEN)
+        return;
+    const wsg_channel_t *ch = conn->subs[index].channel;
+    if (value != NULL && value->payload_len > 0 &&
+        !is_held(conn, ch, (const char *)wsg_msg_payload(value), value->payload_len)) {
+        wsg_msg_frame_data(value);
+        wsg_conn_send(conn, value);
+    }
+    get_finished(conn);
+}
+
 static void on_get_done(void *arg, int status, const char *value, size_t len)
 {
     get_ctx_t *ctx = arg;
@@ -319,19 +332,14 @@ static void on_get_done(void *arg, int status, const char *value, size_t len)
     uint8_t index = ctx->index;
     free(ctx);
     if (conn->state == WSG_CONN_OPEN && index < conn->nsubs) {
-        const wsg_channel_t *ch = conn->subs[index].channel;
-        if (status < 0) {
+        wsg_msg_t *msg = NULL;
+        if (status < 0)
             WSG_WARN("persisted_get_failed", "conn=%llu channel=%s err=%d", (unsigned long long)conn->id,
-                     ch->name, status);
-        } else if (value != NULL && len > 0 && !is_held(conn, ch, value, len)) {
-            wsg_msg_t *msg = wsg_msg_new(value, len, NULL, 0);
-            if (msg != NULL) {
-                wsg_msg_frame_data(msg);
-                wsg_conn_send(conn, msg);
-                wsg_msg_unref(msg);
-            }
-        }
-        get_finished(conn);
+                     conn->subs[index].channel->name, status);
+        else if (value != NULL && len > 0)
+            msg = wsg_msg_new(value, len, NULL, 0); /* NULL when out of memory: sent without it */
+        wsg_router_on_persisted(&conn->worker->router, conn, index, msg);
+        wsg_msg_unref(msg);
     }
     conn_unref(conn);
 }
@@ -514,9 +522,12 @@ static void feed_frames(wsg_conn_t *conn, const uint8_t *data, size_t len)
     if (rc < 0) {
         WSG_INFO("frame_error", "conn=%llu code=%u why=\"%s\"", (unsigned long long)conn->id, code,
                  close_reason_text(code));
-        if (conn->state == WSG_CONN_OPEN)
+        if (conn->state == WSG_CONN_OPEN) {
+            /* RFC 6455 7.1.7: after a protocol failure the connection is failed, not negotiated: send the close
+             * frame and drop the socket without waiting for the peer's close. */
             wsg_conn_close(conn, code, close_reason_text(code));
-        else
+            conn->close_after_flush = true;
+        } else
             wsg_conn_abort(conn, "protocol error after close"); /* our close frame already went out */
     }
 }

@@ -90,6 +90,10 @@ void wsg_conn_flush(wsg_conn_t *conn);
 /** Issues the persisted-message GET of subscription `index` (its channel is now subscribed in Redis). */
 void wsg_conn_fetch_persisted(wsg_conn_t *conn, uint8_t index);
 
+/** The persisted message of subscription `index` (borrowed; NULL when none) may now be sent: it goes out
+ *  unless a held live message already is it, and once every subscription is done the held messages follow. */
+void wsg_conn_persisted_ready(wsg_conn_t *conn, uint8_t index, wsg_msg_t *value);
+
 /** Forgets every awaited own publication (their echoes can no longer arrive). */
 void wsg_conn_forget_own_publications(wsg_conn_t *conn);
 

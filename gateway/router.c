@@ -185,11 +185,68 @@ Error:
     return -ENOMEM;
 }
 
+/* Hands the stored value to the member's connection: the barrier is passed (or cannot be had). */
+static void finish_persisted(wsg_member_t *m)
+{
+    wsg_msg_t *value = m->persisted;
+    m->persisted = NULL;
+    m->awaits_barrier = false;
+    wsg_conn_persisted_ready(m->conn, (uint8_t)(m - m->conn->subs), value);
+    wsg_msg_unref(value);
+}
+
+static void send_barrier(wsg_router_t *router, wsg_channel_t *ch)
+{
+    const char *name = ch->name;
+    size_t len = ch->name_len;
+    if (ch->state == WSG_CHANNEL_SUBSCRIBED && router->sub != NULL &&
+        wsg_redis_sub_subscribe(router->sub, &name, &len, 1) == 0) {
+        ch->is_barrier_in_flight = true;
+        ch->barriers_sent++;
+        return;
+    }
+    /* No barrier possible (Redis is down): deliver now; at worst a message arrives twice. */
+    for (wsg_member_t *m = ch->members; m; m = m->next)
+        if (m->awaits_barrier)
+            finish_persisted(m);
+}
+
+void wsg_router_on_persisted(wsg_router_t *router, wsg_conn_t *conn, uint8_t index, wsg_msg_t *value)
+{
+    wsg_member_t *m = &conn->subs[index];
+    wsg_channel_t *ch = m->channel;
+    m->persisted = value ? wsg_msg_ref(value) : NULL;
+    m->awaits_barrier = true;
+    /* A barrier already on its way may have been sent before this GET ran: wait for the next one. */
+    m->barrier = ch->barriers_sent + 1;
+    if (!ch->is_barrier_in_flight)
+        send_barrier(router, ch);
+}
+
+static void on_barrier(wsg_router_t *router, wsg_channel_t *ch)
+{
+    ch->is_barrier_in_flight = false;
+    ch->barriers_done = ch->barriers_sent;
+    bool more = false;
+    for (wsg_member_t *m = ch->members; m; m = m->next) {
+        if (!m->awaits_barrier)
+            continue;
+        if ((int32_t)(m->barrier - ch->barriers_done) <= 0)
+            finish_persisted(m);
+        else
+            more = true;
+    }
+    if (more)
+        send_barrier(router, ch);
+}
+
 void wsg_router_leave(wsg_router_t *router, wsg_conn_t *conn)
 {
     for (uint8_t i = 0; i < conn->nsubs; i++) {
         wsg_member_t *m = &conn->subs[i];
         wsg_channel_t *ch = m->channel;
+        wsg_msg_unref(m->persisted);
+        m->persisted = NULL;
         if (m->prev != NULL)
             m->prev->next = m->next;
         else
@@ -244,8 +301,13 @@ void wsg_router_on_redis_down(wsg_router_t *router)
         while (ch != NULL) {
             wsg_channel_t *next = ch->hash_next;
             ch->state = WSG_CHANNEL_UNSUBSCRIBED;
-            for (wsg_member_t *m = ch->members; m; m = m->next)
+            ch->is_barrier_in_flight = false;
+            ch->barriers_done = ch->barriers_sent;
+            for (wsg_member_t *m = ch->members; m; m = m->next) {
                 wsg_conn_forget_own_publications(m->conn);
+                if (m->awaits_barrier)
+                    finish_persisted(m);
+            }
             if (ch->nmembers == 0 && ch->npublishers == 0)
                 remove_channel(router, ch);
             ch = next;
@@ -256,8 +318,15 @@ void wsg_router_on_redis_down(wsg_router_t *router)
 void wsg_router_on_subscribed(wsg_router_t *router, const char *name, size_t len)
 {
     wsg_channel_t *ch = find(router, name, len, hash_name(name, len));
-    if (ch == NULL || ch->state != WSG_CHANNEL_SUBSCRIBING)
+    if (ch == NULL)
         return;
+    if (ch->state != WSG_CHANNEL_SUBSCRIBING) {
+        /* Replies come in order and only one subscription command is in flight per channel, so a
+         * confirmation outside SUBSCRIBING is the barrier's. */
+        if (ch->is_barrier_in_flight)
+            on_barrier(router, ch);
+        return;
+    }
     ch->state = WSG_CHANNEL_SUBSCRIBED;
     for (wsg_member_t *m = ch->members; m; m = m->next) {
         if (m->needs_get) {

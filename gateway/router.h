@@ -26,8 +26,11 @@ struct wsg_channel {
     uint32_t hash;
     uint32_t nmembers;
     uint32_t npublishers;
+    uint32_t barriers_sent; /* re-SUBSCRIBEs sent as ordering barriers (see wsg_router_on_persisted) */
+    uint32_t barriers_done; /* ... and confirmed */
     uint16_t name_len;
     uint8_t state;          /* wsg_channel_state_t */
+    bool is_barrier_in_flight;
     char name[];            /* NUL-terminated */
 };
 
@@ -36,7 +39,10 @@ struct wsg_member {
     wsg_channel_t *channel;
     wsg_conn_t *conn;
     wsg_member_t *prev, *next;
+    wsg_msg_t *persisted;   /* the stored value, kept until the barrier confirms (NULL: none) */
+    uint32_t barrier;       /* the barrier generation this member waits for */
     bool needs_get;         /* the persisted message is read once the channel is subscribed */
+    bool awaits_barrier;    /* GET answered; waiting for the barrier */
 };
 
 typedef struct wsg_router {
@@ -72,6 +78,13 @@ static inline bool wsg_channel_is_live(const wsg_channel_t *channel)
 {
     return channel->state == WSG_CHANNEL_SUBSCRIBED;
 }
+
+/** The GET of member `index` of `conn` was answered with `value` (borrowed; NULL when there is none).
+ *  Live messages of the channel that were published before the GET ran may still be on their way on the
+ *  subscriber connection, in another socket than the GET reply: so the router re-SUBSCRIBEs the channel as a
+ *  barrier (Redis confirms it after every message published before it) and only then hands the value to
+ *  the connection (wsg_conn_persisted_ready), which can tell whether a held live message already is it. */
+void wsg_router_on_persisted(wsg_router_t *router, wsg_conn_t *conn, uint8_t index, wsg_msg_t *value);
 
 /* Events from the subscriber link (see wsg_redis_sub_handler_t). */
 void wsg_router_on_redis_ready(wsg_router_t *router);

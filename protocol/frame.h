@@ -70,9 +70,10 @@ typedef struct wsg_frame_tracker {
 void wsg_frame_tracker_init(wsg_frame_tracker_t *t);
 
 /** Feeds the next `len` inbound bytes. Returns 0, or -EPROTO for a header no valid client sends: RSV bits
- *  set, unknown opcode, unmasked frame, control frame over 125 bytes or fragmented, continuation without an
- *  open message, data frame inside an open message, or a 64-bit length with its top bit set. After an
- *  error the tracker is in an undefined state: reset it or stop. Borrows `data`. */
+ *  set, unknown opcode, unmasked frame, control frame over 125 bytes (an extended length field counts as
+ *  over, whatever it holds) or fragmented, continuation without an open message, data frame inside an open
+ *  message, or a 64-bit length with its top bit set. Each is reported as soon as the byte that shows it is
+ *  fed. After an error the tracker is in an undefined state: reset it or stop. Borrows `data`. */
 int wsg_frame_tracker_feed(wsg_frame_tracker_t *t, const uint8_t *data, size_t len);
 
 /** True when every byte fed so far completes a frame and no fragmented message is open. */

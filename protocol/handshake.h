@@ -31,11 +31,12 @@ typedef struct wsg_handshake_verdict {
     const char *body;
 } wsg_handshake_verdict_t;
 
-/** Runs the compat-table checks in order: method GET (400 "HTTP method must be a GET"), HTTP/1.1 or later
- *  (400 "HTTP server protocol must be 1.1"), Upgrade has token "websocket" case-insensitively (400 "Client
- *  does not wish to upgrade to a websocket"), Connection has token "upgrade" (400 "Connection header must
- *  include Upgrade"), Sec-WebSocket-Version present (426, empty body) and equal to "13" (400 "Unsupported
- *  WebSocket Version"), Sec-WebSocket-Key present and base64 of exactly 16 bytes (400 "Invalid key").
+/** Runs the compat-table checks in order: method GET (400 "HTTP method must be a GET"), HTTP/1.1 or a later
+ *  1.x, i.e. major 1 and minor >= 1 (400 "HTTP server protocol must be 1.1"), Upgrade has token "websocket"
+ *  case-insensitively (400 "Client does not wish to upgrade to a websocket"), Connection has token "upgrade"
+ *  (400 "Connection header must include Upgrade"), Sec-WebSocket-Version present (426, empty body) and equal
+ *  to "13" once trimmed (400 "Unsupported WebSocket Version"), Sec-WebSocket-Key present and, once trimmed,
+ *  standard padded base64 of exactly 16 bytes (400 "Invalid key").
  *  Borrows `req`. Never fails otherwise. */
 wsg_handshake_verdict_t wsg_handshake_check(const wsg_upgrade_req_t *req);
 

@@ -34,26 +34,31 @@ enum wsg_query_flag {
  *  when there is none; a '#' fragment, if any, is dropped from both). Results borrow `target`. */
 void wsg_url_split(wsg_str_t target, wsg_str_t *path, wsg_str_t *query);
 
-/** Percent-decodes `in` into `out` (capacity `cap`). `%XX` with two hex digits becomes that byte; a '%' not
- *  followed by two hex digits is kept literally (as Python's unquote does). With `plus_is_space`, '+' becomes
- *  ' ' (query-string rules). Returns the decoded length or -ENOSPC. Borrows `in`. */
+/** Percent-decodes `in` into `out` (capacity `cap`, not NUL-terminated). `%XX` with two hex digits becomes
+ *  that byte; a '%' not followed by two hex digits is kept literally (as Python's unquote does). With
+ *  `plus_is_space`, '+' becomes ' ' (query-string rules). Returns the decoded length or -ENOSPC.
+ *  Borrows `in`. */
 ssize_t wsg_url_decode(wsg_str_t in, char *out, size_t cap, bool plus_is_space);
 
 /** Extracts the facility from the raw `path` of a request: the path is percent-decoded, must start with
  *  `prefix` (e.g. "/ws/"), and the facility is the rest, kept verbatim (a trailing '/' stays).
- *  Writes it into `out` (capacity at least WSG_FACILITY_MAX) and its length into `*out_len`.
+ *  Writes it into `out` (capacity at least WSG_FACILITY_MAX, not NUL-terminated) and its length into
+ *  `*out_len`.
  *  Returns 0, -ENOENT when the decoded path does not start with `prefix`, -E2BIG when the facility is longer
  *  than WSG_FACILITY_MAX, or -EINVAL when it has control characters (below 0x20, or 0x7f) or is not valid
  *  UTF-8. Borrows `path` and `prefix`. */
 int wsg_url_facility(wsg_str_t path, wsg_str_t prefix, char *out, size_t *out_len);
 
 /** The ws4redis switches present in `query`: each '&'-separated key is percent-decoded ('+' as space),
- *  trimmed and lower-cased, and compared with the switch names; values are ignored, unknown keys too.
+ *  trimmed of ASCII white space as Python's str.strip() sees it (space, \t \n \v \f \r and 0x1c-0x1f) and
+ *  ASCII-lower-cased, and compared with the switch names; values are ignored, unknown keys too. Keys of any
+ *  length are handled without a fixed buffer.
  *  Returns the set of enum wsg_query_flag bits. Borrows `query`. */
 uint32_t wsg_query_flags(wsg_str_t query);
 
 /** Finds the first key of `query` that, normalised as in wsg_query_flags(), equals `name` (lower case), and
- *  writes its percent-decoded value ('+' as space, not trimmed) into `out` (capacity `cap`).
+ *  writes its percent-decoded value ('+' as space, not trimmed) into `out` (capacity `cap`, not
+ *  NUL-terminated).
  *  Returns the value's length (0 for a key without value), -ENOENT when absent, or -ENOSPC. Borrows all. */
 ssize_t wsg_query_value(wsg_str_t query, const char *name, char *out, size_t cap);
 

@@ -77,8 +77,8 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     if (status < 0)
         events = UV_READABLE | UV_WRITABLE; /* let hiredis find and report the socket error */
     if (events & UV_READABLE) {
+        int fd = ac->c.fd; /* read before the call: a lost connection frees `ac` inside it */
         redisAsyncHandleRead(ac);
-        int fd = ac->c.fd;
         for (int i = 0; i < MAX_READS_PER_EVENT && link->ac == ac; i++) {
             int pending = 0;
             if (ioctl(fd, FIONREAD, &pending) != 0 || pending <= 0)

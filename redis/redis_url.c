@@ -94,8 +94,8 @@ static bool parse_number(span_t s, long long min, long long max, long long *out)
 
 static bool is_host_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-           c == '_';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_';
 }
 
 static bool is_ipv6_char(char c)
@@ -272,6 +272,8 @@ static const char *parse(const char *url, wsg_redis_addr_t *out)
         if (c == '#')
             return "bad character in URL ('#' must be percent-encoded as %23)";
     }
+    if (url[0] == '/')
+        return "bad URL (write a unix socket as unix:///path/to/socket)";
     const char *sep = strstr(url, "://");
     if (sep == NULL)
         return parse_tcp(all, out);

@@ -1,0 +1,71 @@
+/* ws4redis channel names; the same string is the PUBLISH/SUBSCRIBE channel and the GET/SETEX key. */
+#include "channel.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdint.h>
+
+#include "utf8.h"
+
+/* The longest identity accepted; channel names stay far below Redis's limits. */
+#define IDENT_MAX 256
+
+typedef struct writer {
+    char *buf;
+    size_t cap;
+    size_t len;
+    bool overflow;
+} writer_t;
+
+/* Appends `s`, keeping room for the NUL. */
+static void put(writer_t *w, wsg_str_t s)
+{
+    if (w->overflow || w->cap == 0 || s.len > w->cap - 1 - w->len) {
+        w->overflow = true;
+        return;
+    }
+    if (s.len > 0)
+        memcpy(w->buf + w->len, s.ptr, s.len);
+    w->len += s.len;
+}
+
+ssize_t wsg_channel_name(char *out, size_t cap, wsg_str_t prefix, wsg_audience_t audience, wsg_str_t ident,
+                         wsg_str_t facility)
+{
+    static const char *const kinds[] = {
+        [WSG_AUDIENCE_BROADCAST] = "broadcast:",
+        [WSG_AUDIENCE_GROUP] = "group:",
+        [WSG_AUDIENCE_USER] = "user:",
+        [WSG_AUDIENCE_SESSION] = "session:",
+    };
+    assert((unsigned)audience < sizeof kinds / sizeof kinds[0]);
+    if ((unsigned)audience >= sizeof kinds / sizeof kinds[0])
+        return -EINVAL; /* not an enum value: a caller bug, answered without touching memory */
+    writer_t w = {out, cap, 0, false};
+    if (prefix.len > 0) {
+        put(&w, prefix);
+        put(&w, wsg_str_c(":"));
+    }
+    put(&w, wsg_str_c(kinds[audience]));
+    if (audience != WSG_AUDIENCE_BROADCAST) {
+        put(&w, ident);
+        put(&w, wsg_str_c(":"));
+    }
+    put(&w, facility);
+    if (w.overflow)
+        return -ENOSPC;
+    out[w.len] = '\0';
+    return (ssize_t)w.len;
+}
+
+bool wsg_channel_ident_is_valid(wsg_str_t ident)
+{
+    if (ident.len == 0 || ident.len > IDENT_MAX)
+        return false;
+    for (size_t i = 0; i < ident.len; i++) {
+        unsigned char c = (unsigned char)ident.ptr[i];
+        if (c == ':' || c < 0x20 || c == 0x7f)
+            return false;
+    }
+    return wsg_utf8_is_valid((const uint8_t *)ident.ptr, ident.len);
+}

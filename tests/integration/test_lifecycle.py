@@ -1,0 +1,184 @@
+"""Process and connection lifecycle: handshake timeout, command line, bad settings, SIGTERM, Redis restarts."""
+
+import asyncio
+import re
+import signal
+import time
+
+import harness as h
+from harness import with_env
+
+SETTINGS = ("WSGATE_LISTEN", "REDIS_URL", "WEBSOCKET_URL", "WS4REDIS_PREFIX", "WS4REDIS_EXPIRE",
+            "WS4REDIS_HEARTBEAT", "WSGATE_HEARTBEAT_INTERVAL", "WSGATE_MAX_PAYLOAD", "WSGATE_HANDSHAKE_TIMEOUT",
+            "WSGATE_LOG_LEVEL")
+
+
+# -- Handshake timeout -----------------------------------------------------------------------------------------
+
+@with_env(WSGATE_HANDSHAKE_TIMEOUT="500ms")
+def test_silent_client_is_disconnected_after_handshake_timeout(gateway):
+    ws = gateway.raw()
+    waited = ws.wait_eof(2.5)
+    assert waited >= 0.4, f"closed after {waited:.2f}s, before the 500ms timeout"
+
+
+@with_env(WSGATE_HANDSHAKE_TIMEOUT="500ms")
+def test_half_request_is_disconnected_after_handshake_timeout(gateway):
+    ws = gateway.raw()
+    ws.send_raw(h.upgrade_request("/ws/foo?subscribe-broadcast")[:40])
+    waited = ws.wait_eof(2.5)
+    assert waited >= 0.4, f"closed after {waited:.2f}s, before the 500ms timeout"
+
+
+@with_env(WSGATE_HANDSHAKE_TIMEOUT="3s")
+def test_slow_request_within_handshake_timeout_succeeds(gateway):
+    ws = gateway.raw()
+    ws.key = h.new_key()
+    head = h.upgrade_request("/ws/foo?subscribe-broadcast", key=ws.key)
+    ws.send_raw(head[:30])
+    ws.expect_silence(0.6)
+    ws.send_raw(head[30:])
+    ws.assert_upgraded(ws.read_response())
+
+
+@with_env(WSGATE_HANDSHAKE_TIMEOUT="500ms")
+def test_handshake_timeout_does_not_apply_after_upgrade(gateway):
+    ws = gateway.open_raw("/ws/foo?subscribe-broadcast")
+    h.wait_numsub("broadcast:foo", 1)
+    ws.expect_silence(1.5)
+    h.publish("broadcast:foo", "still connected")
+    assert ws.recv_text() == "still connected"
+
+
+# -- Command line and settings ---------------------------------------------------------------------------------
+
+def test_help_prints_usage_with_settings(run_gateway):
+    status, out = run_gateway(["--help"])
+    assert status == 0, (status, out)
+    assert re.search(r"(?i)usage", out), out
+    missing = [s for s in SETTINGS if s not in out]
+    assert not missing, f"--help does not mention {missing}:\n{out}"
+
+
+def test_version_prints_name_and_version(run_gateway):
+    status, out = run_gateway(["--version"])
+    assert status == 0, (status, out)
+    assert re.match(r"wsgate \d+\.\d+\S*\s*$", out), repr(out)
+
+
+def test_bad_setting_values_exit_2_naming_the_variable(run_gateway):
+    bad = {
+        "WSGATE_MAX_PAYLOAD": "abc",
+        "WSGATE_HEARTBEAT_INTERVAL": "-1",
+        "WSGATE_HANDSHAKE_TIMEOUT": "soon",
+        "WS4REDIS_EXPIRE": "abc",
+        "WSGATE_LOG_LEVEL": "chatty",
+        "WSGATE_LISTEN": "127.0.0.1:notaport",
+        "REDIS_URL": "rediss://127.0.0.1:6379/0",
+    }
+    for name, value in bad.items():
+        start = time.monotonic()
+        status, out = run_gateway(**{name: value})
+        assert status == 2, f"{name}={value}: exit status {status}\n{out}"
+        assert name in out, f"{name}={value}: message does not name the variable:\n{out}"
+        assert time.monotonic() - start < 5, f"{name}={value}: took too long to refuse"
+
+
+# -- Graceful stop ---------------------------------------------------------------------------------------------
+
+async def test_sigterm_closes_clients_with_1001_and_exits_0(gateway):
+    real = await asyncio.gather(*[gateway.connect(f"/ws/t{i}?subscribe-broadcast") for i in range(3)])
+    raw = [gateway.open_raw(f"/ws/t{i}?subscribe-broadcast&publish-broadcast") for i in range(3)]
+    for i in range(3):
+        await h.await_numsub(f"broadcast:t{i}", 1)
+    gateway.signal(signal.SIGTERM)
+    for ws in real:
+        code, _ = await h.wait_closed(ws, 10)
+        assert code == 1001, code
+    for ws in raw:
+        ws.expect_close(1001, timeout=10)
+    status = await asyncio.get_running_loop().run_in_executor(None, gateway.wait_exit, 15)
+    assert status == 0, status
+    gateway.stop()  # checks the exit status and the log for sanitizer reports
+
+
+def test_sigterm_with_idle_and_handshaking_connections_exits_0(gateway):
+    idle = gateway.raw()  # TCP only, no request yet
+    half = gateway.raw()
+    half.send_raw(b"GET /ws/x HTTP/1.1\r\nHost: x\r\n")
+    ws = gateway.open_raw("/ws/x?subscribe-broadcast")
+    h.wait_numsub("broadcast:x", 1)
+    gateway.signal(signal.SIGTERM)
+    ws.expect_close(1001, timeout=10)
+    idle.wait_eof(10)
+    half.wait_eof(10)
+    assert gateway.wait_exit(15) == 0
+    gateway.stop()
+
+
+# -- Redis restarts --------------------------------------------------------------------------------------------
+
+def publish_until_seen(ws, sub, prefix, timeout=20):
+    """Sends numbered messages until the Redis subscriber sees one (the command link may still be
+    reconnecting); returns the one seen."""
+    deadline = time.monotonic() + timeout
+    n = 0
+    while time.monotonic() < deadline:
+        ws.send_text(f"{prefix}{n}")
+        n += 1
+        try:
+            got = sub.get(0.5)
+        except AssertionError:
+            continue
+        assert got.startswith(prefix.encode()), got
+        return got
+    raise AssertionError(f"client messages were not published within {timeout}s after the Redis restart")
+
+
+def test_redis_restart_keeps_clients_and_resumes_traffic(gateway, redis_server):
+    listener = gateway.open_raw("/ws/r1?subscribe-broadcast")
+    other = gateway.open_raw("/ws/r2?subscribe-broadcast")
+    writer = gateway.open_raw("/ws/r3?publish-broadcast")
+    h.wait_numsub("broadcast:r1", 1)
+    h.wait_numsub("broadcast:r2", 1)
+
+    redis_server.restart()  # kill -9, then start on the same port (empty)
+
+    h.wait_numsub("broadcast:r1", 1, timeout=20)
+    h.wait_numsub("broadcast:r2", 1, timeout=20)
+    h.publish("broadcast:r1", "after restart")
+    assert listener.recv_text(5) == "after restart"  # a close frame here would fail
+    assert other.ping_roundtrip() == []
+    sub = h.Subscriber("broadcast:r3")
+    publish_until_seen(writer, sub, "after-")
+    h.wait_until(lambda: (redis_server.client().get("broadcast:r3") or b"").startswith(b"after-"), 5,
+                 what="SETEX after the restart")
+
+    redis_server.client().set("broadcast:r4", "persisted")
+    late = gateway.open_raw("/ws/r4?subscribe-broadcast")
+    assert late.recv_text(5) == "persisted"
+
+
+def test_clients_stay_connected_while_redis_is_down(gateway, redis_server):
+    ws = gateway.open_raw("/ws/down?subscribe-broadcast")
+    h.wait_numsub("broadcast:down", 1)
+    redis_server.kill()
+    # The gateway keeps serving WebSocket traffic while Redis is away.
+    for i in range(3):
+        assert ws.ping_roundtrip(b"alive%d" % i) == []
+        ws.expect_silence(0.4)
+    redis_server.start()
+    h.wait_numsub("broadcast:down", 1, timeout=20)
+    h.publish("broadcast:down", "back")
+    assert ws.recv_text(5) == "back"
+
+
+def test_gateway_stops_cleanly_while_redis_is_down(gateway, redis_server):
+    ws = gateway.open_raw("/ws/down?subscribe-broadcast")
+    h.wait_numsub("broadcast:down", 1)
+    redis_server.kill()
+    assert ws.ping_roundtrip() == []
+    gateway.signal(signal.SIGTERM)
+    ws.expect_close(1001, timeout=10)
+    assert gateway.wait_exit(15) == 0
+    gateway.stop()

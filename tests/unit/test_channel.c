@@ -1,0 +1,122 @@
+/* Tests for protocol/channel.c: ws4redis channel names and identity validation. */
+#include <errno.h>
+
+#include "channel.h"
+
+#include "test.h"
+
+static wsg_str_t S(const char *s)
+{
+    return wsg_str_c(s);
+}
+
+static void check_name(const char *prefix, wsg_audience_t aud, const char *ident, const char *facility,
+                       const char *want, int line)
+{
+    char out[128];
+    memset(out, '#', sizeof out);
+    ssize_t n =
+        wsg_channel_name(out, sizeof out, S(prefix), aud, ident ? S(ident) : WSG_STR_NULL, S(facility));
+    if (n != (ssize_t)strlen(want) || strcmp(out, want) != 0)
+        TEST_FAIL_AT("line %d: got %zd \"%s\", want \"%s\"", line, n, n >= 0 ? out : "", want);
+}
+#define NAME(p, a, i, f, want) check_name(p, a, i, f, want, __LINE__)
+
+static void test_compat_examples(void)
+{
+    /* The examples of the compatibility notes, verbatim. */
+    NAME("ws4redis", WSG_AUDIENCE_BROADCAST, NULL, "foobar", "ws4redis:broadcast:foobar");
+    NAME("ws4redis", WSG_AUDIENCE_GROUP, "admins", "foobar", "ws4redis:group:admins:foobar");
+    NAME("ws4redis", WSG_AUDIENCE_USER, "john", "foobar", "ws4redis:user:john:foobar");
+    NAME("ws4redis", WSG_AUDIENCE_SESSION, "abc", "foobar", "ws4redis:session:abc:foobar");
+}
+
+static void test_no_prefix(void)
+{
+    NAME("", WSG_AUDIENCE_BROADCAST, NULL, "foobar", "broadcast:foobar");
+    NAME("", WSG_AUDIENCE_GROUP, "admins", "foobar", "group:admins:foobar");
+    NAME("", WSG_AUDIENCE_USER, "john", "foobar", "user:john:foobar");
+    NAME("", WSG_AUDIENCE_SESSION, "abc", "foobar", "session:abc:foobar");
+    char out[64];
+    ASSERT_INT_EQ(
+        wsg_channel_name(out, sizeof out, WSG_STR_NULL, WSG_AUDIENCE_BROADCAST, WSG_STR_NULL, S("f")), 11);
+    ASSERT_STR_EQ(out, "broadcast:f");
+}
+
+static void test_verbatim(void)
+{
+    /* Nothing is escaped: the facility may be empty, hold '/', ':' or UTF-8. */
+    NAME("ws4redis", WSG_AUDIENCE_BROADCAST, NULL, "", "ws4redis:broadcast:");
+    NAME("", WSG_AUDIENCE_USER, "john", "", "user:john:");
+    NAME("p", WSG_AUDIENCE_BROADCAST, NULL, "foo/", "p:broadcast:foo/");
+    NAME("p", WSG_AUDIENCE_BROADCAST, NULL, "a:b", "p:broadcast:a:b");
+    NAME("a:b", WSG_AUDIENCE_USER, "j\xc3\xb6rg", "\xc3\xa9t\xc3\xa9",
+         "a:b:user:j\xc3\xb6rg:\xc3\xa9t\xc3\xa9");
+    NAME("p", WSG_AUDIENCE_BROADCAST, "ignored", "f", "p:broadcast:f"); /* ident ignored for broadcast */
+    NAME("p", WSG_AUDIENCE_SESSION, "", "f", "p:session::f");
+}
+
+static void test_capacity(void)
+{
+    /* "ws4redis:user:john:foobar" is 25 bytes: 26 with the NUL fits, 25 does not. */
+    char out[64];
+    for (size_t cap = 0; cap <= 26; cap++) {
+        memset(out, '#', sizeof out);
+        ssize_t n = wsg_channel_name(out, cap, S("ws4redis"), WSG_AUDIENCE_USER, S("john"), S("foobar"));
+        if (cap < 26) {
+            if (n != -ENOSPC)
+                TEST_FAIL_AT("cap %zu: %zd, want -ENOSPC", cap, n);
+            if (out[cap] != '#')
+                TEST_FAIL_AT("cap %zu: wrote past the capacity", cap);
+        } else {
+            ASSERT_INT_EQ(n, 25);
+            ASSERT_STR_EQ(out, "ws4redis:user:john:foobar");
+        }
+    }
+    ASSERT_INT_EQ(wsg_channel_name(NULL, 0, S(""), WSG_AUDIENCE_BROADCAST, WSG_STR_NULL, S("")), -ENOSPC);
+    /* Views are honoured: bytes past their lengths are not copied. */
+    ASSERT_INT_EQ(wsg_channel_name(out, sizeof out, (wsg_str_t){"pXX", 1}, WSG_AUDIENCE_GROUP,
+                                   (wsg_str_t){"gYY", 1}, (wsg_str_t){"fZZ", 1}),
+                  11);
+    ASSERT_STR_EQ(out, "p:group:g:f");
+}
+
+static void test_ident_is_valid(void)
+{
+    ASSERT_TRUE(wsg_channel_ident_is_valid(S("john")));
+    ASSERT_TRUE(wsg_channel_ident_is_valid(S("john.doe@example.com")));
+    ASSERT_TRUE(wsg_channel_ident_is_valid(S("a b")));
+    ASSERT_TRUE(wsg_channel_ident_is_valid(S("j\xc3\xb6rg")));
+    ASSERT_TRUE(wsg_channel_ident_is_valid(S("\xf0\x9f\x98\x80")));
+    ASSERT_TRUE(wsg_channel_ident_is_valid(S("x")));
+    ASSERT_TRUE(wsg_channel_ident_is_valid(S("0123456789abcdefghijklmnopqrstuv"))); /* a session key */
+
+    ASSERT_FALSE(wsg_channel_ident_is_valid(S("")));
+    ASSERT_FALSE(wsg_channel_ident_is_valid(WSG_STR_NULL));
+    ASSERT_FALSE(wsg_channel_ident_is_valid(S("a:b")));
+    ASSERT_FALSE(wsg_channel_ident_is_valid(S(":")));
+    ASSERT_FALSE(wsg_channel_ident_is_valid(S("john:")));
+    ASSERT_FALSE(wsg_channel_ident_is_valid(S("a\tb")));
+    ASSERT_FALSE(wsg_channel_ident_is_valid(S("a\nb")));
+    ASSERT_FALSE(wsg_channel_ident_is_valid(S("\x1f")));
+    ASSERT_FALSE(wsg_channel_ident_is_valid(S("a\x7f")));
+    ASSERT_FALSE(wsg_channel_ident_is_valid((wsg_str_t){"a\0b", 3}));
+    ASSERT_FALSE(wsg_channel_ident_is_valid(S("\xc3")));
+    ASSERT_FALSE(wsg_channel_ident_is_valid(S("\xc0\xba"))); /* an overlong ':' */
+    ASSERT_FALSE(wsg_channel_ident_is_valid(S("\xed\xa0\x80")));
+    ASSERT_FALSE(wsg_channel_ident_is_valid(S("\xff")));
+
+    char buf[300];
+    memset(buf, 'a', sizeof buf);
+    ASSERT_TRUE(wsg_channel_ident_is_valid((wsg_str_t){buf, 256}));
+    ASSERT_FALSE(wsg_channel_ident_is_valid((wsg_str_t){buf, 257}));
+    /* The limit is in bytes: 128 two-byte characters fit, 129 do not. */
+    for (int i = 0; i < 150; i++)
+        memcpy(buf + 2 * i, "\xc3\xa9", 2);
+    ASSERT_TRUE(wsg_channel_ident_is_valid((wsg_str_t){buf, 256}));
+    ASSERT_FALSE(wsg_channel_ident_is_valid((wsg_str_t){buf, 258}));
+    ASSERT_FALSE(wsg_channel_ident_is_valid((wsg_str_t){buf, 255})); /* cut inside a character */
+}
+
+TEST_MAIN("channel", TEST_CASE(test_compat_examples), TEST_CASE(test_no_prefix), TEST_CASE(test_verbatim),
+          TEST_CASE(test_capacity), TEST_CASE(test_ident_is_valid))
