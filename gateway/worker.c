@@ -293,14 +293,16 @@ static void close_handle(uv_handle_t *handle)
         uv_close(handle, NULL);
 }
 
-static unsigned live_conns(const wsg_worker_t *w)
-{
-    return (unsigned)(w->stats.connections_total - w->stats_freed);
-}
-
+/* Shutdown ends once no client is left and Redis has answered every command, or at the deadline. A
+ * connection that is closed but not yet freed only waits for a Redis reply: closing the command link
+ * completes it. */
 static void maybe_finish(wsg_worker_t *w)
 {
-    if (!w->is_shutting_down || w->is_finishing || live_conns(w) > 0)
+    if (!w->is_shutting_down || w->is_finishing)
+        return;
+    if (w->handshaking.count + w->open.count + w->closing.count > 0)
+        return;
+    if (wsg_redis_cmd_pending(w->cmd) > 0 && uv_now(&w->loop) < w->shutdown_deadline_ms)
         return;
     w->is_finishing = true;
     size_t pending = wsg_redis_cmd_pending(w->cmd);

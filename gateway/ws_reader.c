@@ -6,8 +6,16 @@
 #include <string.h>
 #include <wslay/wslay.h>
 
+/* The longest close frame a client may send: 2-byte header, 4-byte mask, 125 bytes of payload. */
+#define CLOSE_FRAME_MAX (2 + 4 + 125)
+
 typedef struct ws_reader_active {
     wslay_event_context_ptr ctx;
+    /* A close frame whose end has not arrived yet. wslay validates a close reason's UTF-8 per received chunk
+     * starting at offset 2 of every chunk, so a close frame split across reads could be judged wrongly: it is
+     * held here and handed over whole. */
+    uint8_t held[CLOSE_FRAME_MAX];
+    size_t held_len;
     /* Valid only during one wsg_ws_reader_feed call. */
     const uint8_t *in;
     size_t in_len;
@@ -108,6 +116,59 @@ void wsg_ws_reader_dispose(wsg_ws_reader_t *r)
     }
 }
 
+/* How many leading bytes of `data` may go to wslay now: all but a trailing close frame that is not complete.
+ * Scans a copy of the tracker, which stands where wslay's input ends. */
+static size_t complete_prefix(const wsg_frame_tracker_t *tracker, const uint8_t *data, size_t len)
+{
+    wsg_frame_tracker_t scan = *tracker;
+    size_t frame_start = 0;
+    size_t pos = 0;
+    while (pos < len) {
+        if (wsg_frame_tracker_at_frame_start(&scan))
+            frame_start = pos;
+        /* Payload goes in one step; header bytes one at a time, to see where each frame begins. */
+        size_t step = (scan.header_len == 0 && scan.payload_left > 0)
+                          ? (scan.payload_left < len - pos ? (size_t)scan.payload_left : len - pos)
+                          : 1;
+        if (wsg_frame_tracker_feed(&scan, data + pos, step) < 0)
+            return len; /* a bad header: let wslay see it and decide the close code */
+        pos += step;
+    }
+    return wsg_frame_tracker_in_close_frame(&scan) ? frame_start : len;
+}
+
+/* Hands `len` bytes to wslay and the tracker. Returns 0 or the close code for an error. */
+static uint16_t process(wsg_ws_reader_t *r, ws_reader_active_t *a, const uint8_t *data, size_t len,
+                        uint64_t max_message)
+{
+    /* The tracker sees the same bytes as wslay; it only learns where frames and messages end. A header it
+     * rejects is one wslay rejects too, but wslay decides the close code, so its verdict is taken first. */
+    int tracker_rc = wsg_frame_tracker_feed(&r->tracker, data, len);
+    a->in = data;
+    a->in_len = len;
+    a->error_code = 0;
+    int rc = wslay_event_recv(a->ctx);
+    wslay_event_send(a->ctx); /* drains wslay's own replies through the discarding callback */
+    a->in = NULL;
+    a->in_len = 0;
+    uint16_t code = a->error_code;
+    if (code == 0 && rc == WSLAY_ERR_NOMEM)
+        code = WSG_CLOSE_INTERNAL_ERROR;
+    else if (code == 0 && rc != 0)
+        code = WSG_CLOSE_PROTOCOL_ERROR; /* frame-level error (bad length, fragmented control frame...) */
+    else if (code == 0 && !r->is_done && wslay_event_get_close_sent(a->ctx))
+        code = wslay_event_get_status_code_sent(a->ctx); /* wslay found 1002, 1007 or 1009 */
+    if (code == 0 && !r->is_done && tracker_rc < 0)
+        code = WSG_CLOSE_PROTOCOL_ERROR;
+    /* wslay checks the size only once payload bytes arrive; a header announcing more than allowed is
+     * answered at once rather than after the client has sent (part of) it. */
+    if (code == 0 && !r->is_done && r->tracker.header_len == 0 && r->tracker.payload_left > max_message)
+        code = WSG_CLOSE_TOO_BIG;
+    if (code == WSG_CLOSE_NO_STATUS)
+        code = WSG_CLOSE_PROTOCOL_ERROR;
+    return code;
+}
+
 int wsg_ws_reader_feed(wsg_ws_reader_t *r, const uint8_t *data, size_t len, uint64_t max_message,
                        const wsg_ws_reader_handler_t *handler, void *arg, uint16_t *close_code)
 {
@@ -119,36 +180,49 @@ int wsg_ws_reader_feed(wsg_ws_reader_t *r, const uint8_t *data, size_t len, uint
         *close_code = WSG_CLOSE_INTERNAL_ERROR;
         return -ENOMEM;
     }
-    /* The tracker sees the same bytes as wslay; it only learns where frames and messages end. A header it
-     * rejects is one wslay rejects too, but wslay decides the close code, so its verdict is taken first. */
-    int tracker_rc = wsg_frame_tracker_feed(&r->tracker, data, len);
-    a->in = data;
-    a->in_len = len;
     a->handler = handler;
     a->arg = arg;
-    a->error_code = 0;
-    int rc = wslay_event_recv(a->ctx);
-    wslay_event_send(a->ctx); /* drains wslay's own replies through the discarding callback */
-    uint16_t code = a->error_code;
-    if (code == 0 && rc == WSLAY_ERR_NOMEM)
-        code = WSG_CLOSE_INTERNAL_ERROR;
-    else if (code == 0 && rc != 0)
-        code = WSG_CLOSE_PROTOCOL_ERROR; /* frame-level error (bad length, fragmented control frame...) */
-    else if (code == 0 && !r->is_done && wslay_event_get_close_sent(a->ctx))
-        code = wslay_event_get_status_code_sent(a->ctx); /* wslay found 1002, 1007 or 1009 */
-    if (code == 0 && !r->is_done && tracker_rc < 0)
-        code = WSG_CLOSE_PROTOCOL_ERROR;
-    if (code == WSG_CLOSE_NO_STATUS)
-        code = WSG_CLOSE_PROTOCOL_ERROR;
-    a->in = NULL;
-    a->in_len = 0;
+    uint8_t joined[CLOSE_FRAME_MAX];
+    uint16_t code = 0;
+    if (a->held_len > 0) {
+        /* Complete the held close frame first, from as few new bytes as it needs. */
+        size_t room = sizeof joined - a->held_len;
+        size_t take = len < room ? len : room;
+        memcpy(joined, a->held, a->held_len);
+        memcpy(joined + a->held_len, data, take);
+        size_t joined_len = a->held_len + take;
+        size_t ready = complete_prefix(&r->tracker, joined, joined_len);
+        if (ready == 0 && take == len) {
+            memcpy(a->held, joined, joined_len); /* still incomplete */
+            a->held_len = joined_len;
+            return 0;
+        }
+        size_t from_data = ready > a->held_len ? ready - a->held_len : 0;
+        if (ready == 0) {
+            ready = joined_len; /* cannot be a valid close frame: let wslay reject it */
+            from_data = take;
+        }
+        a->held_len = 0;
+        code = process(r, a, joined, ready, max_message);
+        data += from_data;
+        len -= from_data;
+    }
+    if (code == 0 && !r->is_done && len > 0) {
+        size_t ready = complete_prefix(&r->tracker, data, len);
+        if (ready < len) {
+            memcpy(a->held, data + ready, len - ready);
+            a->held_len = len - ready;
+        }
+        if (ready > 0)
+            code = process(r, a, data, ready, max_message);
+    }
     if (code != 0) {
         r->is_done = true;
         *close_code = code;
         wsg_ws_reader_dispose(r);
         return -EPROTO;
     }
-    if (r->is_done || wsg_frame_tracker_is_idle(&r->tracker))
+    if (r->is_done || (a->held_len == 0 && wsg_frame_tracker_is_idle(&r->tracker)))
         wsg_ws_reader_dispose(r);
     return 0;
 }

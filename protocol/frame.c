@@ -170,3 +170,15 @@ bool wsg_frame_tracker_is_idle(const wsg_frame_tracker_t *t)
 {
     return t->header_len == 0 && t->payload_left == 0 && !t->in_fragmented_msg;
 }
+
+bool wsg_frame_tracker_in_close_frame(const wsg_frame_tracker_t *t)
+{
+    /* header[0] keeps the first byte of the current frame after its header is complete. */
+    bool in_frame = t->header_len > 0 || t->payload_left > 0;
+    return in_frame && (t->header[0] & 0x0f) == WSG_OP_CLOSE;
+}
+
+bool wsg_frame_tracker_at_frame_start(const wsg_frame_tracker_t *t)
+{
+    return t->header_len == 0 && t->payload_left == 0;
+}

@@ -76,6 +76,12 @@ void wsg_frame_tracker_init(wsg_frame_tracker_t *t);
  *  fed. After an error the tracker is in an undefined state: reset it or stop. Borrows `data`. */
 int wsg_frame_tracker_feed(wsg_frame_tracker_t *t, const uint8_t *data, size_t len);
 
+/** True when the bytes fed so far end inside a close frame (in its header or its payload). */
+bool wsg_frame_tracker_in_close_frame(const wsg_frame_tracker_t *t);
+
+/** True when the bytes fed so far end exactly between two frames (a fragmented message may be open). */
+bool wsg_frame_tracker_at_frame_start(const wsg_frame_tracker_t *t);
+
 /** True when every byte fed so far completes a frame and no fragmented message is open. */
 bool wsg_frame_tracker_is_idle(const wsg_frame_tracker_t *t);
 

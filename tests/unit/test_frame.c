@@ -500,7 +500,36 @@ static void test_tracker_reset(void)
     ASSERT_TRUE(wsg_frame_tracker_is_idle(&t));
 }
 
+/* in_close_frame / at_frame_start follow the stream byte by byte through text, close and text frames. */
+static void test_tracker_close_position(void)
+{
+    uint8_t buf[512];
+    size_t n = 0;
+    put_frame(buf, &n, true, WSG_OP_TEXT, 3);
+    size_t close_start = n;
+    put_frame(buf, &n, true, WSG_OP_CLOSE, 7);
+    size_t close_end = n;
+    put_frame(buf, &n, true, WSG_OP_TEXT, 2);
+    wsg_frame_tracker_t t;
+    wsg_frame_tracker_init(&t);
+    ASSERT_TRUE(wsg_frame_tracker_at_frame_start(&t));
+    ASSERT_FALSE(wsg_frame_tracker_in_close_frame(&t));
+    for (size_t i = 0; i < n; i++) {
+        ASSERT_INT_EQ(wsg_frame_tracker_feed(&t, buf + i, 1), 0);
+        size_t fed = i + 1;
+        bool inside_close = fed > close_start && fed < close_end;
+        if (wsg_frame_tracker_in_close_frame(&t) != inside_close)
+            TEST_FAIL_AT("after %zu bytes: in_close_frame %d, expected %d", fed,
+                         wsg_frame_tracker_in_close_frame(&t), inside_close);
+        bool boundary = fed == close_start || fed == close_end || fed == n;
+        if (wsg_frame_tracker_at_frame_start(&t) != boundary)
+            TEST_FAIL_AT("after %zu bytes: at_frame_start %d, expected %d", fed,
+                         wsg_frame_tracker_at_frame_start(&t), boundary);
+    }
+}
+
 TEST_MAIN("frame", TEST_CASE(test_header_size), TEST_CASE(test_write_header), TEST_CASE(test_write_control),
           TEST_CASE(test_write_close), TEST_CASE(test_close_code_is_valid), TEST_CASE(test_tracker_init),
           TEST_CASE(test_tracker_single_frames), TEST_CASE(test_tracker_progress),
-          TEST_CASE(test_tracker_sequences), TEST_CASE(test_tracker_errors), TEST_CASE(test_tracker_reset))
+          TEST_CASE(test_tracker_sequences), TEST_CASE(test_tracker_errors), TEST_CASE(test_tracker_reset),
+          TEST_CASE(test_tracker_close_position))
