@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "heartbeat.h"
 #include "units.h"
 
 typedef enum setting_kind {
@@ -14,6 +15,7 @@ typedef enum setting_kind {
     KIND_SIZE,     /* uint64_t bytes */
     KIND_UINT,     /* uint64_t */
     KIND_LEVEL,    /* wsg_log_level_t */
+    KIND_BOOL,     /* bool */
 } setting_kind_t;
 
 typedef struct setting {
@@ -45,6 +47,17 @@ static const setting_t settings[] = {
      "magic heartbeat string sent to every client and dropped from inbound traffic; empty = off"},
     {"WSGATE_HEARTBEAT_INTERVAL", "heartbeat-interval", KIND_DURATION, "4s", NUM_FIELD(heartbeat_interval_ms),
      10, 3600000, "how often the heartbeat string is sent"},
+    {"WSGATE_HEARTBEAT_MODE", "heartbeat-mode", KIND_STRING, "ws4redis", STR_FIELD(heartbeat_mode), 0, 0,
+     "ws4redis: send WS4REDIS_HEARTBEAT; json: send {\"type\":\"heartbeat\",...} and accept heartbeat_response"},
+    {"WSGATE_JSON_PING", "json-ping", KIND_BOOL, "0", NUM_FIELD(json_ping), 0, 0,
+     "answer an inbound {\"type\":\"ping\"} with {\"type\":\"pong\"} instead of publishing it"},
+    {"WSGATE_PING_INTERVAL", "ping-interval", KIND_DURATION, "30s", NUM_FIELD(ping_interval_ms), 0, 3600000,
+     "protocol PING to every client this often; 0 = off"},
+    {"WSGATE_IDLE_TIMEOUT", "idle-timeout", KIND_DURATION, "60s", NUM_FIELD(idle_timeout_ms), 0, 86400000,
+     "close a client that sent nothing (not even a PONG) this long with 4000 stale; 0 = off"},
+    {"WSGATE_SHUTDOWN_NOTICE", "shutdown-notice", KIND_STRING, "", STR_FIELD(shutdown_notice), 0, 0,
+     "text sent to every client before close 1001 on shutdown; default: none in ws4redis mode, "
+     "{\"type\":\"server_shutdown\",...} in json mode; empty = none"},
     {"WSGATE_MAX_PAYLOAD", "max-payload", KIND_SIZE, "16KiB", NUM_FIELD(max_payload), 1, 64u << 20,
      "largest inbound message; larger ones close the connection with 1009"},
     {"WSGATE_MAX_PENDING", "max-pending", KIND_SIZE, "1MiB", NUM_FIELD(max_pending), 1024, 1ull << 32,
@@ -90,6 +103,16 @@ static int apply(wsg_config_t *cfg, const setting_t *s, const char *value, const
     case KIND_UINT:
         rc = wsg_parse_uint(value, 0, UINT64_MAX, &num);
         break;
+    case KIND_BOOL: {
+        bool b;
+        if (wsg_parse_bool(value, &b) < 0) {
+            snprintf(err, err_cap, "%s: bad value \"%s\" (expected 1/0, true/false, yes/no or on/off)", source,
+                     value);
+            return -EINVAL;
+        }
+        memcpy(field, &b, sizeof b);
+        return 0;
+    }
     case KIND_LEVEL: {
         wsg_log_level_t level;
         if (wsg_log_parse_level(value, &level) < 0) {
@@ -165,6 +188,7 @@ int wsg_config_load(wsg_config_t *cfg, int argc, char **argv, int first_arg, wsg
                     char *err, size_t err_cap)
 {
     char source[128];
+    bool has_shutdown_notice = false;
     memset(cfg, 0, sizeof *cfg);
     *action = WSG_CONFIG_RUN;
     for (size_t i = 0; i < N_SETTINGS; i++) {
@@ -173,6 +197,8 @@ int wsg_config_load(wsg_config_t *cfg, int argc, char **argv, int first_arg, wsg
         const char *value = getenv(settings[i].env);
         if (value != NULL && apply(cfg, &settings[i], value, settings[i].env, err, err_cap) < 0)
             return -EINVAL;
+        if (value != NULL && settings[i].offset == offsetof(wsg_config_t, shutdown_notice))
+            has_shutdown_notice = true;
     }
     for (int i = first_arg; i < argc; i++) {
         const char *arg = argv[i];
@@ -207,6 +233,8 @@ int wsg_config_load(wsg_config_t *cfg, int argc, char **argv, int first_arg, wsg
         snprintf(source, sizeof source, "--%s", s->flag);
         if (apply(cfg, s, value, source, err, err_cap) < 0)
             return -EINVAL;
+        if (s->offset == offsetof(wsg_config_t, shutdown_notice))
+            has_shutdown_notice = true;
     }
     if (parse_listen(cfg, err, err_cap) < 0)
         return -EINVAL;
@@ -220,6 +248,17 @@ int wsg_config_load(wsg_config_t *cfg, int argc, char **argv, int first_arg, wsg
         return -EINVAL;
     }
     cfg->heartbeat_len = strlen(cfg->heartbeat);
+    if (strcmp(cfg->heartbeat_mode, "json") == 0) {
+        cfg->is_json_heartbeat = true;
+    } else if (strcmp(cfg->heartbeat_mode, "ws4redis") != 0 && strcmp(cfg->heartbeat_mode, "magic") != 0) {
+        snprintf(err, err_cap, "WSGATE_HEARTBEAT_MODE: bad value \"%s\" (expected ws4redis or json)",
+                 cfg->heartbeat_mode);
+        return -EINVAL;
+    }
+    /* ws4redis.js hands every message to the application, so its dialect gets no notice unless asked for. */
+    if (!has_shutdown_notice && cfg->is_json_heartbeat)
+        snprintf(cfg->shutdown_notice, sizeof cfg->shutdown_notice, "%s", WSG_HEARTBEAT_JSON_SHUTDOWN);
+    cfg->shutdown_notice_len = strlen(cfg->shutdown_notice);
     return 0;
 }
 
@@ -255,13 +294,16 @@ void wsg_config_log(const wsg_config_t *cfg)
     char hb[64];
     WSG_INFO("config",
              "listen=%s redis_url=%s websocket_url=%s prefix=%s expire=%llu heartbeat=%s "
-             "heartbeat_interval_ms=%llu max_payload=%llu max_pending=%llu handshake_timeout_ms=%llu "
+             "heartbeat_interval_ms=%llu heartbeat_mode=%s json_ping=%d ping_interval_ms=%llu idle_timeout_ms=%llu "
+             "max_payload=%llu max_pending=%llu handshake_timeout_ms=%llu "
              "close_timeout_ms=%llu shutdown_timeout_ms=%llu publish_queue=%llu redis_timeout_ms=%llu "
              "redis_retry_max_ms=%llu log_level=%s",
              cfg->listen, masked, cfg->websocket_url, cfg->prefix[0] ? cfg->prefix : "(none)",
              (unsigned long long)cfg->expire_s,
              cfg->heartbeat_len ? wsg_log_quote(hb, sizeof hb, cfg->heartbeat, cfg->heartbeat_len) : "(off)",
-             (unsigned long long)cfg->heartbeat_interval_ms, (unsigned long long)cfg->max_payload,
+             (unsigned long long)cfg->heartbeat_interval_ms, cfg->is_json_heartbeat ? "json" : "ws4redis",
+             cfg->json_ping, (unsigned long long)cfg->ping_interval_ms, (unsigned long long)cfg->idle_timeout_ms,
+             (unsigned long long)cfg->max_payload,
              (unsigned long long)cfg->max_pending, (unsigned long long)cfg->handshake_timeout_ms,
              (unsigned long long)cfg->close_timeout_ms, (unsigned long long)cfg->shutdown_timeout_ms,
              (unsigned long long)cfg->publish_queue, (unsigned long long)cfg->redis_timeout_ms,

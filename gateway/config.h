@@ -21,6 +21,13 @@ typedef struct wsg_config {
     char heartbeat[1024];          /**< WS4REDIS_HEARTBEAT, "" when unset */
     size_t heartbeat_len;
     uint64_t heartbeat_interval_ms; /**< WSGATE_HEARTBEAT_INTERVAL */
+    char heartbeat_mode[16];       /**< WSGATE_HEARTBEAT_MODE: "ws4redis" (magic string) or "json" */
+    bool is_json_heartbeat;        /**< heartbeat_mode is "json" */
+    bool json_ping;                /**< WSGATE_JSON_PING: answer {"type":"ping"} with {"type":"pong"} */
+    uint64_t ping_interval_ms;     /**< WSGATE_PING_INTERVAL: protocol PING to every client; 0 = off */
+    uint64_t idle_timeout_ms;      /**< WSGATE_IDLE_TIMEOUT: close 4000 after this long without input; 0 = off */
+    char shutdown_notice[1024];    /**< WSGATE_SHUTDOWN_NOTICE, resolved: "" = none */
+    size_t shutdown_notice_len;
     uint64_t max_payload;          /**< WSGATE_MAX_PAYLOAD, bytes of one inbound message */
     uint64_t max_pending;          /**< WSGATE_MAX_PENDING, bytes queued for one client before it is closed */
     uint64_t handshake_timeout_ms; /**< WSGATE_HANDSHAKE_TIMEOUT */

@@ -139,12 +139,20 @@ static void log_close(wsg_conn_t *conn, const char *why)
              conn->peer_close_code, (unsigned long long)(now_ms(conn) - conn->opened_ms), why);
 }
 
+/* Stops deliveries to the connection: no data frame may follow our close frame. Its publish targets stay:
+ * what the client sends until its own close frame arrives is still published. Safe to repeat. */
+static void stop_deliveries(wsg_conn_t *conn)
+{
+    wsg_router_unsubscribe(&conn->worker->router, conn);
+    drop_held(conn);
+    conn->own_count = 0;
+}
+
 /* Everything that stops a connection taking part in routing; safe to repeat. */
 static void leave_routing(wsg_conn_t *conn)
 {
+    stop_deliveries(conn);
     wsg_router_leave(&conn->worker->router, conn);
-    drop_held(conn);
-    conn->own_count = 0;
 }
 
 void wsg_conn_abort(wsg_conn_t *conn, const char *why)
@@ -371,7 +379,7 @@ static void begin_closing(wsg_conn_t *conn, uint16_t code, const char *why)
 {
     conn->close_code = code;
     log_close(conn, why);
-    leave_routing(conn);
+    stop_deliveries(conn);
     move_to(conn, WSG_CONN_CLOSING);
 }
 
@@ -459,18 +467,31 @@ static void on_ws_message(void *arg, bool is_text, const uint8_t *data, size_t l
 {
     wsg_conn_t *conn = arg;
     wsg_worker_t *w = conn->worker;
-    if (conn->state != WSG_CONN_OPEN)
+    /* After our close frame the client may still send until it sees it: those messages are published too. */
+    if (conn->state != WSG_CONN_OPEN && !(conn->state == WSG_CONN_CLOSING && !conn->peer_closed))
         return;
     w->stats.messages_in++;
-    const wsg_config_t *cfg = w->cfg;
-    if (cfg->heartbeat_len > 0 && len == cfg->heartbeat_len && memcmp(data, cfg->heartbeat, len) == 0)
-        return; /* ws4redis: the heartbeat is never published nor stored */
+    switch (wsg_heartbeat_classify(&w->heartbeat_rules, data, len)) {
+    case WSG_INBOUND_DATA:
+        break;
+    case WSG_INBOUND_JSON_PING: {
+        wsg_msg_t *pong = wsg_msg_new(WSG_HEARTBEAT_JSON_PONG, sizeof WSG_HEARTBEAT_JSON_PONG - 1, NULL, 0);
+        if (pong != NULL) {
+            wsg_msg_frame_data(pong);
+            wsg_conn_send(conn, pong);
+            wsg_msg_unref(pong);
+        }
+        return;
+    }
+    default:
+        return; /* heartbeats (ws4redis's string, JSON heartbeat_response) are never published nor stored */
+    }
     if (conn->npubs == 0) {
         WSG_DEBUG("message_ignored", "conn=%llu len=%zu why=\"no publish channel\"", (unsigned long long)conn->id,
                   len);
         return;
     }
-    for (uint8_t i = 0; i < conn->npubs && conn->state == WSG_CONN_OPEN; i++)
+    for (uint8_t i = 0; i < conn->npubs && conn->state != WSG_CONN_CLOSED; i++)
         publish(conn, conn->pubs[i], data, len);
     update_reading(conn);
 }
@@ -695,6 +716,9 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         handle_handshake_bytes(conn, data, (size_t)nread);
         break;
     case WSG_CONN_OPEN:
+        wsg_worker_touch(conn->worker, conn); /* any input, PONG included, proves the peer alive */
+        feed_frames(conn, data, (size_t)nread);
+        break;
     case WSG_CONN_CLOSING:
         if (conn->opened_ms != 0)
             feed_frames(conn, data, (size_t)nread);

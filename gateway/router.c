@@ -240,7 +240,7 @@ static void on_barrier(wsg_router_t *router, wsg_channel_t *ch)
         send_barrier(router, ch);
 }
 
-void wsg_router_leave(wsg_router_t *router, wsg_conn_t *conn)
+void wsg_router_unsubscribe(wsg_router_t *router, wsg_conn_t *conn)
 {
     for (uint8_t i = 0; i < conn->nsubs; i++) {
         wsg_member_t *m = &conn->subs[i];
@@ -256,15 +256,20 @@ void wsg_router_leave(wsg_router_t *router, wsg_conn_t *conn)
         ch->nmembers--;
         sync_channel(router, ch);
     }
+    free(conn->subs);
+    conn->subs = NULL;
+    conn->nsubs = 0;
+}
+
+void wsg_router_leave(wsg_router_t *router, wsg_conn_t *conn)
+{
+    wsg_router_unsubscribe(router, conn);
     for (uint8_t i = 0; i < conn->npubs; i++) {
         conn->pubs[i]->npublishers--;
         sync_channel(router, conn->pubs[i]);
     }
-    free(conn->subs);
     free(conn->pubs);
-    conn->subs = NULL;
     conn->pubs = NULL;
-    conn->nsubs = 0;
     conn->npubs = 0;
 }
 

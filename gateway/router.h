@@ -70,6 +70,9 @@ void wsg_router_set_subscriber(wsg_router_t *router, wsg_redis_sub_t *sub);
 int wsg_router_join(wsg_router_t *router, wsg_conn_t *conn, const wsg_str_t *subs, uint8_t nsubs,
                     const wsg_str_t *pubs, uint8_t npubs);
 
+/** Removes `conn` from the channels it subscribes to, keeping its publish targets (idempotent). */
+void wsg_router_unsubscribe(wsg_router_t *router, wsg_conn_t *conn);
+
 /** Removes `conn` from every channel (idempotent). */
 void wsg_router_leave(wsg_router_t *router, wsg_conn_t *conn);
 

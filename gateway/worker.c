@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "outq.h"
@@ -74,11 +75,53 @@ static void on_check(uv_check_t *handle)
 
 /* ---- timers --------------------------------------------------------------------------------------- */
 
+static void send_to_all_open(wsg_worker_t *w, wsg_msg_t *msg)
+{
+    for (wsg_conn_t *conn = w->open.head; conn != NULL; conn = conn->next)
+        wsg_conn_send(conn, msg);
+}
+
+static uint64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* One frame per tick, shared by every client. */
 static void on_heartbeat(uv_timer_t *timer)
 {
     wsg_worker_t *w = timer->data;
-    for (wsg_conn_t *conn = w->open.head; conn != NULL; conn = conn->next)
-        wsg_conn_send(conn, w->heartbeat_msg);
+    wsg_msg_t *msg = w->heartbeat_msg ? wsg_msg_ref(w->heartbeat_msg) : NULL;
+    if (w->cfg->is_json_heartbeat) {
+        char text[128];
+        ssize_t n = wsg_heartbeat_write_json(text, sizeof text, unix_ms(), w->cfg->idle_timeout_ms);
+        msg = n > 0 ? wsg_msg_new(text, (size_t)n, NULL, 0) : NULL;
+        if (msg == NULL)
+            return;
+        wsg_msg_frame_data(msg);
+    }
+    if (msg == NULL)
+        return;
+    w->stats.heartbeats_sent += w->open.count;
+    send_to_all_open(w, msg);
+    wsg_msg_unref(msg);
+}
+
+static void on_ping(uv_timer_t *timer)
+{
+    wsg_worker_t *w = timer->data;
+    w->stats.pings_sent += w->open.count;
+    send_to_all_open(w, w->ping_msg);
+}
+
+void wsg_worker_touch(wsg_worker_t *w, wsg_conn_t *conn)
+{
+    conn->since_ms = uv_now(&w->loop);
+    if (w->open.tail != conn) {
+        wsg_conn_list_remove(&w->open, conn);
+        wsg_conn_list_push(&w->open, conn);
+    }
 }
 
 /* One coarse sweep for every deadline: lists are ordered by the time their state began, so expired
@@ -93,6 +136,15 @@ static void on_sweep(uv_timer_t *timer)
         WSG_INFO("handshake_timeout", "conn=%llu waited_ms=%llu", (unsigned long long)conn->id,
                  (unsigned long long)(now - conn->since_ms));
         wsg_conn_abort(conn, "handshake timeout");
+    }
+    /* The open list is ordered by last input (wsg_worker_touch), so the stale are at its head. */
+    while (cfg->idle_timeout_ms > 0 && w->open.head != NULL &&
+           now - w->open.head->since_ms >= cfg->idle_timeout_ms) {
+        wsg_conn_t *conn = w->open.head;
+        w->stats.stale_closes++;
+        WSG_INFO("stale", "conn=%llu idle_ms=%llu", (unsigned long long)conn->id,
+                 (unsigned long long)(now - conn->since_ms));
+        wsg_conn_close(conn, WSG_CLOSE_STALE, "stale");
     }
     while (w->closing.head != NULL && now - w->closing.head->since_ms >= cfg->close_timeout_ms) {
         wsg_conn_t *conn = w->closing.head;
@@ -274,10 +326,21 @@ void wsg_worker_shutdown(wsg_worker_t *w)
     w->shutdown_deadline_ms = uv_now(&w->loop) + w->cfg->shutdown_timeout_ms;
     uv_close((uv_handle_t *)&w->listener, NULL);
     uv_timer_stop(&w->heartbeat_timer);
+    uv_timer_stop(&w->ping_timer);
     while (w->handshaking.head != NULL)
         wsg_conn_abort(w->handshaking.head, "shutdown");
-    while (w->open.head != NULL)
+    wsg_msg_t *notice = NULL;
+    if (w->cfg->shutdown_notice_len > 0) {
+        notice = wsg_msg_new(w->cfg->shutdown_notice, w->cfg->shutdown_notice_len, NULL, 0);
+        if (notice != NULL)
+            wsg_msg_frame_data(notice);
+    }
+    while (w->open.head != NULL) {
+        if (notice != NULL)
+            wsg_conn_send(w->open.head, notice);
         wsg_conn_close(w->open.head, WSG_CLOSE_GOING_AWAY, "going away");
+    }
+    wsg_msg_unref(notice);
     maybe_finish(w);
 }
 
@@ -313,6 +376,7 @@ static void maybe_finish(wsg_worker_t *w)
     wsg_redis_sub_close(w->sub, on_link_closed, w);
     wsg_redis_cmd_close(w->cmd, on_link_closed, w);
     close_handle((uv_handle_t *)&w->heartbeat_timer);
+    close_handle((uv_handle_t *)&w->ping_timer);
     close_handle((uv_handle_t *)&w->sweep_timer);
     close_handle((uv_handle_t *)&w->prepare);
     close_handle((uv_handle_t *)&w->check);
@@ -340,12 +404,20 @@ int wsg_worker_init(wsg_worker_t *w, const wsg_config_t *cfg)
     }
     if (wsg_router_init(&w->router) < 0)
         return -ENOMEM;
-    if (cfg->heartbeat_len > 0) {
+    if (cfg->heartbeat_len > 0 && !cfg->is_json_heartbeat) {
         w->heartbeat_msg = wsg_msg_new(cfg->heartbeat, cfg->heartbeat_len, NULL, 0);
         if (w->heartbeat_msg == NULL)
             return -ENOMEM;
         wsg_msg_frame_data(w->heartbeat_msg);
     }
+    w->ping_msg = wsg_msg_new_control(WSG_OP_PING, NULL, 0);
+    if (w->ping_msg == NULL)
+        return -ENOMEM;
+    w->heartbeat_rules = (wsg_heartbeat_rules_t){
+        .magic = {cfg->heartbeat, cfg->heartbeat_len},
+        .json_heartbeat = cfg->is_json_heartbeat,
+        .json_ping = cfg->json_ping,
+    };
     rc = start_listener(w);
     if (rc < 0)
         return rc;
@@ -365,10 +437,17 @@ int wsg_worker_init(wsg_worker_t *w, const wsg_config_t *cfg)
 
     uv_timer_init(&w->loop, &w->heartbeat_timer);
     w->heartbeat_timer.data = w;
-    if (cfg->heartbeat_len > 0)
+    if (w->heartbeat_msg != NULL || cfg->is_json_heartbeat)
         uv_timer_start(&w->heartbeat_timer, on_heartbeat, cfg->heartbeat_interval_ms, cfg->heartbeat_interval_ms);
+    uv_timer_init(&w->loop, &w->ping_timer);
+    w->ping_timer.data = w;
+    if (cfg->ping_interval_ms > 0)
+        uv_timer_start(&w->ping_timer, on_ping, cfg->ping_interval_ms, cfg->ping_interval_ms);
+    /* The sweep runs four times per shortest deadline, between 10 ms and 1 s. */
     uint64_t sweep = cfg->handshake_timeout_ms < cfg->close_timeout_ms ? cfg->handshake_timeout_ms
                                                                        : cfg->close_timeout_ms;
+    if (cfg->idle_timeout_ms > 0 && cfg->idle_timeout_ms < sweep)
+        sweep = cfg->idle_timeout_ms;
     sweep /= 4;
     if (sweep < 10)
         sweep = 10;
@@ -408,7 +487,9 @@ int wsg_worker_run(wsg_worker_t *w)
     uv_run(&w->loop, UV_RUN_DEFAULT);
     wsg_router_dispose(&w->router);
     wsg_msg_unref(w->heartbeat_msg);
+    wsg_msg_unref(w->ping_msg);
     w->heartbeat_msg = NULL;
+    w->ping_msg = NULL;
     int rc = uv_loop_close(&w->loop);
     if (rc == UV_EBUSY) {
         /* Should not happen; close stragglers rather than leak them, and report it. */

@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "config.h"
+#include "heartbeat.h"
 #include "conn.h"
 #include "log.h"
 #include "router.h"
@@ -28,6 +29,9 @@ typedef struct wsg_worker_stats {
     uint64_t messages_out;
     uint64_t publishes_failed;
     uint64_t slow_consumer_closes;
+    uint64_t stale_closes;
+    uint64_t heartbeats_sent;
+    uint64_t pings_sent;
 } wsg_worker_stats_t;
 
 struct wsg_worker {
@@ -35,6 +39,7 @@ struct wsg_worker {
     const wsg_config_t *cfg;
     uv_tcp_t listener;
     uv_timer_t heartbeat_timer;
+    uv_timer_t ping_timer;
     uv_timer_t sweep_timer;
     uv_prepare_t prepare; /* flush before the loop blocks (output made by timers and write callbacks) */
     uv_check_t check;     /* flush after I/O callbacks (output made by reads and Redis replies) */
@@ -44,7 +49,9 @@ struct wsg_worker {
     wsg_router_t router;
     wsg_conn_list_t handshaking, open, closing;
     wsg_conn_t *flush_head;   /* connections with deferred work this loop turn */
-    wsg_msg_t *heartbeat_msg; /* framed once at start */
+    wsg_msg_t *heartbeat_msg; /* the magic string, framed once at start */
+    wsg_msg_t *ping_msg;      /* a protocol PING, framed once at start */
+    wsg_heartbeat_rules_t heartbeat_rules;
     uint64_t next_conn_id;
     uint64_t sub_down_since_ms, cmd_down_since_ms;
     bool sub_was_ready, cmd_was_ready;
@@ -74,6 +81,9 @@ void wsg_conn_list_remove(wsg_conn_list_t *list, wsg_conn_t *conn);
 
 /** Queues `conn` for wsg_conn_flush at the end of this loop turn (once). */
 void wsg_worker_schedule_flush(wsg_worker_t *worker, wsg_conn_t *conn);
+
+/** Records input on an open connection: it is alive, and moves to the young end of the idle order. */
+void wsg_worker_touch(wsg_worker_t *worker, wsg_conn_t *conn);
 
 /** Called by a connection when it is freed, so that shutdown can notice the last one. */
 void wsg_worker_on_conn_freed(wsg_worker_t *worker);
