@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <uv.h>
+
 #include "heartbeat.h"
 #include "units.h"
 
@@ -74,6 +76,8 @@ static const setting_t settings[] = {
      "Redis connect timeout"},
     {"WSGATE_REDIS_RETRY_MAX", "redis-retry-max", KIND_DURATION, "5s", NUM_FIELD(redis_retry_max_ms), 100,
      3600000, "longest wait between Redis reconnect attempts"},
+    {"WSGATE_WORKERS", "workers", KIND_UINT, "0", NUM_FIELD(workers), 0, 64,
+     "event-loop threads, each with its own listener and Redis connections; 0 = one per CPU"},
     {"WSGATE_LOG_LEVEL", "log-level", KIND_LEVEL, "info", NUM_FIELD(log_level), 0, 0,
      "debug, info, warn or error"},
 };
@@ -248,6 +252,10 @@ int wsg_config_load(wsg_config_t *cfg, int argc, char **argv, int first_arg, wsg
         return -EINVAL;
     }
     cfg->heartbeat_len = strlen(cfg->heartbeat);
+    if (cfg->workers == 0) {
+        unsigned cpus = uv_available_parallelism();
+        cfg->workers = cpus == 0 ? 1 : cpus > 64 ? 64 : cpus;
+    }
     if (strcmp(cfg->heartbeat_mode, "json") == 0) {
         cfg->is_json_heartbeat = true;
     } else if (strcmp(cfg->heartbeat_mode, "ws4redis") != 0 && strcmp(cfg->heartbeat_mode, "magic") != 0) {
@@ -297,7 +305,7 @@ void wsg_config_log(const wsg_config_t *cfg)
              "heartbeat_interval_ms=%llu heartbeat_mode=%s json_ping=%d ping_interval_ms=%llu idle_timeout_ms=%llu "
              "max_payload=%llu max_pending=%llu handshake_timeout_ms=%llu "
              "close_timeout_ms=%llu shutdown_timeout_ms=%llu publish_queue=%llu redis_timeout_ms=%llu "
-             "redis_retry_max_ms=%llu log_level=%s",
+             "redis_retry_max_ms=%llu workers=%llu log_level=%s",
              cfg->listen, masked, cfg->websocket_url, cfg->prefix[0] ? cfg->prefix : "(none)",
              (unsigned long long)cfg->expire_s,
              cfg->heartbeat_len ? wsg_log_quote(hb, sizeof hb, cfg->heartbeat, cfg->heartbeat_len) : "(off)",
@@ -307,5 +315,6 @@ void wsg_config_log(const wsg_config_t *cfg)
              (unsigned long long)cfg->max_pending, (unsigned long long)cfg->handshake_timeout_ms,
              (unsigned long long)cfg->close_timeout_ms, (unsigned long long)cfg->shutdown_timeout_ms,
              (unsigned long long)cfg->publish_queue, (unsigned long long)cfg->redis_timeout_ms,
-             (unsigned long long)cfg->redis_retry_max_ms, wsg_log_level_name(cfg->log_level));
+             (unsigned long long)cfg->redis_retry_max_ms, (unsigned long long)cfg->workers,
+             wsg_log_level_name(cfg->log_level));
 }

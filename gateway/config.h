@@ -37,6 +37,7 @@ typedef struct wsg_config {
     uint64_t redis_timeout_ms;     /**< WSGATE_REDIS_TIMEOUT: connect timeout */
     uint64_t redis_retry_max_ms;   /**< WSGATE_REDIS_RETRY_MAX: reconnect backoff ceiling */
     wsg_log_level_t log_level;     /**< WSGATE_LOG_LEVEL */
+    uint64_t workers;              /**< WSGATE_WORKERS, resolved: event-loop threads (0 in the variable = CPUs) */
 } wsg_config_t;
 
 /** What wsg_config_load() asks of the caller. */

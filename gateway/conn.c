@@ -811,7 +811,7 @@ int wsg_conn_accept(wsg_worker_t *worker, uv_stream_t *server)
     wsg_http_request_init(conn->http);
     wsg_ws_reader_init(&conn->reader);
     uv_tcp_nodelay(&conn->tcp, 1);
-    conn->id = ++worker->next_conn_id;
+    conn->id = wsg_next_conn_id();
     conn->state = WSG_CONN_CLOSED; /* not in any list yet */
     move_to(conn, WSG_CONN_HANDSHAKE);
     worker->stats.connections_total++;

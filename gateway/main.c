@@ -8,15 +8,13 @@
 
 #include "config.h"
 #include "log.h"
-#include "worker.h"
+#include "server.h"
 
 #ifndef WSG_VERSION
 #define WSG_VERSION "0.0.0"
 #endif
 
-/* Reachable for the whole run, so that leak checkers do not flag an early exit. */
 static wsg_config_t config;
-static wsg_worker_t *worker;
 
 int main(int argc, char **argv)
 {
@@ -41,16 +39,7 @@ int main(int argc, char **argv)
     WSG_INFO("start", "version=%s pid=%d", WSG_VERSION, (int)getpid());
     wsg_config_log(&config);
 
-    worker = malloc(sizeof(*worker));
-    if (worker == NULL) {
-        fprintf(stderr, "wsgate: out of memory\n");
-        return 1;
-    }
-    if (wsg_worker_init(worker, &config) < 0)
-        return 1;
-    int rc = wsg_worker_run(worker);
-    free(worker);
-    worker = NULL;
-    WSG_INFO("exit", "status=%d", rc == 0 ? 0 : 1);
-    return rc == 0 ? 0 : 1;
+    int status = wsg_server_run(&config);
+    WSG_INFO("exit", "status=%d", status);
+    return status;
 }

@@ -13,6 +13,13 @@
 
 static void maybe_finish(wsg_worker_t *w);
 
+static _Atomic uint64_t conn_ids;
+
+uint64_t wsg_next_conn_id(void)
+{
+    return ++conn_ids;
+}
+
 /* ---- connection lists ---------------------------------------------------------------------------- */
 
 void wsg_conn_list_push(wsg_conn_list_t *list, wsg_conn_t *conn)
@@ -265,57 +272,30 @@ static void on_connection(uv_stream_t *server, int status)
         WSG_WARN("accept_failed", "err=%s", uv_strerror(rc));
 }
 
-static int start_listener(wsg_worker_t *w)
+static int start_listener(wsg_worker_t *w, int listen_fd)
 {
-    const wsg_config_t *cfg = w->cfg;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
-    struct addrinfo *res = NULL;
-    char port[8];
-    snprintf(port, sizeof port, "%u", cfg->listen_port);
-    int gai = getaddrinfo(cfg->listen_host, port, &hints, &res);
-    if (gai != 0 || res == NULL) {
-        WSG_ERROR("listen_failed", "addr=%s err=\"%s\"", cfg->listen, gai_strerror(gai));
-        return -EINVAL;
-    }
     uv_tcp_init(&w->loop, &w->listener);
     w->listener.data = w;
-    int rc = uv_tcp_bind(&w->listener, res->ai_addr, 0);
-    freeaddrinfo(res);
+    int rc = uv_tcp_open(&w->listener, listen_fd);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&w->listener, 1024, on_connection);
     if (rc < 0) {
-        WSG_ERROR("listen_failed", "addr=%s err=\"%s\"", cfg->listen, uv_strerror(rc));
+        WSG_ERROR("listen_failed", "worker=%u addr=%s err=\"%s\"", w->index, w->cfg->listen, uv_strerror(rc));
         return rc;
     }
-    struct sockaddr_storage bound;
-    int len = sizeof bound;
-    char ip[64] = "?";
-    int bound_port = 0;
-    if (uv_tcp_getsockname(&w->listener, (struct sockaddr *)&bound, &len) == 0) {
-        if (bound.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&bound, ip, sizeof ip);
-            bound_port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&bound, ip, sizeof ip);
-            bound_port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
-        }
-    }
-    WSG_INFO("listening", "addr=%s:%d websocket_url=%s", ip, bound_port, cfg->websocket_url);
     return 0;
 }
 
 /* ---- signals and shutdown ------------------------------------------------------------------------- */
 
-static void on_signal(uv_signal_t *handle, int signum)
+static void on_shutdown_request(uv_async_t *handle)
 {
-    wsg_worker_t *w = handle->data;
-    if (w->is_shutting_down) {
-        WSG_WARN("shutdown_forced", "signal=%d", signum);
-        _exit(1);
-    }
-    WSG_INFO("shutdown", "signal=%d open=%u timeout_ms=%llu", signum, w->open.count,
-             (unsigned long long)w->cfg->shutdown_timeout_ms);
-    wsg_worker_shutdown(w);
+    wsg_worker_shutdown(handle->data);
+}
+
+void wsg_worker_request_shutdown(wsg_worker_t *w)
+{
+    uv_async_send(&w->shutdown_async);
 }
 
 void wsg_worker_shutdown(wsg_worker_t *w)
@@ -380,8 +360,7 @@ static void maybe_finish(wsg_worker_t *w)
     close_handle((uv_handle_t *)&w->sweep_timer);
     close_handle((uv_handle_t *)&w->prepare);
     close_handle((uv_handle_t *)&w->check);
-    close_handle((uv_handle_t *)&w->sigterm);
-    close_handle((uv_handle_t *)&w->sigint);
+    close_handle((uv_handle_t *)&w->shutdown_async);
 }
 
 void wsg_worker_on_conn_freed(wsg_worker_t *w)
@@ -393,10 +372,11 @@ void wsg_worker_on_conn_freed(wsg_worker_t *w)
 
 /* ---- lifecycle ------------------------------------------------------------------------------------ */
 
-int wsg_worker_init(wsg_worker_t *w, const wsg_config_t *cfg)
+int wsg_worker_init(wsg_worker_t *w, const wsg_config_t *cfg, unsigned index, int listen_fd)
 {
     memset(w, 0, offsetof(wsg_worker_t, read_buf));
     w->cfg = cfg;
+    w->index = index;
     int rc = uv_loop_init(&w->loop);
     if (rc < 0) {
         WSG_ERROR("start_failed", "err=\"%s\"", uv_strerror(rc));
@@ -418,7 +398,7 @@ int wsg_worker_init(wsg_worker_t *w, const wsg_config_t *cfg)
         .json_heartbeat = cfg->is_json_heartbeat,
         .json_ping = cfg->json_ping,
     };
-    rc = start_listener(w);
+    rc = start_listener(w, listen_fd);
     if (rc < 0)
         return rc;
 
@@ -467,12 +447,8 @@ int wsg_worker_init(wsg_worker_t *w, const wsg_config_t *cfg)
     uv_unref((uv_handle_t *)&w->prepare);
     uv_unref((uv_handle_t *)&w->check);
 
-    uv_signal_init(&w->loop, &w->sigterm);
-    w->sigterm.data = w;
-    uv_signal_start(&w->sigterm, on_signal, SIGTERM);
-    uv_signal_init(&w->loop, &w->sigint);
-    w->sigint.data = w;
-    uv_signal_start(&w->sigint, on_signal, SIGINT);
+    uv_async_init(&w->loop, &w->shutdown_async, on_shutdown_request);
+    w->shutdown_async.data = w;
     return 0;
 }
 

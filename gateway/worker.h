@@ -43,7 +43,8 @@ struct wsg_worker {
     uv_timer_t sweep_timer;
     uv_prepare_t prepare; /* flush before the loop blocks (output made by timers and write callbacks) */
     uv_check_t check;     /* flush after I/O callbacks (output made by reads and Redis replies) */
-    uv_signal_t sigterm, sigint;
+    uv_async_t shutdown_async; /* another thread asks for a graceful shutdown */
+    unsigned index;
     wsg_redis_sub_t *sub;
     wsg_redis_cmd_t *cmd;
     wsg_router_t router;
@@ -52,7 +53,6 @@ struct wsg_worker {
     wsg_msg_t *heartbeat_msg; /* the magic string, framed once at start */
     wsg_msg_t *ping_msg;      /* a protocol PING, framed once at start */
     wsg_heartbeat_rules_t heartbeat_rules;
-    uint64_t next_conn_id;
     uint64_t sub_down_since_ms, cmd_down_since_ms;
     bool sub_was_ready, cmd_was_ready;
     bool is_shutting_down;
@@ -65,15 +65,23 @@ struct wsg_worker {
     uint8_t read_buf[64 * 1024]; /* every read of every connection lands here first */
 };
 
-/** Initialises the worker's loop, listener, Redis links and timers. Borrows `cfg` for its life.
- *  Returns 0 or a negative errno after logging why. */
-int wsg_worker_init(wsg_worker_t *worker, const wsg_config_t *cfg);
+/** Initialises the worker's loop, Redis links and timers, and starts accepting on `listen_fd` (a bound
+ *  socket; the worker's listener takes it over). Borrows `cfg` for its life. Returns 0 or a negative errno
+ *  after logging why. */
+int wsg_worker_init(wsg_worker_t *worker, const wsg_config_t *cfg, unsigned index, int listen_fd);
 
 /** Runs the loop until shutdown completes; then closes it. Returns 0 when uv_loop_close succeeded. */
 int wsg_worker_run(wsg_worker_t *worker);
 
-/** Starts a graceful shutdown: stop accepting, close clients with 1001, finish Redis commands, then stop. */
+/** Starts a graceful shutdown: stop accepting, close clients with 1001, finish Redis commands, then stop.
+ *  Call from the worker's own thread. */
 void wsg_worker_shutdown(wsg_worker_t *worker);
+
+/** Asks the worker, from any thread, to start its graceful shutdown. */
+void wsg_worker_request_shutdown(wsg_worker_t *worker);
+
+/** A process-wide unique connection id (thread-safe). */
+uint64_t wsg_next_conn_id(void);
 
 /** List helpers (a connection is in at most one list at a time). */
 void wsg_conn_list_push(wsg_conn_list_t *list, wsg_conn_t *conn);

@@ -325,6 +325,9 @@ def gateway_base_env():
     return {
         "REDIS_URL": STATE.redis_server.url if STATE.redis_server else "redis://127.0.0.1:6379/0",
         "WSGATE_LOG_LEVEL": "debug",
+        # One event loop, so that every channel has exactly one gateway subscription; tests of several
+        # workers set WSGATE_WORKERS themselves.
+        "WSGATE_WORKERS": "1",
         "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
         "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
     }
