@@ -80,6 +80,11 @@ static const setting_t settings[] = {
      "event-loop threads, each with its own listener and Redis connections; 0 = one per CPU"},
     {"WSGATE_LOG_LEVEL", "log-level", KIND_LEVEL, "info", NUM_FIELD(log_level), 0, 0,
      "debug, info, warn or error"},
+    {"WSGATE_LOG_FORMAT", "log-format", KIND_STRING, "text", STR_FIELD(log_format), 0, 0,
+     "text (key=value lines) or json (one object per line)"},
+    {"WSGATE_ADMIN_LISTEN", "admin-listen", KIND_STRING, "127.0.0.1:9090", STR_FIELD(admin_listen), 0, 0,
+     "address of GET /metrics, /healthz and /readyz; empty = off"},
+    {"WSGATE_DEMO", "demo", KIND_BOOL, "0", NUM_FIELD(demo), 0, 0, "serve a demo page at / on the WebSocket port"},
 };
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
@@ -144,13 +149,14 @@ static int apply(wsg_config_t *cfg, const setting_t *s, const char *value, const
     return 0;
 }
 
-/* Splits "host:port", "[v6]:port" or ":port" (all interfaces). */
-static int parse_listen(wsg_config_t *cfg, char *err, size_t err_cap)
+/* Splits "host:port", "[v6]:port" or ":port" (all interfaces) into `host` (capacity 256) and `*port`. */
+static int parse_host_port(const char *s, const char *name, char *host_out, uint16_t *port_out, char *err,
+                           size_t err_cap)
 {
-    const char *s = cfg->listen;
     const char *colon = strrchr(s, ':');
     const char *host = s;
     size_t host_len;
+    uint64_t port;
     if (colon == NULL)
         goto Error;
     if (s[0] == '[') {
@@ -166,17 +172,14 @@ static int parse_listen(wsg_config_t *cfg, char *err, size_t err_cap)
         host = "0.0.0.0";
         host_len = 7;
     }
-    if (host_len >= sizeof cfg->listen_host)
+    if (host_len >= 256 || wsg_parse_uint(colon + 1, 0, 65535, &port) < 0)
         goto Error;
-    uint64_t port;
-    if (wsg_parse_uint(colon + 1, 0, 65535, &port) < 0)
-        goto Error;
-    memcpy(cfg->listen_host, host, host_len);
-    cfg->listen_host[host_len] = '\0';
-    cfg->listen_port = (uint16_t)port;
+    memcpy(host_out, host, host_len);
+    host_out[host_len] = '\0';
+    *port_out = (uint16_t)port;
     return 0;
 Error:
-    snprintf(err, err_cap, "WSGATE_LISTEN: bad address \"%s\" (expected host:port, [v6]:port or :port)", s);
+    snprintf(err, err_cap, "%s: bad address \"%s\" (expected host:port, [v6]:port or :port)", name, s);
     return -EINVAL;
 }
 
@@ -240,7 +243,11 @@ int wsg_config_load(wsg_config_t *cfg, int argc, char **argv, int first_arg, wsg
         if (s->offset == offsetof(wsg_config_t, shutdown_notice))
             has_shutdown_notice = true;
     }
-    if (parse_listen(cfg, err, err_cap) < 0)
+    if (parse_host_port(cfg->listen, "WSGATE_LISTEN", cfg->listen_host, &cfg->listen_port, err, err_cap) < 0)
+        return -EINVAL;
+    if (cfg->admin_listen[0] != '\0' &&
+        parse_host_port(cfg->admin_listen, "WSGATE_ADMIN_LISTEN", cfg->admin_host, &cfg->admin_port, err,
+                        err_cap) < 0)
         return -EINVAL;
     const char *why = NULL;
     if (wsg_redis_url_parse(cfg->redis_url, &cfg->redis, &why) < 0) {
@@ -252,6 +259,10 @@ int wsg_config_load(wsg_config_t *cfg, int argc, char **argv, int first_arg, wsg
         return -EINVAL;
     }
     cfg->heartbeat_len = strlen(cfg->heartbeat);
+    if (strcmp(cfg->log_format, "text") != 0 && strcmp(cfg->log_format, "json") != 0) {
+        snprintf(err, err_cap, "WSGATE_LOG_FORMAT: bad value \"%s\" (expected text or json)", cfg->log_format);
+        return -EINVAL;
+    }
     if (cfg->workers == 0) {
         unsigned cpus = uv_available_parallelism();
         cfg->workers = cpus == 0 ? 1 : cpus > 64 ? 64 : cpus;
@@ -305,7 +316,7 @@ void wsg_config_log(const wsg_config_t *cfg)
              "heartbeat_interval_ms=%llu heartbeat_mode=%s json_ping=%d ping_interval_ms=%llu idle_timeout_ms=%llu "
              "max_payload=%llu max_pending=%llu handshake_timeout_ms=%llu "
              "close_timeout_ms=%llu shutdown_timeout_ms=%llu publish_queue=%llu redis_timeout_ms=%llu "
-             "redis_retry_max_ms=%llu workers=%llu log_level=%s",
+             "redis_retry_max_ms=%llu workers=%llu admin_listen=%s demo=%d log_level=%s log_format=%s",
              cfg->listen, masked, cfg->websocket_url, cfg->prefix[0] ? cfg->prefix : "(none)",
              (unsigned long long)cfg->expire_s,
              cfg->heartbeat_len ? wsg_log_quote(hb, sizeof hb, cfg->heartbeat, cfg->heartbeat_len) : "(off)",
@@ -316,5 +327,6 @@ void wsg_config_log(const wsg_config_t *cfg)
              (unsigned long long)cfg->close_timeout_ms, (unsigned long long)cfg->shutdown_timeout_ms,
              (unsigned long long)cfg->publish_queue, (unsigned long long)cfg->redis_timeout_ms,
              (unsigned long long)cfg->redis_retry_max_ms, (unsigned long long)cfg->workers,
-             wsg_log_level_name(cfg->log_level));
+             cfg->admin_listen[0] ? cfg->admin_listen : "(off)", cfg->demo, wsg_log_level_name(cfg->log_level),
+             cfg->log_format);
 }

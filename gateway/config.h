@@ -37,6 +37,11 @@ typedef struct wsg_config {
     uint64_t redis_timeout_ms;     /**< WSGATE_REDIS_TIMEOUT: connect timeout */
     uint64_t redis_retry_max_ms;   /**< WSGATE_REDIS_RETRY_MAX: reconnect backoff ceiling */
     wsg_log_level_t log_level;     /**< WSGATE_LOG_LEVEL */
+    char log_format[8];            /**< WSGATE_LOG_FORMAT: "text" or "json" */
+    char admin_listen[300];        /**< WSGATE_ADMIN_LISTEN: metrics and health endpoints; "" = off */
+    char admin_host[256];          /**< parsed from `admin_listen` */
+    uint16_t admin_port;
+    bool demo;                     /**< WSGATE_DEMO: serve the demo page at / */
     uint64_t workers;              /**< WSGATE_WORKERS, resolved: event-loop threads (0 in the variable = CPUs) */
 } wsg_config_t;
 

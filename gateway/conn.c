@@ -10,6 +10,7 @@
 #include "handshake.h"
 #include "http_request.h"
 #include "log.h"
+#include "stats.h"
 #include "url.h"
 #include "worker.h"
 
@@ -186,7 +187,7 @@ void wsg_conn_send(wsg_conn_t *conn, wsg_msg_t *msg)
         wsg_worker_schedule_flush(conn->worker, conn);
         return;
     }
-    conn->worker->stats.messages_out++;
+    WSG_STAT_ADD(&conn->worker->stats, deliveries, 1);
     wsg_worker_schedule_flush(conn->worker, conn);
 }
 
@@ -424,7 +425,7 @@ static void on_publish_done(void *arg, int status, const char *err)
     wsg_worker_t *w = conn->worker;
     conn->publishes_pending--;
     if (status < 0) {
-        w->stats.publishes_failed++;
+        WSG_STAT_ADD(&w->stats, publishes_failed, 1);
         if (wsg_log_limit_allow(&w->redis_log_limit, uv_now(&w->loop), 5000))
             WSG_WARN("publish_failed", "conn=%llu err=%d redis_error=\"%s\"", (unsigned long long)conn->id,
                      status, err ? err : "");
@@ -448,7 +449,7 @@ static void publish(wsg_conn_t *conn, wsg_channel_t *ch, const uint8_t *data, si
     int rc = wsg_redis_cmd_publish(w->cmd, ch->name, ch->name_len, data, len, (uint32_t)w->cfg->expire_s,
                                    on_publish_done, conn);
     if (rc < 0) {
-        w->stats.publishes_failed++;
+        WSG_STAT_ADD(&w->stats, publishes_failed, 1);
         WSG_WARN("publish_refused", "conn=%llu channel=%s err=%d", (unsigned long long)conn->id, ch->name, rc);
         wsg_conn_close(conn, rc == -ENOBUFS ? WSG_CLOSE_TRY_AGAIN_LATER : WSG_CLOSE_INTERNAL_ERROR,
                        rc == -ENOBUFS ? "try again later" : "internal error");
@@ -470,7 +471,7 @@ static void on_ws_message(void *arg, bool is_text, const uint8_t *data, size_t l
     /* After our close frame the client may still send until it sees it: those messages are published too. */
     if (conn->state != WSG_CONN_OPEN && !(conn->state == WSG_CONN_CLOSING && !conn->peer_closed))
         return;
-    w->stats.messages_in++;
+    WSG_STAT_ADD(&w->stats, messages_from_clients, 1);
     switch (wsg_heartbeat_classify(&w->heartbeat_rules, data, len)) {
     case WSG_INBOUND_DATA:
         break;
@@ -559,7 +560,7 @@ static void refuse(wsg_conn_t *conn, int status, const char *body, const char *e
 {
     char response[1024];
     wsg_worker_t *w = conn->worker;
-    w->stats.handshakes_refused++;
+    wsg_stats_count_refusal(&w->stats, status);
     char peer[80];
     WSG_INFO("handshake_refused", "conn=%llu peer=%s status=%d why=\"%s\"", (unsigned long long)conn->id,
              peer_name(conn, peer, sizeof peer), status, body);
@@ -709,6 +710,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     const uint8_t *data = (const uint8_t *)buf->base;
+    WSG_STAT_ADD(&conn->worker->stats, bytes_received, nread);
     if (conn->is_lingering)
         return; /* draining until the peer closes */
     switch (conn->state) {
@@ -731,7 +733,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 static void on_write_done(uv_write_t *req, int status)
 {
     wsg_conn_t *conn = req->data;
-    wsg_outq_write_done(&conn->out);
+    wsg_outq_write_done(&conn->out, status < 0 ? NULL : &conn->worker->stats);
     if (conn->state == WSG_CONN_CLOSED)
         return;
     if (status < 0) {
@@ -769,8 +771,9 @@ void wsg_conn_flush(wsg_conn_t *conn)
         return;
     if (conn->is_slow && conn->state == WSG_CONN_OPEN) {
         wsg_worker_t *w = conn->worker;
-        w->stats.slow_consumer_closes++;
         uint32_t dropped = wsg_outq_drop_unsent(&conn->out);
+        WSG_STAT_ADD(&w->stats, slow_consumer_closes, 1);
+        WSG_STAT_ADD(&w->stats, slow_consumer_drops, dropped);
         WSG_WARN("slow_consumer", "conn=%llu pending_bytes=%zu dropped_messages=%u", (unsigned long long)conn->id,
                  conn->out.bytes, dropped);
         conn->is_slow = false;
@@ -778,7 +781,8 @@ void wsg_conn_flush(wsg_conn_t *conn)
         if (conn->state == WSG_CONN_CLOSED)
             return;
     }
-    int rc = wsg_outq_flush(&conn->out, (uv_stream_t *)&conn->tcp, &conn->write_req, on_write_done);
+    int rc = wsg_outq_flush(&conn->out, (uv_stream_t *)&conn->tcp, &conn->write_req, on_write_done,
+                            &conn->worker->stats);
     if (rc < 0) {
         wsg_conn_abort(conn, uv_strerror(rc));
         return;
@@ -814,7 +818,7 @@ int wsg_conn_accept(wsg_worker_t *worker, uv_stream_t *server)
     conn->id = wsg_next_conn_id();
     conn->state = WSG_CONN_CLOSED; /* not in any list yet */
     move_to(conn, WSG_CONN_HANDSHAKE);
-    worker->stats.connections_total++;
+    WSG_STAT_ADD(&worker->stats, connections_total, 1);
     update_reading(conn);
     return 0;
 }

@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "publish_cli.h"
 #include "server.h"
 
 #ifndef WSG_VERSION
@@ -18,6 +19,8 @@ static wsg_config_t config;
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "publish") == 0)
+        return wsg_publish_cli_main(argc - 1, argv + 1);
     char err[512];
     wsg_config_action_t action;
     if (wsg_config_load(&config, argc, argv, 1, &action, err, sizeof err) < 0) {

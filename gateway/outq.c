@@ -82,11 +82,18 @@ int wsg_outq_push(wsg_outq_t *q, wsg_msg_t *msg)
     return 0;
 }
 
-/* Removes `n` fully written items from the front. */
-static void pop_front(wsg_outq_t *q, uint32_t n)
+/* Removes `n` fully written items from the front; Redis messages among them count toward the latency
+ * histogram (one clock read per call). */
+static void pop_front(wsg_outq_t *q, uint32_t n, wsg_stats_t *stats)
 {
+    uint64_t now = 0;
     for (uint32_t i = 0; i < n; i++) {
         wsg_msg_t *msg = q->items[q->head];
+        if (stats != NULL && msg->recv_ns != 0) {
+            if (now == 0)
+                now = uv_hrtime();
+            wsg_stats_observe_latency(stats, now > msg->recv_ns ? now - msg->recv_ns : 0, 1);
+        }
         q->head = (q->head + 1) & (q->cap - 1);
         q->count--;
         wsg_msg_unref(msg);
@@ -113,9 +120,10 @@ static uint32_t gather(const wsg_outq_t *q, uv_buf_t *iov)
 }
 
 /* Accounts `written` bytes from the front. */
-static void consume(wsg_outq_t *q, size_t written)
+static void consume(wsg_outq_t *q, size_t written, wsg_stats_t *stats)
 {
     q->bytes -= written;
+    WSG_STAT_ADD(stats, bytes_sent, written);
     uint32_t done = 0;
     while (done < q->count && written > 0) {
         const wsg_msg_t *msg = item_at(q, done);
@@ -128,10 +136,10 @@ static void consume(wsg_outq_t *q, size_t written)
         q->first_offset = 0;
         done++;
     }
-    pop_front(q, done);
+    pop_front(q, done, stats);
 }
 
-int wsg_outq_flush(wsg_outq_t *q, uv_stream_t *stream, uv_write_t *req, uv_write_cb cb)
+int wsg_outq_flush(wsg_outq_t *q, uv_stream_t *stream, uv_write_t *req, uv_write_cb cb, wsg_stats_t *stats)
 {
     uv_buf_t iov[MAX_IOV];
     if (q->in_flight > 0)
@@ -146,7 +154,7 @@ int wsg_outq_flush(wsg_outq_t *q, uv_stream_t *stream, uv_write_t *req, uv_write
         size_t asked = 0;
         for (uint32_t i = 0; i < n; i++)
             asked += iov[i].len;
-        consume(q, (size_t)rc);
+        consume(q, (size_t)rc, stats);
         if ((size_t)rc < asked)
             break; /* the socket buffer is full: the rest goes through uv_write */
     }
@@ -160,7 +168,7 @@ int wsg_outq_flush(wsg_outq_t *q, uv_stream_t *stream, uv_write_t *req, uv_write
     return 1;
 }
 
-void wsg_outq_write_done(wsg_outq_t *q)
+void wsg_outq_write_done(wsg_outq_t *q, wsg_stats_t *stats)
 {
     size_t bytes = 0;
     for (uint32_t i = 0; i < q->in_flight; i++) {
@@ -168,10 +176,12 @@ void wsg_outq_write_done(wsg_outq_t *q)
         bytes += msg->frame_len - (i == 0 ? q->first_offset : 0);
     }
     q->bytes -= bytes;
+    if (stats != NULL)
+        WSG_STAT_ADD(stats, bytes_sent, bytes);
     q->first_offset = 0;
     uint32_t n = q->in_flight;
     q->in_flight = 0;
-    pop_front(q, n);
+    pop_front(q, n, stats);
 }
 
 uint32_t wsg_outq_drop_unsent(wsg_outq_t *q)

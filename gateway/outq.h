@@ -10,6 +10,7 @@
 
 #include "frame.h"
 #include "msg.h"
+#include "stats.h"
 
 /** Embedded in each connection; empty and allocation-free while idle. */
 typedef struct wsg_outq {
@@ -38,12 +39,13 @@ wsg_msg_t *wsg_msg_new_raw(const void *bytes, size_t len);
 int wsg_outq_push(wsg_outq_t *q, wsg_msg_t *msg);
 
 /** Writes as much as the socket takes now (uv_try_write) and hands the rest to one uv_write with `req`,
- *  unless a write is already running. Returns 0, 1 when a uv_write was started (its callback must call
- *  wsg_outq_write_done), or a negative libuv error. */
-int wsg_outq_flush(wsg_outq_t *q, uv_stream_t *stream, uv_write_t *req, uv_write_cb cb);
+ *  unless a write is already running. Counts written bytes and the latency of written Redis messages in
+ *  `stats`. Returns 0, 1 when a uv_write was started (its callback must call wsg_outq_write_done), or a
+ *  negative libuv error. */
+int wsg_outq_flush(wsg_outq_t *q, uv_stream_t *stream, uv_write_t *req, uv_write_cb cb, wsg_stats_t *stats);
 
-/** Drops the references of the items the finished uv_write carried. */
-void wsg_outq_write_done(wsg_outq_t *q);
+/** Drops the references of the items the finished uv_write carried (counted in `stats`). */
+void wsg_outq_write_done(wsg_outq_t *q, wsg_stats_t *stats);
 
 /** True while a uv_write is running. */
 static inline bool wsg_outq_is_writing(const wsg_outq_t *q)

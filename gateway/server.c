@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "admin.h"
 #include "log.h"
 #include "worker.h"
 
@@ -23,6 +24,8 @@ typedef struct server {
     wsg_worker_t **workers;
     uv_thread_t *threads;
     int *worker_status;
+    wsg_stats_t **stats;
+    wsg_admin_t *admin;
     unsigned done;
     bool is_shutting_down;
 } server_t;
@@ -101,6 +104,8 @@ static void on_signal(uv_signal_t *handle, int signum)
     srv->is_shutting_down = true;
     WSG_INFO("shutdown", "signal=%d workers=%u timeout_ms=%llu", signum, srv->nworkers,
              (unsigned long long)srv->cfg->shutdown_timeout_ms);
+    if (srv->admin != NULL)
+        wsg_admin_set_draining(srv->admin);
     for (unsigned i = 0; i < srv->nworkers; i++)
         wsg_worker_request_shutdown(srv->workers[i]);
 }
@@ -115,6 +120,9 @@ static void on_worker_done(uv_async_t *handle)
     srv->done = finished;
     if (srv->done < srv->nworkers)
         return;
+    if (srv->admin != NULL)
+        wsg_admin_stop(srv->admin);
+    srv->admin = NULL;
     uv_close((uv_handle_t *)&srv->sigterm, NULL);
     uv_close((uv_handle_t *)&srv->sigint, NULL);
     uv_close((uv_handle_t *)&srv->worker_done, NULL);
@@ -131,8 +139,10 @@ int wsg_server_run(const wsg_config_t *cfg)
     srv->workers = calloc(srv->nworkers, sizeof(*srv->workers));
     srv->threads = calloc(srv->nworkers, sizeof(*srv->threads));
     srv->worker_status = malloc(srv->nworkers * sizeof(*srv->worker_status));
+    srv->stats = calloc(srv->nworkers, sizeof(*srv->stats));
     int *fds = calloc(srv->nworkers, sizeof(*fds));
-    if (srv->workers == NULL || srv->threads == NULL || srv->worker_status == NULL || fds == NULL)
+    if (srv->workers == NULL || srv->threads == NULL || srv->worker_status == NULL || srv->stats == NULL ||
+        fds == NULL)
         return 1;
     char bound[80];
     if (bind_sockets(cfg, fds, srv->nworkers, bound, sizeof bound) < 0)
@@ -142,11 +152,19 @@ int wsg_server_run(const wsg_config_t *cfg)
         srv->workers[i] = malloc(sizeof(wsg_worker_t));
         if (srv->workers[i] == NULL || wsg_worker_init(srv->workers[i], cfg, i, fds[i]) < 0)
             return 1;
+        srv->stats[i] = &srv->workers[i]->stats;
     }
     free(fds);
     WSG_INFO("listening", "addr=%s websocket_url=%s workers=%u", bound, cfg->websocket_url, srv->nworkers);
 
     uv_loop_init(&srv->loop);
+    if (cfg->admin_listen[0] != '\0') {
+        srv->admin = wsg_admin_start(&srv->loop, cfg, srv->stats, srv->nworkers);
+        if (srv->admin == NULL) {
+            uv_run(&srv->loop, UV_RUN_NOWAIT); /* lets the failed listener close */
+            return 1;
+        }
+    }
     uv_signal_init(&srv->loop, &srv->sigterm);
     uv_signal_init(&srv->loop, &srv->sigint);
     srv->sigterm.data = srv->sigint.data = srv;
@@ -173,6 +191,7 @@ int wsg_server_run(const wsg_config_t *cfg)
     free(srv->workers);
     free(srv->threads);
     free(srv->worker_status);
+    free(srv->stats);
     free(srv);
     the_server = NULL;
     return status;

@@ -110,7 +110,7 @@ static void on_heartbeat(uv_timer_t *timer)
     }
     if (msg == NULL)
         return;
-    w->stats.heartbeats_sent += w->open.count;
+    WSG_STAT_ADD(&w->stats, heartbeats_sent, w->open.count);
     send_to_all_open(w, msg);
     wsg_msg_unref(msg);
 }
@@ -118,7 +118,7 @@ static void on_heartbeat(uv_timer_t *timer)
 static void on_ping(uv_timer_t *timer)
 {
     wsg_worker_t *w = timer->data;
-    w->stats.pings_sent += w->open.count;
+    WSG_STAT_ADD(&w->stats, pings_sent, w->open.count);
     send_to_all_open(w, w->ping_msg);
 }
 
@@ -129,6 +129,15 @@ void wsg_worker_touch(wsg_worker_t *w, wsg_conn_t *conn)
         wsg_conn_list_remove(&w->open, conn);
         wsg_conn_list_push(&w->open, conn);
     }
+}
+
+/* Gauges for the metrics endpoint, refreshed by the sweep (scrapes are far coarser than a sweep). */
+static void publish_gauges(wsg_worker_t *w)
+{
+    WSG_STAT_SET(&w->stats, connections_open, w->open.count);
+    WSG_STAT_SET(&w->stats, connections_handshaking, w->handshaking.count);
+    WSG_STAT_SET(&w->stats, connections_closing, w->closing.count);
+    WSG_STAT_SET(&w->stats, channels, wsg_router_channel_count(&w->router));
 }
 
 /* One coarse sweep for every deadline: lists are ordered by the time their state began, so expired
@@ -148,7 +157,7 @@ static void on_sweep(uv_timer_t *timer)
     while (cfg->idle_timeout_ms > 0 && w->open.head != NULL &&
            now - w->open.head->since_ms >= cfg->idle_timeout_ms) {
         wsg_conn_t *conn = w->open.head;
-        w->stats.stale_closes++;
+        WSG_STAT_ADD(&w->stats, stale_closes, 1);
         WSG_INFO("stale", "conn=%llu idle_ms=%llu", (unsigned long long)conn->id,
                  (unsigned long long)(now - conn->since_ms));
         wsg_conn_close(conn, WSG_CLOSE_STALE, "stale");
@@ -165,6 +174,7 @@ static void on_sweep(uv_timer_t *timer)
         while (w->closing.head != NULL)
             wsg_conn_abort(w->closing.head, "shutdown timeout");
     }
+    publish_gauges(w);
     maybe_finish(w);
 }
 
@@ -173,6 +183,10 @@ static void on_sweep(uv_timer_t *timer)
 static void log_redis_up(wsg_worker_t *w, const char *role, bool *was_ready, uint64_t *down_since)
 {
     uint64_t now = uv_now(&w->loop);
+    if (*down_since != 0) {
+        WSG_STAT_ADD(&w->stats, redis_reconnects, 1);
+        WSG_STAT_ADD(&w->stats, redis_outage_ms, now - *down_since);
+    }
     if (*down_since != 0)
         WSG_INFO("redis_up", "role=%s outage_ms=%llu", role, (unsigned long long)(now - *down_since));
     else
@@ -202,6 +216,7 @@ static void on_sub_ready(void *arg)
 {
     wsg_worker_t *w = arg;
     log_redis_up(w, "subscriber", &w->sub_was_ready, &w->sub_down_since_ms);
+    WSG_STAT_SET(&w->stats, redis_sub_up, 1);
     wsg_router_on_redis_ready(&w->router);
 }
 
@@ -209,6 +224,7 @@ static void on_sub_down(void *arg, const char *why, uint64_t retry_ms)
 {
     wsg_worker_t *w = arg;
     log_redis_down(w, "subscriber", &w->sub_was_ready, &w->sub_down_since_ms, why, retry_ms);
+    WSG_STAT_SET(&w->stats, redis_sub_up, 0);
     wsg_router_on_redis_down(&w->router);
 }
 
@@ -229,6 +245,7 @@ static void on_sub_unsubscribed(void *arg, const char *channel, size_t len)
 static void on_sub_message(void *arg, wsg_msg_t *msg)
 {
     wsg_worker_t *w = arg;
+    WSG_STAT_ADD(&w->stats, messages_from_redis, 1);
     wsg_router_on_message(&w->router, msg);
 }
 
@@ -244,12 +261,14 @@ static void on_cmd_ready(void *arg)
 {
     wsg_worker_t *w = arg;
     log_redis_up(w, "commands", &w->cmd_was_ready, &w->cmd_down_since_ms);
+    WSG_STAT_SET(&w->stats, redis_cmd_up, 1);
 }
 
 static void on_cmd_down(void *arg, const char *why, uint64_t retry_ms)
 {
     wsg_worker_t *w = arg;
     log_redis_down(w, "commands", &w->cmd_was_ready, &w->cmd_down_since_ms, why, retry_ms);
+    WSG_STAT_SET(&w->stats, redis_cmd_up, 0);
 }
 
 static const wsg_redis_cmd_handler_t cmd_handler = {
@@ -351,7 +370,8 @@ static void maybe_finish(wsg_worker_t *w)
     size_t pending = wsg_redis_cmd_pending(w->cmd);
     if (pending > 0)
         WSG_ERROR("shutdown_unsent", "commands=%zu why=\"Redis unreachable until the shutdown timeout\"", pending);
-    WSG_INFO("shutdown_complete", "connections_total=%llu", (unsigned long long)w->stats.connections_total);
+    WSG_INFO("shutdown_complete", "worker=%u connections_total=%llu", w->index,
+             (unsigned long long)WSG_STAT_GET(&w->stats, connections_total));
     w->closing_links = 2;
     wsg_redis_sub_close(w->sub, on_link_closed, w);
     wsg_redis_cmd_close(w->cmd, on_link_closed, w);
@@ -365,7 +385,7 @@ static void maybe_finish(wsg_worker_t *w)
 
 void wsg_worker_on_conn_freed(wsg_worker_t *w)
 {
-    w->stats_freed++;
+    WSG_STAT_ADD(&w->stats, connections_freed, 1);
     if (w->is_shutting_down)
         maybe_finish(w);
 }

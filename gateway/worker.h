@@ -13,6 +13,7 @@
 #include "conn.h"
 #include "log.h"
 #include "router.h"
+#include "stats.h"
 #include "subscriber.h"
 
 /** Connections in one lifecycle state, oldest first (so timeouts are found from the head). */
@@ -21,18 +22,6 @@ typedef struct wsg_conn_list {
     uint32_t count;
 } wsg_conn_list_t;
 
-/** Counters of one worker (read by the metrics endpoint). */
-typedef struct wsg_worker_stats {
-    uint64_t connections_total;
-    uint64_t handshakes_refused;
-    uint64_t messages_in;
-    uint64_t messages_out;
-    uint64_t publishes_failed;
-    uint64_t slow_consumer_closes;
-    uint64_t stale_closes;
-    uint64_t heartbeats_sent;
-    uint64_t pings_sent;
-} wsg_worker_stats_t;
 
 struct wsg_worker {
     uv_loop_t loop;
@@ -57,11 +46,10 @@ struct wsg_worker {
     bool sub_was_ready, cmd_was_ready;
     bool is_shutting_down;
     bool is_finishing;       /* Redis links and timers are closing; the loop ends when they are closed */
-    uint64_t stats_freed;    /* connections freed (connections_total - stats_freed are alive) */
     uint64_t shutdown_deadline_ms;
     unsigned closing_links;
     wsg_log_limit_t redis_log_limit;
-    wsg_worker_stats_t stats;
+    wsg_stats_t stats;
     uint8_t read_buf[64 * 1024]; /* every read of every connection lands here first */
 };
 

@@ -365,8 +365,10 @@ class Gateway:
     def __init__(self, env=None, args=(), bin_path=None):
         self.bin_path = bin_path or STATE.bin_path
         self.port = free_port()
+        self.admin_port = free_port()
         self.host = "127.0.0.1"
-        self.overrides = {"WSGATE_LISTEN": f"127.0.0.1:{self.port}"}
+        self.overrides = {"WSGATE_LISTEN": f"127.0.0.1:{self.port}",
+                          "WSGATE_ADMIN_LISTEN": f"127.0.0.1:{self.admin_port}"}
         self.overrides.update(env or {})
         self.args = list(args)
         self.log_path = _log_path("gateway")
@@ -469,6 +471,28 @@ class Gateway:
             time.sleep(0.02)
 
     # Clients ---------------------------------------------------------------------------------------------------
+
+    def admin_get(self, path, timeout=DEFAULT_TIMEOUT):
+        """GET on the admin listener: (status, body text)."""
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=timeout)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            return resp.status, resp.read().decode()
+        finally:
+            conn.close()
+
+    def metrics(self):
+        """The /metrics samples as {"name{labels}": value}."""
+        status, text = self.admin_get("/metrics")
+        assert status == 200, status
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                out[name] = float(value)
+        return out
 
     def url(self, path):
         return f"ws://{self.host}:{self.port}{path}"

@@ -1,0 +1,69 @@
+/* Per-worker counters, written by the worker's thread only and read by the admin endpoint from another
+ * thread: relaxed atomics without read-modify-write, so the hot path pays a plain add. */
+#ifndef WSG_GATEWAY_STATS_H
+#define WSG_GATEWAY_STATS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/** Upper bounds of the delivery-latency histogram buckets, in microseconds (+Inf is implied). */
+#define WSG_LATENCY_BUCKETS 16
+
+/** Statuses of refused handshakes that get their own label; the rest count as "other". */
+#define WSG_REFUSED_KINDS 9
+
+typedef struct wsg_stats {
+    _Atomic uint64_t connections_total;
+    _Atomic uint64_t connections_open;        /* gauge */
+    _Atomic uint64_t connections_handshaking; /* gauge */
+    _Atomic uint64_t connections_closing;     /* gauge */
+    _Atomic uint64_t handshakes_refused[WSG_REFUSED_KINDS];
+    _Atomic uint64_t messages_from_clients;
+    _Atomic uint64_t messages_from_redis;
+    _Atomic uint64_t deliveries;
+    _Atomic uint64_t bytes_received;
+    _Atomic uint64_t bytes_sent;
+    _Atomic uint64_t channels;                /* gauge */
+    _Atomic uint64_t redis_sub_up;            /* gauge 0/1 */
+    _Atomic uint64_t redis_cmd_up;            /* gauge 0/1 */
+    _Atomic uint64_t redis_reconnects;
+    _Atomic uint64_t redis_outage_ms;
+    _Atomic uint64_t publishes_failed;
+    _Atomic uint64_t slow_consumer_closes;
+    _Atomic uint64_t slow_consumer_drops;
+    _Atomic uint64_t stale_closes;
+    _Atomic uint64_t heartbeats_sent;
+    _Atomic uint64_t pings_sent;
+    _Atomic uint64_t connections_freed;
+    _Atomic uint64_t latency_buckets[WSG_LATENCY_BUCKETS + 1]; /* last: +Inf */
+    _Atomic uint64_t latency_sum_us;
+} wsg_stats_t;
+
+/** Adds `n` to a counter owned by the calling thread (single writer). */
+#define WSG_STAT_ADD(stats, field, n)                                                                    \
+    atomic_store_explicit(&(stats)->field,                                                               \
+                          atomic_load_explicit(&(stats)->field, memory_order_relaxed) + (uint64_t)(n),    \
+                          memory_order_relaxed)
+
+/** Sets a gauge owned by the calling thread. */
+#define WSG_STAT_SET(stats, field, v) atomic_store_explicit(&(stats)->field, (uint64_t)(v), memory_order_relaxed)
+
+/** Reads a counter or gauge from any thread. */
+#define WSG_STAT_GET(stats, field) atomic_load_explicit(&(stats)->field, memory_order_relaxed)
+
+/** Counts a refused handshake under its HTTP status. */
+void wsg_stats_count_refusal(wsg_stats_t *stats, int status);
+
+/** Records `count` deliveries whose message arrived from Redis `latency_ns` ago. */
+void wsg_stats_observe_latency(wsg_stats_t *stats, uint64_t latency_ns, uint64_t count);
+
+/** Writes the Prometheus text exposition of the sum of `n` workers' stats (borrowed) into `out`.
+ *  Returns the length written (cut at `cap` - 1; the caller sizes the buffer). */
+size_t wsg_stats_render(wsg_stats_t *const *stats, unsigned n, char *out, size_t cap);
+
+/** True when every worker has both Redis connections up. */
+bool wsg_stats_redis_ready(wsg_stats_t *const *stats, unsigned n);
+
+#endif
