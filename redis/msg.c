@@ -16,7 +16,7 @@ wsg_msg_t *wsg_msg_new(const void *payload, size_t payload_len, const char *chan
     msg->channel_len = (uint32_t)channel_len;
     msg->frame = NULL;
     msg->frame_len = 0;
-    msg->recv_ms = 0;
+    msg->recv_ns = 0;
     if (payload != NULL && payload_len > 0)
         memcpy(msg->storage + WSG_MSG_HEADROOM, payload, payload_len);
     char *chan = (char *)msg->storage + WSG_MSG_HEADROOM + payload_len;

@@ -40,7 +40,7 @@ static void on_pubsub_reply(redisAsyncContext *ac, void *reply_ptr, void *privda
         wsg_msg_t *msg = wsg_msg_new(payload->str, payload->len, chan->str, chan->len);
         if (msg == NULL)
             return; /* out of memory: the message is lost for this loop; nothing better is possible */
-        msg->recv_ms = uv_now(sub->loop);
+        msg->recv_ns = uv_hrtime();
         sub->handler->on_message(sub->arg, msg);
         wsg_msg_unref(msg);
     } else if (kind->len == 9 && memcmp(kind->str, "subscribe", 9) == 0) {
