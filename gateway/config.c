@@ -70,6 +70,12 @@ static const setting_t settings[] = {
      "time to wait for the client's close frame before dropping the socket"},
     {"WSGATE_SHUTDOWN_TIMEOUT", "shutdown-timeout", KIND_DURATION, "10s", NUM_FIELD(shutdown_timeout_ms), 0,
      3600000, "time SIGTERM/SIGINT waits for clients and Redis commands before exiting"},
+    {"WSGATE_MAX_CONNECTIONS", "max-connections", KIND_UINT, "0", NUM_FIELD(max_connections), 0, 100000000,
+     "connections served at once by the process; more are answered with 503; 0 = no limit"},
+    {"WSGATE_PUBLISH_RATE", "publish-rate", KIND_UINT, "0", NUM_FIELD(publish_rate), 0, 1000000,
+     "messages per second one client may publish (token bucket); beyond it close 1008; 0 = unlimited"},
+    {"WSGATE_PUBLISH_BURST", "publish-burst", KIND_UINT, "0", NUM_FIELD(publish_burst), 0, 1000000,
+     "messages a client may publish in a burst above the rate; 0 = the rate (one second's worth)"},
     {"WSGATE_PUBLISH_QUEUE", "publish-queue", KIND_UINT, "10000", NUM_FIELD(publish_queue), 1, 10000000,
      "commands kept while Redis is unreachable"},
     {"WSGATE_REDIS_TIMEOUT", "redis-timeout", KIND_DURATION, "2s", NUM_FIELD(redis_timeout_ms), 10, 600000,
@@ -263,6 +269,8 @@ int wsg_config_load(wsg_config_t *cfg, int argc, char **argv, int first_arg, wsg
         snprintf(err, err_cap, "WSGATE_LOG_FORMAT: bad value \"%s\" (expected text or json)", cfg->log_format);
         return -EINVAL;
     }
+    if (cfg->publish_burst == 0)
+        cfg->publish_burst = cfg->publish_rate;
     if (cfg->workers == 0) {
         unsigned cpus = uv_available_parallelism();
         cfg->workers = cpus == 0 ? 1 : cpus > 64 ? 64 : cpus;
@@ -315,7 +323,8 @@ void wsg_config_log(const wsg_config_t *cfg)
              "listen=%s redis_url=%s websocket_url=%s prefix=%s expire=%llu heartbeat=%s "
              "heartbeat_interval_ms=%llu heartbeat_mode=%s json_ping=%d ping_interval_ms=%llu idle_timeout_ms=%llu "
              "max_payload=%llu max_pending=%llu handshake_timeout_ms=%llu "
-             "close_timeout_ms=%llu shutdown_timeout_ms=%llu publish_queue=%llu redis_timeout_ms=%llu "
+             "close_timeout_ms=%llu shutdown_timeout_ms=%llu publish_queue=%llu max_connections=%llu "
+             "publish_rate=%llu publish_burst=%llu redis_timeout_ms=%llu "
              "redis_retry_max_ms=%llu workers=%llu admin_listen=%s demo=%d log_level=%s log_format=%s",
              cfg->listen, masked, cfg->websocket_url, cfg->prefix[0] ? cfg->prefix : "(none)",
              (unsigned long long)cfg->expire_s,
@@ -325,7 +334,9 @@ void wsg_config_log(const wsg_config_t *cfg)
              (unsigned long long)cfg->max_payload,
              (unsigned long long)cfg->max_pending, (unsigned long long)cfg->handshake_timeout_ms,
              (unsigned long long)cfg->close_timeout_ms, (unsigned long long)cfg->shutdown_timeout_ms,
-             (unsigned long long)cfg->publish_queue, (unsigned long long)cfg->redis_timeout_ms,
+             (unsigned long long)cfg->publish_queue, (unsigned long long)cfg->max_connections,
+             (unsigned long long)cfg->publish_rate, (unsigned long long)cfg->publish_burst,
+             (unsigned long long)cfg->redis_timeout_ms,
              (unsigned long long)cfg->redis_retry_max_ms, (unsigned long long)cfg->workers,
              cfg->admin_listen[0] ? cfg->admin_listen : "(off)", cfg->demo, wsg_log_level_name(cfg->log_level),
              cfg->log_format);

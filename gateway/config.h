@@ -34,6 +34,9 @@ typedef struct wsg_config {
     uint64_t close_timeout_ms;     /**< WSGATE_CLOSE_TIMEOUT: wait for the peer's close frame */
     uint64_t shutdown_timeout_ms;  /**< WSGATE_SHUTDOWN_TIMEOUT */
     uint64_t publish_queue;        /**< WSGATE_PUBLISH_QUEUE: commands kept while Redis is unreachable */
+    uint64_t max_connections;      /**< WSGATE_MAX_CONNECTIONS: process-wide cap, 503 beyond it; 0 = none */
+    uint64_t publish_rate;         /**< WSGATE_PUBLISH_RATE: client messages per second; 0 = unlimited */
+    uint64_t publish_burst;        /**< WSGATE_PUBLISH_BURST: messages a client may send at once */
     uint64_t redis_timeout_ms;     /**< WSGATE_REDIS_TIMEOUT: connect timeout */
     uint64_t redis_retry_max_ms;   /**< WSGATE_REDIS_RETRY_MAX: reconnect backoff ceiling */
     wsg_log_level_t log_level;     /**< WSGATE_LOG_LEVEL */

@@ -103,6 +103,8 @@ static void conn_unref(wsg_conn_t *conn)
     wsg_worker_t *w = conn->worker;
     wsg_outq_dispose(&conn->out);
     free(conn->own);
+    if (conn->has_slot)
+        wsg_connection_slot_give();
     free(conn);
     wsg_worker_on_conn_freed(w);
 }
@@ -464,6 +466,26 @@ static void publish(wsg_conn_t *conn, wsg_channel_t *ch, const uint8_t *data, si
     }
 }
 
+/* Token bucket: `publish_rate` messages per second, up to `publish_burst` at once. */
+static bool take_publish_token(wsg_conn_t *conn)
+{
+    const wsg_config_t *cfg = conn->worker->cfg;
+    if (cfg->publish_rate == 0)
+        return true;
+    uint64_t now = now_ms(conn);
+    uint64_t cap = cfg->publish_burst * 1000;
+    uint64_t tokens = conn->publish_tokens_milli + (now - conn->publish_refill_ms) * cfg->publish_rate;
+    conn->publish_refill_ms = now;
+    if (tokens > cap)
+        tokens = cap;
+    if (tokens < 1000) {
+        conn->publish_tokens_milli = (uint32_t)tokens;
+        return false;
+    }
+    conn->publish_tokens_milli = (uint32_t)(tokens - 1000);
+    return true;
+}
+
 static void on_ws_message(void *arg, bool is_text, const uint8_t *data, size_t len)
 {
     wsg_conn_t *conn = arg;
@@ -486,6 +508,13 @@ static void on_ws_message(void *arg, bool is_text, const uint8_t *data, size_t l
     }
     default:
         return; /* heartbeats (ws4redis's string, JSON heartbeat_response) are never published nor stored */
+    }
+    if (conn->npubs > 0 && !take_publish_token(conn)) {
+        WSG_WARN("publish_rate_exceeded", "conn=%llu rate=%llu burst=%llu", (unsigned long long)conn->id,
+                 (unsigned long long)w->cfg->publish_rate, (unsigned long long)w->cfg->publish_burst);
+        WSG_STAT_ADD(&w->stats, rate_limit_closes, 1);
+        wsg_conn_close(conn, WSG_CLOSE_POLICY, "publish rate exceeded");
+        return;
     }
     if (conn->npubs == 0) {
         WSG_DEBUG("message_ignored", "conn=%llu len=%zu why=\"no publish channel\"", (unsigned long long)conn->id,
@@ -642,6 +671,9 @@ static void upgrade(wsg_conn_t *conn)
     move_to(conn, WSG_CONN_OPEN);
     conn->opened_ms = conn->since_ms;
     conn->is_echo = (flags & WSG_Q_ECHO) != 0;
+    conn->publish_tokens_milli = (uint32_t)(cfg->publish_burst * 1000 > UINT32_MAX ? UINT32_MAX
+                                                                                  : cfg->publish_burst * 1000);
+    conn->publish_refill_ms = conn->opened_ms;
     if (wsg_router_join(&w->router, conn, subs, nsubs, pubs, npubs) < 0) {
         wsg_conn_close(conn, WSG_CLOSE_INTERNAL_ERROR, "internal error");
         return;
@@ -820,5 +852,11 @@ int wsg_conn_accept(wsg_worker_t *worker, uv_stream_t *server)
     move_to(conn, WSG_CONN_HANDSHAKE);
     WSG_STAT_ADD(&worker->stats, connections_total, 1);
     update_reading(conn);
+    conn->has_slot = wsg_connection_slot_take(worker->cfg->max_connections);
+    if (!conn->has_slot) {
+        /* Answered before the request is read: the lingering close lets the client read it. */
+        WSG_STAT_ADD(&worker->stats, connections_refused_limit, 1);
+        refuse(conn, 503, "connection limit reached", "Retry-After: 5\r\n");
+    }
     return 0;
 }

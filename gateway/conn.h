@@ -50,6 +50,8 @@ typedef struct wsg_conn {
     uint8_t nsubs, npubs;
     uint16_t gets_pending;   /* persisted-message GETs not answered yet */
     uint32_t publishes_pending;
+    uint32_t publish_tokens_milli; /* token bucket of WSGATE_PUBLISH_RATE, in thousandths of a message */
+    uint64_t publish_refill_ms;
     uint32_t refcount;       /* the socket's + one per Redis callback in flight */
     uint16_t close_code;     /* the code we sent (or 1006 when dropped) */
     uint16_t peer_close_code;
@@ -63,6 +65,7 @@ typedef struct wsg_conn {
     bool is_slow : 1;              /* output cap hit: close 1008 at the next flush */
     bool is_lingering : 1;         /* shut down our side; draining input until EOF */
     bool is_close_logged : 1;
+    bool has_slot : 1;             /* holds one of the WSGATE_MAX_CONNECTIONS slots */
 } wsg_conn_t;
 
 /** Accepts a pending connection on `server` and starts its handshake. Returns 0 or a libuv error. */

@@ -124,6 +124,10 @@ size_t wsg_stats_render(wsg_stats_t *const *stats, unsigned n, char *buf, size_t
            "Queued messages dropped when a slow consumer was closed.", SUM(slow_consumer_drops));
     metric(&o, "wsgate_stale_closes_total", "counter", "Clients closed with 4000 after the idle timeout.",
            SUM(stale_closes));
+    metric(&o, "wsgate_rate_limit_closes_total", "counter", "Clients closed with 1008 for publishing too fast.",
+           SUM(rate_limit_closes));
+    metric(&o, "wsgate_connections_refused_limit_total", "counter",
+           "Connections answered 503 because WSGATE_MAX_CONNECTIONS was reached.", SUM(connections_refused_limit));
     metric(&o, "wsgate_heartbeats_sent_total", "counter", "Heartbeat messages sent.", SUM(heartbeats_sent));
     metric(&o, "wsgate_pings_sent_total", "counter", "Protocol PING frames sent.", SUM(pings_sent));
     emit(&o, "# HELP wsgate_delivery_latency_seconds From reading a message from Redis to writing it to a "

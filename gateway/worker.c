@@ -14,10 +14,25 @@
 static void maybe_finish(wsg_worker_t *w);
 
 static _Atomic uint64_t conn_ids;
+static _Atomic uint64_t live_connections;
 
 uint64_t wsg_next_conn_id(void)
 {
     return ++conn_ids;
+}
+
+bool wsg_connection_slot_take(uint64_t max)
+{
+    uint64_t before = atomic_fetch_add_explicit(&live_connections, 1, memory_order_relaxed);
+    if (max == 0 || before < max)
+        return true;
+    atomic_fetch_sub_explicit(&live_connections, 1, memory_order_relaxed);
+    return false;
+}
+
+void wsg_connection_slot_give(void)
+{
+    atomic_fetch_sub_explicit(&live_connections, 1, memory_order_relaxed);
 }
 
 /* ---- connection lists ---------------------------------------------------------------------------- */

@@ -71,6 +71,12 @@ void wsg_worker_request_shutdown(wsg_worker_t *worker);
 /** A process-wide unique connection id (thread-safe). */
 uint64_t wsg_next_conn_id(void);
 
+/** Takes one of the process-wide connection slots (`max` 0 = unlimited); false when all are taken. */
+bool wsg_connection_slot_take(uint64_t max);
+
+/** Gives back a slot taken by wsg_connection_slot_take. */
+void wsg_connection_slot_give(void);
+
 /** List helpers (a connection is in at most one list at a time). */
 void wsg_conn_list_push(wsg_conn_list_t *list, wsg_conn_t *conn);
 void wsg_conn_list_remove(wsg_conn_list_t *list, wsg_conn_t *conn);
