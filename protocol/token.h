@@ -82,8 +82,8 @@ typedef struct wsg_token_claims {
  *  signature", "token expired", "alg must be HS256", ...; "" on success) that never quotes the token.
  *  Borrows `token` and `secret`; `out` is caller storage, fully overwritten. Allocates only inside the JSON
  *  parser and frees before returning. */
-int wsg_token_verify(wsg_str_t token, const uint8_t *secret, size_t secret_len, int64_t now_s, int64_t leeway_s,
-                     size_t max_groups, wsg_token_claims_t *out, const char **why);
+int wsg_token_verify(wsg_str_t token, const uint8_t *secret, size_t secret_len, int64_t now_s,
+                     int64_t leeway_s, size_t max_groups, wsg_token_claims_t *out, const char **why);
 
 /** The `i`-th group of `claims` (0-based, token order) as a NUL-terminated string borrowed from `claims`, or
  *  NULL when `i` >= claims->ngroups. */
