@@ -292,11 +292,12 @@ int wsg_config_load(wsg_config_t *cfg, int argc, char **argv, int first_arg, wsg
 void wsg_config_print_usage(const char *program)
 {
     printf("Usage: %s [--option value]...\n"
-           "       %s --help | --version\n\n"
+           "       %s --help | --version\n"
+           "       %s publish --facility F [--broadcast] [--user U]... [--group G]... [--session S]... MESSAGE|-\n\n"
            "wsgate relays Redis pub/sub to WebSocket clients, ws4redis style:\n"
            "  ws://host:8080/ws/<facility>?subscribe-broadcast&publish-broadcast&echo\n\n"
            "Every setting is an environment variable; the matching flag wins over it.\n\n",
-           program, program);
+           program, program, program);
     for (size_t i = 0; i < N_SETTINGS; i++) {
         const setting_t *s = &settings[i];
         printf("  --%-20s %-26s default: %s\n      %s\n", s->flag, s->env,

@@ -10,6 +10,7 @@
 #include "handshake.h"
 #include "http_request.h"
 #include "log.h"
+#include "static_files.h"
 #include "stats.h"
 #include "url.h"
 #include "worker.h"
@@ -605,6 +606,42 @@ static void refuse(wsg_conn_t *conn, int status, const char *body, const char *e
     push_private(conn, wsg_msg_new_raw(response, (size_t)n));
 }
 
+/* Answers a plain GET for an embedded file (the browser client, the demo page) and closes. */
+static bool serve_static(wsg_conn_t *conn, wsg_str_t path)
+{
+    const char *name = NULL;
+    if (wsg_str_eq(path, wsg_str_c("/wsgate.js")))
+        name = "wsgate.js";
+    else if (conn->worker->cfg->demo && wsg_str_eq(path, wsg_str_c("/")))
+        name = "demo.html";
+    if (name == NULL || !wsg_str_eq(conn->http->upgrade.method, wsg_str_c("GET")))
+        return false;
+    const wsg_static_file_t *f = wsg_static_files;
+    while (f->name != NULL && strcmp(f->name, name) != 0)
+        f++;
+    if (f->name == NULL)
+        return false;
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-cache\r\n"
+                     "Connection: close\r\n\r\n",
+                     f->content_type, f->len);
+    wsg_msg_t *msg = wsg_msg_new(NULL, (size_t)n + f->len, NULL, 0);
+    if (msg != NULL) {
+        memcpy(wsg_msg_payload(msg), head, (size_t)n);
+        memcpy(wsg_msg_payload(msg) + n, f->data, f->len);
+        msg->frame = wsg_msg_payload(msg);
+        msg->frame_len = (size_t)n + f->len;
+    }
+    WSG_DEBUG("static_file", "conn=%llu file=%s", (unsigned long long)conn->id, name);
+    free(conn->http);
+    conn->http = NULL;
+    move_to(conn, WSG_CONN_CLOSING);
+    conn->close_after_flush = true;
+    push_private(conn, msg);
+    return true;
+}
+
 static const char identity_refusal[] =
     "subscribe-user, subscribe-group, subscribe-session and the matching publish-* channels need an "
     "authenticated identity; none is configured on this gateway";
@@ -621,7 +658,8 @@ static void upgrade(wsg_conn_t *conn)
     size_t facility_len = 0;
     int rc = wsg_url_facility(path, wsg_str_c(cfg->websocket_url), facility, &facility_len);
     if (rc == -ENOENT) {
-        refuse(conn, 404, "Not Found", NULL);
+        if (!serve_static(conn, path))
+            refuse(conn, 404, "Not Found", NULL);
         return;
     }
     wsg_handshake_verdict_t verdict = wsg_handshake_check(&http->upgrade);

@@ -189,7 +189,8 @@ static unsigned char decode_byte(const char *p, size_t len, size_t *i, bool is_q
     return c;
 }
 
-/* Bytes kept free at the end of `out`: the closing brace and the NUL, and when cut, the marker before them. */
+/* Bytes kept free at the end of `out`: the closing brace and the NUL, and when cut, the marker before
+ * them. */
 #define JSON_RESERVE_WHOLE 2
 #define JSON_RESERVE_CUT (sizeof ",\"truncated\":true}" - 1 + 1)
 
@@ -242,7 +243,10 @@ static bool put_string_body(json_writer_t *w, const char *p, size_t len, bool is
         }
         /* A UTF-8 sequence goes out whole or not at all; an invalid lead or continuation byte is escaped
          * alone and decoding resumes right after it. */
-        size_t need = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        size_t need = c >= 0xc2 && c <= 0xdf   ? 2
+                      : c >= 0xe0 && c <= 0xef ? 3
+                      : c >= 0xf0 && c <= 0xf4 ? 4
+                                               : 0;
         uint8_t seq[4] = {c};
         size_t got = 1, j = i;
         while (need > 0 && got < need && j < len)
@@ -332,7 +336,9 @@ static size_t convert(const char *kv, size_t len, char *out, size_t cap, size_t 
             do {
                 if (u.has_key)
                     continue;
-                if ((parts++ > 0 && !put_unit(&w, " ", 1)) || !put_string_body(&w, u.val, u.val_len, u.is_quoted))
+                if (parts++ > 0 && !put_unit(&w, " ", 1))
+                    break;
+                if (!put_string_body(&w, u.val, u.val_len, u.is_quoted))
                     break;
             } while (next_token(kv, len, &p2, &u));
             close_string(&w);

@@ -28,7 +28,8 @@ const char *wsg_log_level_name(wsg_log_level_t level);
 
 /** Writes one line: "ts=<ISO8601 UTC ms> lvl=<level> event=<event> " followed by the formatted fields; with
  *  wsg_log_json, that text (with "level" for "lvl") converted by wsg_log_kv_to_json(), e.g.
- *  {"ts":"2026-11-23T15:32:11.617Z","level":"info","event":"conn_open","conn":3,...}. Use WSG_LOG() so that arguments are not evaluated below the threshold. */
+ *  {"ts":"2026-11-23T15:32:11.617Z","level":"info","event":"conn_open","conn":3,...}.
+ *  Use WSG_LOG() so that arguments are not evaluated below the threshold. */
 void wsg_log_write(wsg_log_level_t level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -36,6 +36,7 @@ int main(int argc, char **argv)
         return 0;
     }
     wsg_log_threshold = config.log_level;
+    wsg_log_json = strcmp(config.log_format, "json") == 0;
     /* Writes to a socket the peer has reset must fail with EPIPE, not kill the process. */
     signal(SIGPIPE, SIG_IGN);
     srand((unsigned)time(NULL) ^ (unsigned)getpid());

@@ -51,31 +51,25 @@ static void print_usage(FILE *out)
 static void print_help(void)
 {
     print_usage(stdout);
-    fputs(
-        "\nPublishes MESSAGE as ws4redis's RedisPublisher(facility=F, broadcast=..., users=[...], "
-        "groups=[...],\n"
-        "sessions=[...]).publish_message(RedisMessage(MESSAGE), expire) does: for each selected channel,\n"
-        "PUBLISH <channel> MESSAGE, then SETEX <channel> <expire> MESSAGE when expire > 0. Channels:\n"
-        "  broadcast:F  group:G:F  user:U:F  session:S:F   (each with \"<prefix>:\" in front when a prefix "
-        "is set)\n"
-        "At least one of --broadcast, --user, --group, --session is required; --user, --group and --session\n"
-        "may be repeated. MESSAGE \"-\" reads the message from stdin, byte for byte (at most 64 MiB); use\n"
-        "\"--\" before a message that starts with '-'.\n\n"
-        "  --facility F      the facility (at most 256 bytes of UTF-8, no control characters)\n"
-        "  --broadcast       publish to broadcast:F\n"
-        "  --user U          publish to user:U:F (U: UTF-8, no ':' or control characters, at most 256 "
-        "bytes)\n"
-        "  --group G         publish to group:G:F\n"
-        "  --session S       publish to session:S:F\n"
-        "  --expire SECONDS  SETEX expiry; 0 = publish only      default: WS4REDIS_EXPIRE, else 3600\n"
-        "  --redis-url URL   redis://[[user]:password@]host:port/db or unix:///path[?db=N]\n"
-        "                                                    default: REDIS_URL, else "
-        "redis://127.0.0.1:6379/0\n"
-        "  --prefix P        channel and key prefix              default: WS4REDIS_PREFIX, else none\n\n"
-        "Prints \"channel=<name> receivers=<subscribers that got it>\" per channel. Exit status: 0 "
-        "published,\n"
-        "1 Redis error (connect timeout 2 s), 2 usage error.\n",
-        stdout);
+    fputs("\nPublishes MESSAGE as ws4redis's RedisPublisher(facility=F, broadcast=..., users=[...],\n"
+          "groups=[...], sessions=[...]).publish_message(RedisMessage(MESSAGE), expire) does: for each\n"
+          "selected channel, PUBLISH <channel> MESSAGE, then SETEX <channel> <expire> MESSAGE when\n"
+          "expire > 0. Channels: broadcast:F, group:G:F, user:U:F, session:S:F, each with \"<prefix>:\"\n"
+          "in front when a prefix is set. At least one of --broadcast, --user, --group, --session is\n"
+          "required; --user, --group and --session may be repeated. MESSAGE \"-\" reads the message\n"
+          "from stdin, byte for byte (at most 64 MiB); put \"--\" before a message that starts with '-'.\n\n"
+          "  --facility F      the facility: at most 256 bytes of UTF-8, no control characters\n"
+          "  --broadcast       publish to broadcast:F\n"
+          "  --user U          publish to user:U:F (U: 1-256 bytes of UTF-8, no ':', no control chars)\n"
+          "  --group G         publish to group:G:F (same rules)\n"
+          "  --session S       publish to session:S:F (same rules)\n"
+          "  --expire SECONDS  SETEX expiry, 0 = publish only (default: WS4REDIS_EXPIRE, else 3600)\n"
+          "  --redis-url URL   redis://[[user]:password@]host:port/db or unix:///path[?db=N]\n"
+          "                    (default: REDIS_URL, else redis://127.0.0.1:6379/0)\n"
+          "  --prefix P        channel and key prefix (default: WS4REDIS_PREFIX, else none)\n\n"
+          "Prints \"channel=<name> receivers=<n>\" per channel (n: subscribers that got it).\n"
+          "Exit status: 0 published, 1 Redis error (connect timeout 2 s), 2 usage error.\n",
+          stdout);
 }
 
 /* Reports a usage error with the synopsis; always returns STATUS_USAGE. */

@@ -95,6 +95,21 @@ def main():
         total_passed += p
         total_failed += f
 
+        print("== browser client and demo page", flush=True)
+        p, f = run_counted("browser/wsgate.js", ["node", "tests/browser/test_wsgate_js.js"], env=env, timeout=120)
+        total_passed += p
+        total_failed += f
+        browser_env = dict(env, WSGATE_BIN=bin_path)
+        p, f = run_counted("browser/demo", ["/usr/bin/python3", "tests/browser/test_demo.py"], env=browser_env,
+                           timeout=300)
+        total_passed += p
+        total_failed += f
+
+    print("== docker files", flush=True)
+    p, f = run_counted("docker", ["scripts/check-docker"], env=env, timeout=600)
+    total_passed += p
+    total_failed += f
+
     print(f"{total_passed} passed, {total_failed} failed", flush=True)
     return 1 if total_failed else 0
 
