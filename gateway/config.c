@@ -60,6 +60,21 @@ static const setting_t settings[] = {
     {"WSGATE_SHUTDOWN_NOTICE", "shutdown-notice", KIND_STRING, "", STR_FIELD(shutdown_notice), 0, 0,
      "text sent to every client before close 1001 on shutdown; default: none in ws4redis mode, "
      "{\"type\":\"server_shutdown\",...} in json mode; empty = none"},
+    {"WSGATE_JWT_SECRET", "jwt-secret", KIND_STRING, "", STR_FIELD(jwt_secret), 0, 0,
+     "HS256 secret of client tokens (?token=, Authorization: Bearer, or the token cookie); empty = no tokens"},
+    {"WSGATE_JWT_SECRET_FILE", "jwt-secret-file", KIND_STRING, "", STR_FIELD(jwt_secret_file), 0, 0,
+     "file holding the HS256 secret (a trailing newline is ignored); wins over WSGATE_JWT_SECRET"},
+    {"WSGATE_JWT_LEEWAY", "jwt-leeway", KIND_DURATION, "30s", NUM_FIELD(jwt_leeway_ms), 0, 3600000,
+     "clock skew allowed when checking exp and nbf"},
+    {"WSGATE_TOKEN_COOKIE", "token-cookie", KIND_STRING, "", STR_FIELD(token_cookie), 0, 0,
+     "name of a cookie that carries the token; empty = cookies are not read"},
+    {"WSGATE_MAX_GROUPS", "max-groups", KIND_UINT, "64", NUM_FIELD(max_groups), 0, 64,
+     "most groups a token may name"},
+    {"WSGATE_ANONYMOUS_PUBLISH", "anonymous-publish", KIND_BOOL, "0", NUM_FIELD(anonymous_publish), 0, 0,
+     "let clients without a token use publish-broadcast (ws4redis's permissive default is 1)"},
+    {"WSGATE_ALLOWED_ORIGINS", "allowed-origins", KIND_STRING, "", STR_FIELD(allowed_origins), 0, 0,
+     "Origins allowed to connect, comma-separated (https://app.example.com, https://*.example.com); "
+     "empty = any"},
     {"WSGATE_MAX_PAYLOAD", "max-payload", KIND_SIZE, "16KiB", NUM_FIELD(max_payload), 1, 64u << 20,
      "largest inbound message; larger ones close the connection with 1009"},
     {"WSGATE_MAX_PENDING", "max-pending", KIND_SIZE, "1MiB", NUM_FIELD(max_pending), 1024, 1ull << 32,
@@ -269,6 +284,37 @@ int wsg_config_load(wsg_config_t *cfg, int argc, char **argv, int first_arg, wsg
         snprintf(err, err_cap, "WSGATE_LOG_FORMAT: bad value \"%s\" (expected text or json)", cfg->log_format);
         return -EINVAL;
     }
+    if (cfg->jwt_secret_file[0] != '\0') {
+        FILE *f = fopen(cfg->jwt_secret_file, "rb");
+        if (f == NULL) {
+            snprintf(err, err_cap, "WSGATE_JWT_SECRET_FILE: cannot open \"%s\": %s", cfg->jwt_secret_file,
+                     strerror(errno));
+            return -EINVAL;
+        }
+        size_t n = fread(cfg->jwt_secret, 1, sizeof cfg->jwt_secret - 1, f);
+        bool too_long = n == sizeof cfg->jwt_secret - 1 && fgetc(f) != EOF;
+        fclose(f);
+        if (too_long) {
+            snprintf(err, err_cap, "WSGATE_JWT_SECRET_FILE: secret longer than %zu bytes",
+                     sizeof cfg->jwt_secret - 1);
+            return -EINVAL;
+        }
+        while (n > 0 && (cfg->jwt_secret[n - 1] == '\n' || cfg->jwt_secret[n - 1] == '\r'))
+            n--;
+        cfg->jwt_secret[n] = '\0';
+        cfg->jwt_secret_len = n;
+        if (n == 0) {
+            snprintf(err, err_cap, "WSGATE_JWT_SECRET_FILE: \"%s\" is empty", cfg->jwt_secret_file);
+            return -EINVAL;
+        }
+    } else {
+        cfg->jwt_secret_len = strlen(cfg->jwt_secret);
+    }
+    if (cfg->allowed_origins[0] != '\0' && wsg_origin_list_parse(cfg->allowed_origins, &cfg->origins) < 0) {
+        snprintf(err, err_cap, "WSGATE_ALLOWED_ORIGINS: %s at byte %zu", cfg->origins.err_reason,
+                 cfg->origins.err_pos);
+        return -EINVAL;
+    }
     if (cfg->publish_burst == 0)
         cfg->publish_burst = cfg->publish_rate;
     if (cfg->workers == 0) {
@@ -308,6 +354,10 @@ void wsg_config_print_usage(const char *program)
 
 void wsg_config_log(const wsg_config_t *cfg)
 {
+    if (cfg->token_cookie[0] != '\0' && cfg->allowed_origins[0] == '\0')
+        WSG_WARN("insecure_config", "msg=\"WSGATE_TOKEN_COOKIE is set without WSGATE_ALLOWED_ORIGINS: any web page a "
+                                    "user visits can open a WebSocket with the user's cookie (cross-site WebSocket "
+                                    "hijacking)\"");
     char masked[1100];
     const char *url = cfg->redis_url;
     const char *at = strrchr(url, '@');
@@ -326,7 +376,8 @@ void wsg_config_log(const wsg_config_t *cfg)
              "max_payload=%llu max_pending=%llu handshake_timeout_ms=%llu "
              "close_timeout_ms=%llu shutdown_timeout_ms=%llu publish_queue=%llu max_connections=%llu "
              "publish_rate=%llu publish_burst=%llu redis_timeout_ms=%llu "
-             "redis_retry_max_ms=%llu workers=%llu admin_listen=%s demo=%d log_level=%s log_format=%s",
+             "redis_retry_max_ms=%llu workers=%llu admin_listen=%s demo=%d auth=%s token_cookie=%s "
+             "anonymous_publish=%d allowed_origins=%s log_level=%s log_format=%s",
              cfg->listen, masked, cfg->websocket_url, cfg->prefix[0] ? cfg->prefix : "(none)",
              (unsigned long long)cfg->expire_s,
              cfg->heartbeat_len ? wsg_log_quote(hb, sizeof hb, cfg->heartbeat, cfg->heartbeat_len) : "(off)",
@@ -339,6 +390,8 @@ void wsg_config_log(const wsg_config_t *cfg)
              (unsigned long long)cfg->publish_rate, (unsigned long long)cfg->publish_burst,
              (unsigned long long)cfg->redis_timeout_ms,
              (unsigned long long)cfg->redis_retry_max_ms, (unsigned long long)cfg->workers,
-             cfg->admin_listen[0] ? cfg->admin_listen : "(off)", cfg->demo, wsg_log_level_name(cfg->log_level),
+             cfg->admin_listen[0] ? cfg->admin_listen : "(off)", cfg->demo,
+             cfg->jwt_secret_len ? "hs256" : "(none)", cfg->token_cookie[0] ? cfg->token_cookie : "(none)",
+             cfg->anonymous_publish, cfg->allowed_origins[0] ? "(list)" : "(any)", wsg_log_level_name(cfg->log_level),
              cfg->log_format);
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "log.h"
+#include "origin.h"
 #include "redis_url.h"
 
 typedef struct wsg_config {
@@ -45,6 +46,15 @@ typedef struct wsg_config {
     char admin_host[256];          /**< parsed from `admin_listen` */
     uint16_t admin_port;
     bool demo;                     /**< WSGATE_DEMO: serve the demo page at / */
+    char jwt_secret[4096];         /**< WSGATE_JWT_SECRET or the contents of WSGATE_JWT_SECRET_FILE; "" = no auth */
+    size_t jwt_secret_len;
+    char jwt_secret_file[1024];    /**< WSGATE_JWT_SECRET_FILE */
+    uint64_t jwt_leeway_ms;        /**< WSGATE_JWT_LEEWAY */
+    char token_cookie[128];        /**< WSGATE_TOKEN_COOKIE: cookie carrying the token; "" = none */
+    uint64_t max_groups;           /**< WSGATE_MAX_GROUPS */
+    bool anonymous_publish;        /**< WSGATE_ANONYMOUS_PUBLISH: clients without identity may publish */
+    char allowed_origins[4096];    /**< WSGATE_ALLOWED_ORIGINS: comma list; "" = any */
+    wsg_origin_list_t origins;     /**< parsed from `allowed_origins` */
     uint64_t workers;              /**< WSGATE_WORKERS, resolved: event-loop threads (0 in the variable = CPUs) */
 } wsg_config_t;
 

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "access.h"
 #include "channel.h"
 #include "handshake.h"
 #include "http_request.h"
@@ -642,9 +644,6 @@ static bool serve_static(wsg_conn_t *conn, wsg_str_t path)
     return true;
 }
 
-static const char identity_refusal[] =
-    "subscribe-user, subscribe-group, subscribe-session and the matching publish-* channels need an "
-    "authenticated identity; none is configured on this gateway";
 
 static void upgrade(wsg_conn_t *conn)
 {
@@ -673,26 +672,14 @@ static void upgrade(wsg_conn_t *conn)
                NULL);
         return;
     }
-    uint32_t flags = wsg_query_flags(query);
-    if (flags & (WSG_Q_SUBSCRIBE_USER | WSG_Q_SUBSCRIBE_GROUP | WSG_Q_SUBSCRIBE_SESSION | WSG_Q_PUBLISH_USER |
-                 WSG_Q_PUBLISH_GROUP | WSG_Q_PUBLISH_SESSION)) {
-        refuse(conn, 403, identity_refusal, NULL);
+    wsg_access_t access;
+    const char *why = NULL;
+    int status = wsg_access_decide(cfg, http, (wsg_str_t){facility, facility_len}, (int64_t)time(NULL), &access,
+                                   &why);
+    if (status != 0) {
+        refuse(conn, status, why, NULL);
         return;
     }
-
-    char broadcast[WSG_CHANNEL_NAME_MAX + 1];
-    ssize_t blen = wsg_channel_name(broadcast, sizeof broadcast, wsg_str_c(cfg->prefix), WSG_AUDIENCE_BROADCAST,
-                                    WSG_STR_NULL, (wsg_str_t){facility, facility_len});
-    if (blen < 0) {
-        refuse(conn, 400, "Channel name is too long", NULL);
-        return;
-    }
-    wsg_str_t subs[1], pubs[1];
-    uint8_t nsubs = 0, npubs = 0;
-    if (flags & WSG_Q_SUBSCRIBE_BROADCAST)
-        subs[nsubs++] = (wsg_str_t){broadcast, (size_t)blen};
-    if (flags & WSG_Q_PUBLISH_BROADCAST)
-        pubs[npubs++] = (wsg_str_t){broadcast, (size_t)blen};
 
     char accept[WSG_ACCEPT_KEY_LEN + 1];
     wsg_handshake_accept_key(http->upgrade.ws_key, accept);
@@ -700,25 +687,30 @@ static void upgrade(wsg_conn_t *conn)
     ssize_t n = wsg_handshake_write_101(response, sizeof response, accept,
                                         wsg_handshake_pick_subprotocol(http->upgrade.ws_protocol));
     if (n < 0) {
+        wsg_access_dispose(&access);
         refuse(conn, 400, "Subprotocol name is too long", NULL);
         return;
     }
     push_private(conn, wsg_msg_new_raw(response, (size_t)n));
-    if (conn->state == WSG_CONN_CLOSED)
+    if (conn->state == WSG_CONN_CLOSED) {
+        wsg_access_dispose(&access);
         return;
+    }
     move_to(conn, WSG_CONN_OPEN);
     conn->opened_ms = conn->since_ms;
-    conn->is_echo = (flags & WSG_Q_ECHO) != 0;
+    conn->is_echo = access.is_echo;
     conn->publish_tokens_milli = (uint32_t)(cfg->publish_burst * 1000 > UINT32_MAX ? UINT32_MAX
                                                                                   : cfg->publish_burst * 1000);
     conn->publish_refill_ms = conn->opened_ms;
-    if (wsg_router_join(&w->router, conn, subs, nsubs, pubs, npubs) < 0) {
+    int joined = wsg_router_join(&w->router, conn, access.subs, access.nsubs, access.pubs, access.npubs);
+    wsg_access_dispose(&access);
+    if (joined < 0) {
         wsg_conn_close(conn, WSG_CLOSE_INTERNAL_ERROR, "internal error");
         return;
     }
     char peer[80], subs_text[512], pubs_text[512], fac[300];
-    WSG_INFO("conn_open", "conn=%llu peer=%s facility=%s channels=%s publish=%s echo=%d",
-             (unsigned long long)conn->id, peer_name(conn, peer, sizeof peer),
+    WSG_INFO("conn_open", "conn=%llu peer=%s user=%s facility=%s channels=%s publish=%s echo=%d",
+             (unsigned long long)conn->id, peer_name(conn, peer, sizeof peer), access.user[0] ? access.user : "-",
              wsg_log_quote(fac, sizeof fac, facility, facility_len),
              channel_list(subs_text, sizeof subs_text, NULL, conn->subs, conn->nsubs),
              channel_list(pubs_text, sizeof pubs_text, conn->pubs, NULL, conn->npubs), conn->is_echo);

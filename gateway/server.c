@@ -148,23 +148,31 @@ int wsg_server_run(const wsg_config_t *cfg)
     if (bind_sockets(cfg, fds, srv->nworkers, bound, sizeof bound) < 0)
         return 1;
     for (unsigned i = 0; i < srv->nworkers; i++) {
-        srv->worker_status[i] = -1;
         srv->workers[i] = malloc(sizeof(wsg_worker_t));
-        if (srv->workers[i] == NULL || wsg_worker_init(srv->workers[i], cfg, i, fds[i]) < 0)
+        if (srv->workers[i] == NULL)
             return 1;
         srv->stats[i] = &srv->workers[i]->stats;
     }
-    free(fds);
-    WSG_INFO("listening", "addr=%s websocket_url=%s workers=%u", bound, cfg->websocket_url, srv->nworkers);
-
-    uv_loop_init(&srv->loop);
+    /* The admin listener is up before any client is accepted, so a probe that sees the WebSocket port
+     * open finds it too. */
     if (cfg->admin_listen[0] != '\0') {
+        uv_loop_init(&srv->loop);
         srv->admin = wsg_admin_start(&srv->loop, cfg, srv->stats, srv->nworkers);
         if (srv->admin == NULL) {
             uv_run(&srv->loop, UV_RUN_NOWAIT); /* lets the failed listener close */
             return 1;
         }
+    } else {
+        uv_loop_init(&srv->loop);
     }
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        srv->worker_status[i] = -1;
+        if (wsg_worker_init(srv->workers[i], cfg, i, fds[i]) < 0)
+            return 1;
+    }
+    free(fds);
+    WSG_INFO("listening", "addr=%s websocket_url=%s workers=%u", bound, cfg->websocket_url, srv->nworkers);
+
     uv_signal_init(&srv->loop, &srv->sigterm);
     uv_signal_init(&srv->loop, &srv->sigint);
     srv->sigterm.data = srv->sigint.data = srv;

@@ -209,3 +209,28 @@ ssize_t wsg_query_value(wsg_str_t query, const char *name, char *out, size_t cap
         return -ENOENT;
     return wsg_url_decode(s.value, out, cap, true);
 }
+
+bool wsg_cookie_value(wsg_str_t header, const char *name, wsg_str_t *value)
+{
+    size_t name_len = strlen(name);
+    size_t i = 0;
+    while (i < header.len) {
+        size_t end = i;
+        while (end < header.len && header.ptr[end] != ';')
+            end++;
+        wsg_str_t pair = wsg_str_trim((wsg_str_t){header.ptr + i, end - i});
+        const char *eq = memchr(pair.ptr, '=', pair.len);
+        if (eq != NULL) {
+            wsg_str_t key = wsg_str_trim((wsg_str_t){pair.ptr, (size_t)(eq - pair.ptr)});
+            if (key.len == name_len && memcmp(key.ptr, name, name_len) == 0) {
+                wsg_str_t v = wsg_str_trim((wsg_str_t){eq + 1, (size_t)(pair.ptr + pair.len - eq - 1)});
+                if (v.len >= 2 && v.ptr[0] == '"' && v.ptr[v.len - 1] == '"')
+                    v = (wsg_str_t){v.ptr + 1, v.len - 2};
+                *value = v;
+                return true;
+            }
+        }
+        i = end + 1;
+    }
+    return false;
+}

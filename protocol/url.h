@@ -62,4 +62,8 @@ uint32_t wsg_query_flags(wsg_str_t query);
  *  Returns the value's length (0 for a key without value), -ENOENT when absent, or -ENOSPC. Borrows all. */
 ssize_t wsg_query_value(wsg_str_t query, const char *name, char *out, size_t cap);
 
+/** Finds the cookie `name` in a Cookie header value ("a=1; b=2") and points `*value` at its value (borrowed
+ *  from `header`, surrounding double quotes removed). Returns true when found. */
+bool wsg_cookie_value(wsg_str_t header, const char *name, wsg_str_t *value);
+
 #endif

@@ -328,6 +328,8 @@ def gateway_base_env():
         # One event loop, so that every channel has exactly one gateway subscription; tests of several
         # workers set WSGATE_WORKERS themselves.
         "WSGATE_WORKERS": "1",
+        # Most tests publish from clients without a token; the secure default (off) has tests of its own.
+        "WSGATE_ANONYMOUS_PUBLISH": "1",
         "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
         "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
     }

@@ -41,6 +41,7 @@ def test_pings_arrive_at_the_interval(gateway):
 
 @with_env(WSGATE_PING_INTERVAL="200ms", WSGATE_IDLE_TIMEOUT="600ms")
 def test_silent_client_is_closed_with_4000_and_released(gateway):
+    h.wait_until(lambda: gateway.admin_get("/readyz")[0] == 200, 10, what="Redis connections up")
     baseline = open_fds(gateway.pid)
     ws = gateway.open_raw("/ws/silent?subscribe-broadcast")
     h.wait_numsub("broadcast:silent", 1)

@@ -409,7 +409,23 @@ static void test_query_value(void)
     VALUE_ERR(q, name, -ENOENT);
 }
 
-TEST_MAIN("url", TEST_CASE(test_split), TEST_CASE(test_decode), TEST_CASE(test_decode_capacity),
+static void test_cookie_value(void)
+{
+    wsg_str_t v;
+    ASSERT_TRUE(wsg_cookie_value(wsg_str_c("a=1; jwt=abc.def; b=2"), "jwt", &v));
+    ASSERT_TRUE(wsg_str_eq(v, wsg_str_c("abc.def")));
+    ASSERT_TRUE(wsg_cookie_value(wsg_str_c("jwt=\"q\""), "jwt", &v));
+    ASSERT_TRUE(wsg_str_eq(v, wsg_str_c("q")));
+    ASSERT_TRUE(wsg_cookie_value(wsg_str_c(" x = y ;jwt= t "), "jwt", &v));
+    ASSERT_TRUE(wsg_str_eq(v, wsg_str_c("t")));
+    ASSERT_FALSE(wsg_cookie_value(wsg_str_c("xjwt=1; jwtx=2"), "jwt", &v));
+    ASSERT_FALSE(wsg_cookie_value(wsg_str_c(""), "jwt", &v));
+    ASSERT_FALSE(wsg_cookie_value(wsg_str_c("jwt"), "jwt", &v));
+    ASSERT_TRUE(wsg_cookie_value(wsg_str_c("jwt="), "jwt", &v));
+    ASSERT_INT_EQ(v.len, 0);
+}
+
+TEST_MAIN("url", TEST_CASE(test_cookie_value), TEST_CASE(test_split), TEST_CASE(test_decode), TEST_CASE(test_decode_capacity),
           TEST_CASE(test_facility), TEST_CASE(test_facility_errors), TEST_CASE(test_facility_length),
           TEST_CASE(test_query_flags_names), TEST_CASE(test_query_flags_normalisation),
           TEST_CASE(test_query_flags_long_keys), TEST_CASE(test_query_value))

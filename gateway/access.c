@@ -1,0 +1,196 @@
+/* Token, Origin and permission checks for one upgrade request, and the channel names that follow. */
+#include "access.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel.h"
+#include "origin.h"
+#include "url.h"
+
+#define IDENTITY_FLAGS                                                                                   \
+    (WSG_Q_SUBSCRIBE_USER | WSG_Q_SUBSCRIBE_GROUP | WSG_Q_SUBSCRIBE_SESSION | WSG_Q_PUBLISH_USER |      \
+     WSG_Q_PUBLISH_GROUP | WSG_Q_PUBLISH_SESSION)
+
+static const char identity_refusal[] =
+    "subscribe-user, subscribe-group, subscribe-session and the matching publish-* channels need an "
+    "authenticated identity (a token)";
+
+/* The token, from the first place that has one: ?token=, Authorization: Bearer, the token cookie.
+ * `buf` receives the percent-decoded query value. */
+static bool find_token(const wsg_config_t *cfg, const wsg_http_request_t *http, wsg_str_t query, char *buf,
+                       size_t cap, wsg_str_t *token)
+{
+    ssize_t n = wsg_query_value(query, "token", buf, cap);
+    if (n > 0) {
+        *token = (wsg_str_t){buf, (size_t)n};
+        return true;
+    }
+    if (n == -ENOSPC) {
+        *token = (wsg_str_t){buf, cap}; /* too long: fails verification with a clear reason */
+        return true;
+    }
+    wsg_str_t auth = wsg_str_trim(http->authorization);
+    if (auth.len > 7 && wsg_str_eq_nocase((wsg_str_t){auth.ptr, 7}, wsg_str_c("Bearer "))) {
+        *token = wsg_str_trim((wsg_str_t){auth.ptr + 7, auth.len - 7});
+        return true;
+    }
+    if (cfg->token_cookie[0] != '\0' && http->cookie.ptr != NULL &&
+        wsg_cookie_value(http->cookie, cfg->token_cookie, token) && token->len > 0)
+        return true;
+    return false;
+}
+
+/* Appends one channel name to the arena and to `list`. */
+static int add_channel(const wsg_config_t *cfg, char **cursor, const char *end, wsg_str_t *list, uint8_t *n,
+                       wsg_audience_t audience, wsg_str_t ident, wsg_str_t facility)
+{
+    ssize_t len = wsg_channel_name(*cursor, (size_t)(end - *cursor), wsg_str_c(cfg->prefix), audience, ident,
+                                   facility);
+    if (len < 0)
+        return -ENOSPC;
+    list[(*n)++] = (wsg_str_t){*cursor, (size_t)len};
+    *cursor += len + 1;
+    return 0;
+}
+
+/* Names for the audiences in `flags` (one kind: subscribe or publish bits), in ws4redis order. */
+static int add_audiences(const wsg_config_t *cfg, const wsg_token_claims_t *claims, uint32_t flags,
+                         uint32_t broadcast, uint32_t group, uint32_t user, uint32_t session, char **cursor,
+                         const char *end, wsg_str_t *list, uint8_t *n, wsg_str_t facility)
+{
+    int rc = 0;
+    if (flags & broadcast)
+        rc |= add_channel(cfg, cursor, end, list, n, WSG_AUDIENCE_BROADCAST, WSG_STR_NULL, facility);
+    if (flags & group)
+        for (size_t i = 0; i < claims->ngroups; i++)
+            rc |= add_channel(cfg, cursor, end, list, n, WSG_AUDIENCE_GROUP, wsg_str_c(wsg_token_group(claims, i)),
+                              facility);
+    if (flags & user)
+        rc |= add_channel(cfg, cursor, end, list, n, WSG_AUDIENCE_USER, wsg_str_c(claims->sub), facility);
+    if (flags & session)
+        rc |= add_channel(cfg, cursor, end, list, n, WSG_AUDIENCE_SESSION, wsg_str_c(claims->sid), facility);
+    return rc;
+}
+
+int wsg_access_decide(const wsg_config_t *cfg, const wsg_http_request_t *http, wsg_str_t facility, int64_t now_s,
+                      wsg_access_t *out, const char **why)
+{
+    memset(out, 0, sizeof *out);
+    wsg_str_t path, query;
+    wsg_url_split(http->target, &path, &query);
+    uint32_t flags = wsg_query_flags(query);
+    out->is_echo = (flags & WSG_Q_ECHO) != 0;
+
+    /* Cross-site WebSocket hijacking: a browser always sends Origin; other clients need not. */
+    if (cfg->allowed_origins[0] != '\0' && http->origin.ptr != NULL &&
+        !wsg_origin_list_allows(&cfg->origins, http->origin)) {
+        *why = "Origin not allowed";
+        return 403;
+    }
+
+    static const wsg_token_claims_t anonymous;
+    const wsg_token_claims_t *claims = &anonymous;
+    wsg_token_claims_t *verified = NULL;
+    char *token_buf = NULL;
+    int status = 0;
+    if (cfg->jwt_secret_len > 0) {
+        size_t cap = WSG_HTTP_HEAD_MAX;
+        token_buf = malloc(cap);
+        verified = malloc(sizeof(*verified));
+        if (token_buf == NULL || verified == NULL) {
+            *why = "out of memory";
+            status = 500;
+            goto Done;
+        }
+        wsg_str_t token;
+        if (find_token(cfg, http, query, token_buf, cap, &token)) {
+            int rc = wsg_token_verify(token, (const uint8_t *)cfg->jwt_secret, cfg->jwt_secret_len, now_s,
+                                      (int64_t)(cfg->jwt_leeway_ms / 1000), cfg->max_groups, verified, why);
+            if (rc < 0) {
+                status = 401;
+                goto Done;
+            }
+            claims = verified;
+            out->is_authenticated = true;
+            snprintf(out->user, sizeof out->user, "%s", verified->sub);
+        }
+    }
+
+    uint32_t allowed;
+    if (out->is_authenticated) {
+        allowed = claims->has_allow ? claims->allow : ~0u;
+        if (!wsg_token_allows_facility(claims, facility)) {
+            *why = "this token does not allow the facility";
+            status = 403;
+            goto Done;
+        }
+        if ((flags & (WSG_Q_SUBSCRIBE_USER | WSG_Q_PUBLISH_USER)) && claims->sub[0] == '\0') {
+            *why = "user channels need a token with \"sub\"";
+            status = 403;
+            goto Done;
+        }
+        if ((flags & (WSG_Q_SUBSCRIBE_GROUP | WSG_Q_PUBLISH_GROUP)) && claims->ngroups == 0) {
+            *why = "group channels need a token with \"groups\"";
+            status = 403;
+            goto Done;
+        }
+        if ((flags & (WSG_Q_SUBSCRIBE_SESSION | WSG_Q_PUBLISH_SESSION)) && claims->sid[0] == '\0') {
+            *why = "session channels need a token with \"sid\"";
+            status = 403;
+            goto Done;
+        }
+    } else {
+        if (flags & IDENTITY_FLAGS) {
+            *why = identity_refusal;
+            status = 403;
+            goto Done;
+        }
+        allowed = WSG_Q_SUBSCRIBE_BROADCAST | (cfg->anonymous_publish ? WSG_Q_PUBLISH_BROADCAST : 0);
+    }
+    uint32_t denied = flags & ~allowed & ~(uint32_t)WSG_Q_ECHO;
+    if (denied != 0) {
+        *why = (denied & WSG_Q_PUBLISH_ANY) && !out->is_authenticated ? "publishing is disabled"
+               : (denied & WSG_Q_PUBLISH_ANY)                         ? "this token does not allow publishing there"
+                                                                      : "this token does not allow subscribing there";
+        status = 403;
+        goto Done;
+    }
+
+    /* Every name is at most prefix + audience + identity + facility with separators. */
+    size_t per_name = sizeof cfg->prefix + 16 + WSG_TOKEN_NAME_MAX + WSG_FACILITY_MAX + 4;
+    size_t arena = 2 * (3 + claims->ngroups) * per_name;
+    out->names = malloc(arena);
+    if (out->names == NULL) {
+        *why = "out of memory";
+        status = 500;
+        goto Done;
+    }
+    char *cursor = out->names;
+    const char *end = out->names + arena;
+    int rc = add_audiences(cfg, claims, flags, WSG_Q_SUBSCRIBE_BROADCAST, WSG_Q_SUBSCRIBE_GROUP,
+                           WSG_Q_SUBSCRIBE_USER, WSG_Q_SUBSCRIBE_SESSION, &cursor, end, out->subs, &out->nsubs,
+                           facility);
+    rc |= add_audiences(cfg, claims, flags, WSG_Q_PUBLISH_BROADCAST, WSG_Q_PUBLISH_GROUP, WSG_Q_PUBLISH_USER,
+                        WSG_Q_PUBLISH_SESSION, &cursor, end, out->pubs, &out->npubs, facility);
+    if (rc != 0) {
+        *why = "Channel name is too long";
+        status = 400;
+    }
+Done:
+    free(token_buf);
+    free(verified);
+    if (status != 0) {
+        free(out->names);
+        out->names = NULL;
+    }
+    return status;
+}
+
+void wsg_access_dispose(wsg_access_t *access)
+{
+    free(access->names);
+    access->names = NULL;
+}
