@@ -59,8 +59,8 @@ static void run_file(const char *path)
         return;
     }
     if (pid == 0) {
-        uint8_t *data;
-        size_t size;
+        uint8_t *data = NULL;
+        size_t size = 0;
         int rc = read_file(path, &data, &size);
         if (rc < 0) {
             fprintf(stderr, "%s: %s\n", path, strerror(-rc));
