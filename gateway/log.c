@@ -1,5 +1,6 @@
 /* key=value logging to stderr, one write per line so that concurrent workers do not interleave lines. */
 #include "log.h"
+#include "str.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -156,17 +157,6 @@ static bool next_token(const char *kv, size_t len, size_t *pos, kv_token_t *t)
     return true;
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The next byte of a value, undoing wsg_log_quote()'s escapes when quoted; advances *i (< len on entry). */
 static unsigned char decode_byte(const char *p, size_t len, size_t *i, bool is_quoted)
 {
@@ -180,8 +170,8 @@ static unsigned char decode_byte(const char *p, size_t len, size_t *i, bool is_q
         *i += 2;
         return (unsigned char)e;
     }
-    if (e == 'x' && *i + 3 < len && hex_digit(p[*i + 2]) >= 0 && hex_digit(p[*i + 3]) >= 0) {
-        unsigned char b = (unsigned char)(hex_digit(p[*i + 2]) * 16 + hex_digit(p[*i + 3]));
+    if (e == 'x' && *i + 3 < len && wsg_hex_value(p[*i + 2]) >= 0 && wsg_hex_value(p[*i + 3]) >= 0) {
+        unsigned char b = (unsigned char)(wsg_hex_value(p[*i + 2]) * 16 + wsg_hex_value(p[*i + 3]));
         *i += 4;
         return b;
     }

@@ -33,6 +33,18 @@ bool wsg_str_eq_nocase(wsg_str_t a, wsg_str_t b);
  *  the optional white space around each element. */
 bool wsg_str_list_has_token(wsg_str_t list, wsg_str_t token);
 
+/** The value of a hexadecimal digit (either case), or -1 when `c` is not one. */
+static inline int wsg_hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 /** The view without leading and trailing ASCII white space (space, tab, CR, LF, VT, FF). */
 wsg_str_t wsg_str_trim(wsg_str_t s);
 

@@ -222,33 +222,17 @@ static verdict_t read_channels(const cJSON *v, wsg_token_claims_t *c)
 
 static verdict_t read_allow(const cJSON *v, wsg_token_claims_t *c)
 {
-    static const struct {
-        const char *name;
-        uint32_t flag;
-    } perms[] = {
-        {"subscribe-broadcast", WSG_Q_SUBSCRIBE_BROADCAST},
-        {"subscribe-user", WSG_Q_SUBSCRIBE_USER},
-        {"subscribe-group", WSG_Q_SUBSCRIBE_GROUP},
-        {"subscribe-session", WSG_Q_SUBSCRIBE_SESSION},
-        {"publish-broadcast", WSG_Q_PUBLISH_BROADCAST},
-        {"publish-user", WSG_Q_PUBLISH_USER},
-        {"publish-group", WSG_Q_PUBLISH_GROUP},
-        {"publish-session", WSG_Q_PUBLISH_SESSION},
-        {"echo", WSG_Q_ECHO},
-    };
     if (!cJSON_IsArray(v))
         return bad_claim("allow must be an array of strings");
     c->has_allow = true;
     for (const cJSON *it = v->child; it != NULL; it = it->next) {
         if (!cJSON_IsString(it))
             return bad_claim("allow must be an array of strings");
-        size_t k = 0;
-        while (k < sizeof perms / sizeof perms[0] && strcmp(it->valuestring, perms[k].name) != 0)
-            k++;
+        uint32_t flag = wsg_query_flag_by_name(it->valuestring);
         /* Refused rather than skipped: a misspelt permission would otherwise deny without a word. */
-        if (k == sizeof perms / sizeof perms[0])
+        if (flag == 0)
             return bad_claim("unknown permission in allow");
-        c->allow |= perms[k].flag;
+        c->allow |= flag;
     }
     return ok;
 }

@@ -7,24 +7,13 @@
 
 #include "utf8.h"
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes the byte that starts at in.ptr[*i] and moves *i past it: "%XX" is one byte, a '%' without two
  * hex digits after it is itself (Python's unquote), '+' is a space when `plus_is_space`. */
 static char decode_next(wsg_str_t in, size_t *i, bool plus_is_space)
 {
     char c = in.ptr[*i];
     if (c == '%' && in.len - *i >= 3) {
-        int hi = hex_value(in.ptr[*i + 1]), lo = hex_value(in.ptr[*i + 2]);
+        int hi = wsg_hex_value(in.ptr[*i + 1]), lo = wsg_hex_value(in.ptr[*i + 2]);
         if (hi >= 0 && lo >= 0) {
             *i += 3;
             return (char)(hi << 4 | lo);
@@ -164,6 +153,14 @@ static const struct {
     {"publish-session", WSG_Q_PUBLISH_SESSION},
     {"echo", WSG_Q_ECHO},
 };
+
+uint32_t wsg_query_flag_by_name(const char *name)
+{
+    for (size_t k = 0; k < sizeof switches / sizeof switches[0]; k++)
+        if (strcmp(switches[k].name, name) == 0)
+            return switches[k].flag;
+    return 0;
+}
 
 static bool add_flag(wsg_str_t key, wsg_str_t value, void *arg)
 {

@@ -56,6 +56,9 @@ int wsg_url_facility(wsg_str_t path, wsg_str_t prefix, char *out, size_t *out_le
  *  Returns the set of enum wsg_query_flag bits. Borrows `query`. */
 uint32_t wsg_query_flags(wsg_str_t query);
 
+/** The enum wsg_query_flag bit named exactly `name` ("subscribe-broadcast", ..., "echo"), or 0. */
+uint32_t wsg_query_flag_by_name(const char *name);
+
 /** Finds the first key of `query` that, normalised as in wsg_query_flags(), equals `name` (lower case), and
  *  writes its percent-decoded value ('+' as space, not trimmed) into `out` (capacity `cap`, not
  *  NUL-terminated).

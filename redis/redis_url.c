@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "str.h"
+
 typedef struct span {
     const char *ptr;
     size_t len;
@@ -36,17 +38,6 @@ static size_t span_find(span_t s, const char *chars)
     return s.len;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes `s` into `out` (capacity `cap`, NUL-terminated). A '%' without two hex digits stays as it
  * is, like Python's unquote, so that passwords that worked with redis-py keep working. Returns false when
  * the result does not fit or holds a NUL (which a C string cannot carry). */
@@ -55,8 +46,8 @@ static bool decode_into(span_t s, char *out, size_t cap)
     size_t n = 0;
     for (size_t i = 0; i < s.len;) {
         char c = s.ptr[i];
-        if (c == '%' && s.len - i >= 3 && hex_value(s.ptr[i + 1]) >= 0 && hex_value(s.ptr[i + 2]) >= 0) {
-            c = (char)(hex_value(s.ptr[i + 1]) << 4 | hex_value(s.ptr[i + 2]));
+        if (c == '%' && s.len - i >= 3 && wsg_hex_value(s.ptr[i + 1]) >= 0 && wsg_hex_value(s.ptr[i + 2]) >= 0) {
+            c = (char)(wsg_hex_value(s.ptr[i + 1]) << 4 | wsg_hex_value(s.ptr[i + 2]));
             i += 3;
         } else {
             i++;
