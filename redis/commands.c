@@ -26,7 +26,7 @@ typedef struct cmd_req {
         wsg_redis_get_cb get;
     } cb;
     void *arg;
-    size_t split;          /* byte offset of the second command in `wire` */
+    size_t split;          /* byte offset of the second command in `wire` (after the first's NUL) */
     size_t wire_len;
     char *wire;
 } cmd_req_t;
@@ -140,7 +140,7 @@ static int send_req(wsg_redis_cmd_t *cmd, cmd_req_t *r)
         return -ENOTCONN;
     r->replies_got = 0;
     if (r->sent_from == 0 && r->n_commands == 2) {
-        if (redisAsyncFormattedCommand(ac, on_reply, r, r->wire, r->split) != REDIS_OK)
+        if (redisAsyncFormattedCommand(ac, on_reply, r, r->wire, r->split - 1) != REDIS_OK)
             return -ENOTCONN;
         if (redisAsyncFormattedCommand(ac, on_reply, r, r->wire + r->split, r->wire_len - r->split) !=
             REDIS_OK) {
@@ -254,14 +254,15 @@ int wsg_redis_cmd_publish(wsg_redis_cmd_t *cmd, const char *channel, size_t chan
         return -ENOMEM;
     }
     if (setex != NULL) {
-        char *both = realloc(publish, (size_t)publish_len + (size_t)setex_len);
+        /* Each command keeps its NUL terminator: hiredis scans formatted commands with strchr(). */
+        char *both = realloc(publish, (size_t)publish_len + 1 + (size_t)setex_len + 1);
         if (both == NULL) {
             free(publish);
             free(setex);
             free(r);
             return -ENOMEM;
         }
-        memcpy(both + publish_len, setex, (size_t)setex_len);
+        memcpy(both + publish_len + 1, setex, (size_t)setex_len + 1);
         free(setex);
         publish = both;
         r->n_commands = 2;
@@ -269,8 +270,8 @@ int wsg_redis_cmd_publish(wsg_redis_cmd_t *cmd, const char *channel, size_t chan
         r->n_commands = 1;
     }
     r->wire = publish;
-    r->split = (size_t)publish_len;
-    r->wire_len = (size_t)publish_len + (size_t)setex_len;
+    r->split = (size_t)publish_len + 1;
+    r->wire_len = setex_len > 0 ? r->split + (size_t)setex_len : (size_t)publish_len;
     return submit(cmd, r);
 }
 
@@ -289,7 +290,7 @@ int wsg_redis_cmd_get(wsg_redis_cmd_t *cmd, const char *key, size_t key_len, wsg
     }
     r->n_commands = 1;
     r->wire_len = (size_t)len;
-    r->split = (size_t)len;
+    r->split = (size_t)len + 1;
     return submit(cmd, r);
 }
 
