@@ -75,22 +75,39 @@ static int add_audiences(const wsg_config_t *cfg, const wsg_token_claims_t *clai
     return rc;
 }
 
+bool wsg_access_origin_allowed(const wsg_config_t *cfg, const wsg_http_request_t *http)
+{
+    /* Cross-site WebSocket hijacking: a browser always sends Origin; other clients need not. */
+    return cfg->allowed_origins[0] == '\0' || http->origin.ptr == NULL ||
+           wsg_origin_list_allows(&cfg->origins, http->origin);
+}
+
+static int grant(const wsg_config_t *cfg, const wsg_http_request_t *http, wsg_str_t facility,
+                 const wsg_token_claims_t *claims, wsg_access_t *out, const char **why);
+
+int wsg_access_decide_for(const wsg_config_t *cfg, const wsg_http_request_t *http, wsg_str_t facility,
+                          const wsg_token_claims_t *identity, wsg_access_t *out, const char **why)
+{
+    memset(out, 0, sizeof *out);
+    if (!wsg_access_origin_allowed(cfg, http)) {
+        *why = "Origin not allowed";
+        return 403;
+    }
+    out->is_authenticated = true;
+    snprintf(out->user, sizeof out->user, "%s", identity->sub);
+    return grant(cfg, http, facility, identity, out, why);
+}
+
 int wsg_access_decide(const wsg_config_t *cfg, const wsg_http_request_t *http, wsg_str_t facility, int64_t now_s,
                       wsg_access_t *out, const char **why)
 {
     memset(out, 0, sizeof *out);
     wsg_str_t path, query;
     wsg_url_split(http->target, &path, &query);
-    uint32_t flags = wsg_query_flags(query);
-    out->is_echo = (flags & WSG_Q_ECHO) != 0;
-
-    /* Cross-site WebSocket hijacking: a browser always sends Origin; other clients need not. */
-    if (cfg->allowed_origins[0] != '\0' && http->origin.ptr != NULL &&
-        !wsg_origin_list_allows(&cfg->origins, http->origin)) {
+    if (!wsg_access_origin_allowed(cfg, http)) {
         *why = "Origin not allowed";
         return 403;
     }
-
     static const wsg_token_claims_t anonymous;
     const wsg_token_claims_t *claims = &anonymous;
     wsg_token_claims_t *verified = NULL;
@@ -118,7 +135,22 @@ int wsg_access_decide(const wsg_config_t *cfg, const wsg_http_request_t *http, w
             snprintf(out->user, sizeof out->user, "%s", verified->sub);
         }
     }
+    status = grant(cfg, http, facility, claims, out, why);
+Done:
+    free(token_buf);
+    free(verified);
+    return status;
+}
 
+/* Permissions and channel names for an identity (`out->is_authenticated` says whether there is one). */
+static int grant(const wsg_config_t *cfg, const wsg_http_request_t *http, wsg_str_t facility,
+                 const wsg_token_claims_t *claims, wsg_access_t *out, const char **why)
+{
+    wsg_str_t path, query;
+    wsg_url_split(http->target, &path, &query);
+    uint32_t flags = wsg_query_flags(query);
+    out->is_echo = (flags & WSG_Q_ECHO) != 0;
+    int status = 0;
     uint32_t allowed;
     if (out->is_authenticated) {
         allowed = claims->has_allow ? claims->allow : ~0u;
@@ -180,8 +212,6 @@ int wsg_access_decide(const wsg_config_t *cfg, const wsg_http_request_t *http, w
         status = 400;
     }
 Done:
-    free(token_buf);
-    free(verified);
     if (status != 0) {
         free(out->names);
         out->names = NULL;
@@ -193,4 +223,97 @@ void wsg_access_dispose(wsg_access_t *access)
 {
     free(access->names);
     access->names = NULL;
+}
+
+/* Percent-encodes `in` for a query value. */
+static size_t put_encoded(char *out, size_t cap, wsg_str_t in)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+    for (size_t i = 0; i < in.len; i++) {
+        unsigned char c = (unsigned char)in.ptr[i];
+        bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                     c == '_' || c == '.' || c == '~';
+        if (n + 4 > cap)
+            return cap;
+        if (plain) {
+            out[n++] = (char)c;
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[c >> 4];
+            out[n++] = hex[c & 15];
+        }
+    }
+    return n;
+}
+
+typedef struct writer {
+    char *buf;
+    size_t cap, len;
+    bool overflow;
+} writer_t;
+
+static void put(writer_t *w, const char *s, size_t n)
+{
+    if (w->len + n >= w->cap) {
+        w->overflow = true;
+        return;
+    }
+    memcpy(w->buf + w->len, s, n);
+    w->len += n;
+}
+
+static void put_header(writer_t *w, const char *name, wsg_str_t value)
+{
+    if (value.ptr == NULL)
+        return;
+    put(w, name, strlen(name));
+    put(w, ": ", 2);
+    put(w, value.ptr, value.len);
+    put(w, "\r\n", 2);
+}
+
+ssize_t wsg_access_callback_request(const wsg_config_t *cfg, const wsg_http_request_t *http, wsg_str_t facility,
+                                    const char *peer_ip, char *out, size_t cap)
+{
+    writer_t w = {out, cap, 0, false};
+    put(&w, "GET ", 4);
+    put(&w, cfg->auth_path, strlen(cfg->auth_path));
+    put(&w, strchr(cfg->auth_path, '?') ? "&facility=" : "?facility=", 10);
+    char enc[3 * WSG_FACILITY_MAX + 4];
+    put(&w, enc, put_encoded(enc, sizeof enc, facility));
+    put(&w, "&channels=", 10);
+    wsg_str_t path, query;
+    wsg_url_split(http->target, &path, &query);
+    uint32_t flags = wsg_query_flags(query);
+    static const char *const names[] = {"subscribe-broadcast", "subscribe-user",  "subscribe-group",
+                                        "subscribe-session",   "publish-broadcast", "publish-user",
+                                        "publish-group",       "publish-session",   "echo"};
+    bool first = true;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (!(flags & wsg_query_flag_by_name(names[i])))
+            continue;
+        if (!first)
+            put(&w, "%2C", 3);
+        put(&w, names[i], strlen(names[i]));
+        first = false;
+    }
+    put(&w, " HTTP/1.1\r\nHost: ", 17);
+    char host[300];
+    int hn = snprintf(host, sizeof host, strchr(cfg->auth_host, ':') ? "[%s]:%u" : "%s:%u", cfg->auth_host,
+                      cfg->auth_port);
+    put(&w, host, (size_t)hn);
+    put(&w, "\r\n", 2);
+    put_header(&w, "Cookie", http->cookie);
+    put_header(&w, "Authorization", http->authorization);
+    put_header(&w, "Origin", http->origin);
+    put(&w, "X-Forwarded-For: ", 17);
+    if (http->forwarded_for.ptr != NULL && http->forwarded_for.len > 0) {
+        put(&w, http->forwarded_for.ptr, http->forwarded_for.len);
+        put(&w, ", ", 2);
+    }
+    put(&w, peer_ip, strlen(peer_ip));
+    static const char tail[] = "\r\nAccept: application/json\r\nConnection: close\r\n\r\n";
+    put(&w, tail, sizeof tail - 1);
+    return w.overflow ? -ENOSPC : (ssize_t)w.len;
 }

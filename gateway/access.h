@@ -31,6 +31,21 @@ typedef struct wsg_access {
 int wsg_access_decide(const wsg_config_t *cfg, const wsg_http_request_t *http, wsg_str_t facility, int64_t now_s,
                       wsg_access_t *out, const char **why);
 
+/** As wsg_access_decide, for a client the authorization callback admitted with `identity` (borrowed): no
+ *  token is looked at, the Origin is checked, and `identity` decides like a token's claims. */
+int wsg_access_decide_for(const wsg_config_t *cfg, const wsg_http_request_t *http, wsg_str_t facility,
+                          const wsg_token_claims_t *identity, wsg_access_t *out, const char **why);
+
+/** False when the request's Origin is not on WSGATE_ALLOWED_ORIGINS (requests without Origin pass). */
+bool wsg_access_origin_allowed(const wsg_config_t *cfg, const wsg_http_request_t *http);
+
+/** Writes the authorization callback's request for `http` into `out` (capacity `cap`): a GET of
+ *  WSGATE_AUTH_URL with `facility` and the requested switches (`channels`, comma-separated) as query
+ *  parameters, carrying the client's Cookie, Authorization and Origin headers and an X-Forwarded-For that
+ *  ends with `peer_ip`. Returns the length or -ENOSPC. Borrows everything. */
+ssize_t wsg_access_callback_request(const wsg_config_t *cfg, const wsg_http_request_t *http, wsg_str_t facility,
+                                    const char *peer_ip, char *out, size_t cap);
+
 /** Frees what wsg_access_decide allocated. */
 void wsg_access_dispose(wsg_access_t *access);
 

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,11 @@ static const setting_t settings[] = {
      "most groups a token may name"},
     {"WSGATE_ANONYMOUS_PUBLISH", "anonymous-publish", KIND_BOOL, "0", NUM_FIELD(anonymous_publish), 0, 0,
      "let clients without a token use publish-broadcast (ws4redis's permissive default is 1)"},
+    {"WSGATE_AUTH_URL", "auth-url", KIND_STRING, "", STR_FIELD(auth_url), 0, 0,
+     "http://host:port/path asked to authorize every upgrade (it decides identity and permissions); "
+     "empty = tokens or anonymous"},
+    {"WSGATE_AUTH_TIMEOUT", "auth-timeout", KIND_DURATION, "3s", NUM_FIELD(auth_timeout_ms), 10, 60000,
+     "time the authorization callback has to answer before the client gets 503"},
     {"WSGATE_ALLOWED_ORIGINS", "allowed-origins", KIND_STRING, "", STR_FIELD(allowed_origins), 0, 0,
      "Origins allowed to connect, comma-separated (https://app.example.com, https://*.example.com); "
      "empty = any"},
@@ -204,6 +210,47 @@ Error:
     return -EINVAL;
 }
 
+/* WSGATE_AUTH_URL: "http://host[:port][/path]", resolved now (start-up may block; the loop never does). */
+static int parse_auth_url(wsg_config_t *cfg, char *err, size_t err_cap)
+{
+    const char *url = cfg->auth_url;
+    if (strncmp(url, "http://", 7) != 0) {
+        snprintf(err, err_cap, "WSGATE_AUTH_URL: must start with http:// (got \"%s\")", url);
+        return -EINVAL;
+    }
+    const char *host = url + 7;
+    const char *slash = strchr(host, '/');
+    size_t authority_len = slash ? (size_t)(slash - host) : strlen(host);
+    char authority[300];
+    if (authority_len == 0 || authority_len >= sizeof authority) {
+        snprintf(err, err_cap, "WSGATE_AUTH_URL: bad host in \"%s\"", url);
+        return -EINVAL;
+    }
+    memcpy(authority, host, authority_len);
+    authority[authority_len] = '\0';
+    if (strchr(authority, ':') == NULL || authority[0] == '[') {
+        if (authority[0] == '[' && strstr(authority, "]:") == NULL && authority_len + 3 < sizeof authority)
+            strcat(authority, ":80");
+        else if (authority[0] != '[' && authority_len + 3 < sizeof authority)
+            strcat(authority, ":80");
+    }
+    if (parse_host_port(authority, "WSGATE_AUTH_URL", cfg->auth_host, &cfg->auth_port, err, err_cap) < 0)
+        return -EINVAL;
+    snprintf(cfg->auth_path, sizeof cfg->auth_path, "%s", slash ? slash : "/");
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    char port[8];
+    snprintf(port, sizeof port, "%u", cfg->auth_port);
+    int gai = getaddrinfo(cfg->auth_host, port, &hints, &res);
+    if (gai != 0 || res == NULL) {
+        snprintf(err, err_cap, "WSGATE_AUTH_URL: cannot resolve \"%s\": %s", cfg->auth_host, gai_strerror(gai));
+        return -EINVAL;
+    }
+    memcpy(&cfg->auth_addr, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
 static const setting_t *find_flag(const char *name, size_t len)
 {
     for (size_t i = 0; i < N_SETTINGS; i++)
@@ -310,6 +357,8 @@ int wsg_config_load(wsg_config_t *cfg, int argc, char **argv, int first_arg, wsg
     } else {
         cfg->jwt_secret_len = strlen(cfg->jwt_secret);
     }
+    if (cfg->auth_url[0] != '\0' && parse_auth_url(cfg, err, err_cap) < 0)
+        return -EINVAL;
     if (cfg->allowed_origins[0] != '\0' && wsg_origin_list_parse(cfg->allowed_origins, &cfg->origins) < 0) {
         snprintf(err, err_cap, "WSGATE_ALLOWED_ORIGINS: %s at byte %zu", cfg->origins.err_reason,
                  cfg->origins.err_pos);
@@ -377,7 +426,7 @@ void wsg_config_log(const wsg_config_t *cfg)
              "close_timeout_ms=%llu shutdown_timeout_ms=%llu publish_queue=%llu max_connections=%llu "
              "publish_rate=%llu publish_burst=%llu redis_timeout_ms=%llu "
              "redis_retry_max_ms=%llu workers=%llu admin_listen=%s demo=%d auth=%s token_cookie=%s "
-             "anonymous_publish=%d allowed_origins=%s log_level=%s log_format=%s",
+             "anonymous_publish=%d auth_url=%s allowed_origins=%s log_level=%s log_format=%s",
              cfg->listen, masked, cfg->websocket_url, cfg->prefix[0] ? cfg->prefix : "(none)",
              (unsigned long long)cfg->expire_s,
              cfg->heartbeat_len ? wsg_log_quote(hb, sizeof hb, cfg->heartbeat, cfg->heartbeat_len) : "(off)",
@@ -392,6 +441,7 @@ void wsg_config_log(const wsg_config_t *cfg)
              (unsigned long long)cfg->redis_retry_max_ms, (unsigned long long)cfg->workers,
              cfg->admin_listen[0] ? cfg->admin_listen : "(off)", cfg->demo,
              cfg->jwt_secret_len ? "hs256" : "(none)", cfg->token_cookie[0] ? cfg->token_cookie : "(none)",
-             cfg->anonymous_publish, cfg->allowed_origins[0] ? "(list)" : "(any)", wsg_log_level_name(cfg->log_level),
+             cfg->anonymous_publish, cfg->auth_url[0] ? cfg->auth_url : "(none)",
+             cfg->allowed_origins[0] ? "(list)" : "(any)", wsg_log_level_name(cfg->log_level),
              cfg->log_format);
 }

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "log.h"
 #include "origin.h"
@@ -53,6 +54,12 @@ typedef struct wsg_config {
     char token_cookie[128];        /**< WSGATE_TOKEN_COOKIE: cookie carrying the token; "" = none */
     uint64_t max_groups;           /**< WSGATE_MAX_GROUPS */
     bool anonymous_publish;        /**< WSGATE_ANONYMOUS_PUBLISH: clients without identity may publish */
+    char auth_url[1024];           /**< WSGATE_AUTH_URL: http://host[:port]/path of the authorization callback */
+    char auth_host[256];           /**< parsed from `auth_url` (for the Host header) */
+    uint16_t auth_port;
+    char auth_path[1024];          /**< path and query of `auth_url` */
+    struct sockaddr_storage auth_addr; /**< resolved once at start */
+    uint64_t auth_timeout_ms;      /**< WSGATE_AUTH_TIMEOUT */
     char allowed_origins[4096];    /**< WSGATE_ALLOWED_ORIGINS: comma list; "" = any */
     wsg_origin_list_t origins;     /**< parsed from `allowed_origins` */
     uint64_t workers;              /**< WSGATE_WORKERS, resolved: event-loop threads (0 in the variable = CPUs) */

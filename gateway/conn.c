@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "access.h"
+#include "auth_client.h"
 #include "channel.h"
 #include "handshake.h"
 #include "http_request.h"
@@ -173,6 +174,10 @@ void wsg_conn_abort(wsg_conn_t *conn, const char *why)
     leave_routing(conn);
     free(conn->http);
     conn->http = NULL;
+    if (conn->auth != NULL) {
+        wsg_auth_request_cancel(conn->auth);
+        conn->auth = NULL;
+    }
     wsg_ws_reader_dispose(&conn->reader);
     move_to(conn, WSG_CONN_CLOSED);
     uv_close((uv_handle_t *)&conn->tcp, on_closed);
@@ -645,6 +650,84 @@ static bool serve_static(wsg_conn_t *conn, wsg_str_t path)
 }
 
 
+static void complete_upgrade(wsg_conn_t *conn, wsg_str_t facility, const wsg_token_claims_t *identity);
+
+/* The authorization callback answered (or failed): admit with its identity, pass on its refusal, or fail
+ * closed with 503. */
+static void on_authorized(void *arg, int status, const char *body, size_t len)
+{
+    wsg_conn_t *conn = arg;
+    conn->auth = NULL;
+    if (conn->state != WSG_CONN_HANDSHAKE)
+        return;
+    wsg_str_t path, query;
+    wsg_url_split(conn->http->target, &path, &query);
+    char facility[WSG_FACILITY_MAX];
+    size_t facility_len = 0;
+    wsg_url_facility(path, wsg_str_c(conn->worker->cfg->websocket_url), facility, &facility_len);
+    if (status == 200) {
+        wsg_token_claims_t *identity = malloc(sizeof(*identity));
+        const char *why = "out of memory";
+        if (identity == NULL ||
+            wsg_token_claims_from_identity(body, len, conn->worker->cfg->max_groups, identity, &why) < 0) {
+            WSG_WARN("auth_callback_invalid", "conn=%llu why=\"%s\"", (unsigned long long)conn->id, why);
+            refuse(conn, 503, "authorization service answered an invalid identity", NULL);
+        } else {
+            complete_upgrade(conn, (wsg_str_t){facility, facility_len}, identity);
+        }
+        free(identity);
+        return;
+    }
+    if (status == 401 || status == 403) {
+        /* Passed on with the service's reason, cut and made printable. */
+        char reason[201];
+        size_t n = len < sizeof reason - 1 ? len : sizeof reason - 1;
+        for (size_t i = 0; i < n; i++)
+            reason[i] = (body[i] >= 0x20 && body[i] < 0x7f) ? body[i] : ' ';
+        reason[n] = '\0';
+        refuse(conn, status, n > 0 ? reason : "refused by the authorization service", NULL);
+        return;
+    }
+    WSG_WARN("auth_callback_failed", "conn=%llu status=%d", (unsigned long long)conn->id, status);
+    refuse(conn, 503, "authorization service unavailable", NULL);
+}
+
+static void ask_authorization(wsg_conn_t *conn, wsg_str_t facility)
+{
+    const wsg_config_t *cfg = conn->worker->cfg;
+    if (!wsg_access_origin_allowed(cfg, conn->http)) {
+        refuse(conn, 403, "Origin not allowed", NULL);
+        return;
+    }
+    char peer[80], ip[64];
+    peer_name(conn, peer, sizeof peer);
+    /* peer is "a.b.c.d:port" or "[v6]:port": keep the address */
+    const char *colon = strrchr(peer, ':');
+    size_t ip_len = colon ? (size_t)(colon - peer) : strlen(peer);
+    if (peer[0] == '[' && ip_len >= 2) {
+        memcpy(ip, peer + 1, ip_len - 2);
+        ip[ip_len - 2] = '\0';
+    } else {
+        snprintf(ip, sizeof ip, "%.*s", (int)ip_len, peer);
+    }
+    char *request = malloc(WSG_HTTP_HEAD_MAX + 2048);
+    ssize_t n = request ? wsg_access_callback_request(cfg, conn->http, facility, ip, request, WSG_HTTP_HEAD_MAX + 2048)
+                        : -ENOMEM;
+    if (n > 0)
+        conn->auth = wsg_auth_request_start(&conn->worker->loop, (const struct sockaddr *)&cfg->auth_addr,
+                                            cfg->auth_timeout_ms, request, (size_t)n, on_authorized, conn);
+    free(request);
+    if (conn->auth == NULL) {
+        refuse(conn, 503, "authorization service unavailable", NULL);
+        return;
+    }
+    /* Nothing more is read until the answer: a client may not send frames before the 101. */
+    if (conn->is_reading) {
+        uv_read_stop((uv_stream_t *)&conn->tcp);
+        conn->is_reading = false;
+    }
+}
+
 static void upgrade(wsg_conn_t *conn)
 {
     wsg_worker_t *w = conn->worker;
@@ -672,10 +755,27 @@ static void upgrade(wsg_conn_t *conn)
                NULL);
         return;
     }
+    if (cfg->auth_url[0] != '\0') {
+        ask_authorization(conn, (wsg_str_t){facility, facility_len});
+        return;
+    }
+    complete_upgrade(conn, (wsg_str_t){facility, facility_len}, NULL);
+}
+
+/* The second half of the upgrade, once the identity is known (`identity` NULL: from a token or nobody). */
+static void complete_upgrade(wsg_conn_t *conn, wsg_str_t facility_view, const wsg_token_claims_t *identity)
+{
+    wsg_worker_t *w = conn->worker;
+    const wsg_config_t *cfg = w->cfg;
+    wsg_http_request_t *http = conn->http;
+    char facility[WSG_FACILITY_MAX];
+    size_t facility_len = facility_view.len;
+    memcpy(facility, facility_view.ptr, facility_len);
     wsg_access_t access;
     const char *why = NULL;
-    int status = wsg_access_decide(cfg, http, (wsg_str_t){facility, facility_len}, (int64_t)time(NULL), &access,
-                                   &why);
+    int status = identity != NULL
+                     ? wsg_access_decide_for(cfg, http, facility_view, identity, &access, &why)
+                     : wsg_access_decide(cfg, http, facility_view, (int64_t)time(NULL), &access, &why);
     if (status != 0) {
         refuse(conn, status, why, NULL);
         return;
@@ -724,6 +824,8 @@ static void upgrade(wsg_conn_t *conn)
     conn->http = NULL;
     if (extra > 0)
         feed_frames(conn, early, extra);
+    if (conn->state != WSG_CONN_CLOSED)
+        update_reading(conn); /* reading was paused while the authorization callback ran */
 }
 
 static void handle_handshake_bytes(wsg_conn_t *conn, const uint8_t *data, size_t len)

@@ -39,6 +39,7 @@ typedef struct wsg_conn {
     uint64_t since_ms;       /* when the current state began (lists are ordered by it) */
     uint64_t opened_ms;
     wsg_http_request_t *http; /* only during the handshake */
+    struct wsg_auth_request *auth; /* the authorization callback in flight, if any */
     wsg_ws_reader_t reader;
     wsg_outq_t out;
     wsg_member_t *subs;      /* one per subscribed channel, in ws4redis order */

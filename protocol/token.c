@@ -254,16 +254,24 @@ static bool read_date(const cJSON *v, int64_t *out)
 
 enum claim { C_SUB, C_SID, C_GROUPS, C_CHANNELS, C_ALLOW, C_EXP, C_NBF, C_COUNT };
 
-static verdict_t read_claims(const cJSON *payload, size_t max_groups, wsg_token_claims_t *c)
+/* Member names of a token's claims. */
+static const char *const token_names[C_COUNT] = {
+    [C_SUB] = "sub",     [C_SID] = "sid", [C_GROUPS] = "groups", [C_CHANNELS] = "channels",
+    [C_ALLOW] = "allow", [C_EXP] = "exp", [C_NBF] = "nbf",
+};
+
+/* Member names of an authorization callback's answer: the same claims under ws4redis-like names. */
+static const char *const identity_names[C_COUNT] = {
+    [C_SUB] = "user", [C_SID] = "session", [C_GROUPS] = "groups", [C_CHANNELS] = "channels", [C_ALLOW] = "allow",
+};
+
+static verdict_t read_claims(const cJSON *payload, size_t max_groups, wsg_token_claims_t *c,
+                             const char *const names[C_COUNT])
 {
-    static const char *const names[C_COUNT] = {
-        [C_SUB] = "sub",     [C_SID] = "sid", [C_GROUPS] = "groups", [C_CHANNELS] = "channels",
-        [C_ALLOW] = "allow", [C_EXP] = "exp", [C_NBF] = "nbf",
-    };
     unsigned seen = 0;
     for (const cJSON *it = payload->child; it != NULL; it = it->next) {
         int k = 0;
-        while (k < C_COUNT && !key_is(it, names[k]))
+        while (k < C_COUNT && (names[k] == NULL || !key_is(it, names[k])))
             k++;
         if (k == C_COUNT)
             continue; /* unknown claims are ignored */
@@ -376,7 +384,7 @@ static verdict_t verify(wsg_str_t token, const uint8_t *secret, size_t secret_le
 
     if ((*json = parse_object(ptext, (size_t)pn)) == NULL)
         return (verdict_t){-EINVAL, "payload is not a JSON object"};
-    v = read_claims(*json, max_groups < WSG_TOKEN_GROUPS_MAX ? max_groups : WSG_TOKEN_GROUPS_MAX, out);
+    v = read_claims(*json, max_groups < WSG_TOKEN_GROUPS_MAX ? max_groups : WSG_TOKEN_GROUPS_MAX, out, token_names);
     if (v.rc != 0)
         return v;
 
@@ -399,6 +407,30 @@ int wsg_token_verify(wsg_str_t token, const uint8_t *secret, size_t secret_len, 
         memset(out, 0, sizeof *out);
     if (why != NULL)
         *why = v.why;
+    return v.rc;
+}
+
+int wsg_token_claims_from_identity(const char *json, size_t len, size_t max_groups, wsg_token_claims_t *out,
+                                   const char **why)
+{
+    memset(out, 0, offsetof(wsg_token_claims_t, names));
+    if (len > WSG_TOKEN_MAX_LEN) {
+        *why = "identity document too long";
+        return -E2BIG;
+    }
+    char *text = malloc(len + 1);
+    if (text == NULL) {
+        *why = "out of memory";
+        return -ENOMEM;
+    }
+    memcpy(text, json, len);
+    cJSON *doc = parse_object(text, len);
+    size_t groups = max_groups < WSG_TOKEN_GROUPS_MAX ? max_groups : WSG_TOKEN_GROUPS_MAX;
+    verdict_t v = doc ? read_claims(doc, groups, out, identity_names)
+                      : (verdict_t){-EINVAL, "identity must be a JSON object"};
+    cJSON_Delete(doc);
+    free(text);
+    *why = v.why;
     return v.rc;
 }
 

@@ -93,6 +93,13 @@ const char *wsg_token_group(const wsg_token_claims_t *claims, size_t i);
  *  when `i` >= claims->nchannels. */
 const char *wsg_token_channel(const wsg_token_claims_t *claims, size_t i);
 
+/** Fills `*out` from the identity document of an authorization callback: a JSON object with optional
+ *  "user" (like "sub"), "groups", "session" (like "sid"), "channels" and "allow", under the same rules as a
+ *  token's claims (no signature, no dates). Returns 0, -EINVAL (not a JSON object), -EBADMSG (a member breaks
+ *  a rule), -E2BIG or -ENOMEM, with `*why` a static reason. Borrows `json`. */
+int wsg_token_claims_from_identity(const char *json, size_t len, size_t max_groups, wsg_token_claims_t *out,
+                                   const char **why);
+
 /** True when `claims` lets its bearer use `facility`: the token had no "channels" claim, or lists a facility
  *  byte-for-byte equal to `facility` (no wildcards, no case folding). Borrows both. */
 bool wsg_token_allows_facility(const wsg_token_claims_t *claims, wsg_str_t facility);
