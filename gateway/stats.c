@@ -116,6 +116,9 @@ size_t wsg_stats_render(wsg_stats_t *const *stats, unsigned n, char *buf, size_t
     emit(&o, "# HELP wsgate_redis_outage_seconds_total Time Redis connections were down (summed over links).\n"
              "# TYPE wsgate_redis_outage_seconds_total counter\nwsgate_redis_outage_seconds_total %.3f\n",
          (double)SUM(redis_outage_ms) / 1000.0);
+    metric(&o, "wsgate_redis_probe_failures_total", "counter",
+           "Redis connections rebuilt because a probe was not answered or not delivered in time.",
+           SUM(redis_probe_failures));
     metric(&o, "wsgate_publishes_failed_total", "counter", "Client messages Redis did not accept.",
            SUM(publishes_failed));
     metric(&o, "wsgate_slow_consumer_closes_total", "counter", "Clients closed with 1008 for not reading.",

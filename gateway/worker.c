@@ -227,9 +227,72 @@ static void log_redis_down(wsg_worker_t *w, const char *role, bool *was_ready, u
     }
 }
 
+/* ---- Redis probe -----------------------------------------------------------------------------------
+ * A Redis that stops answering without closing the connection (a frozen process, a black-holed network, a
+ * proxy that lost the server) leaves hiredis waiting forever. Every probe interval a numbered PUBLISH goes to a
+ * channel only this worker subscribes: the command connection must answer it and the subscriber connection
+ * must deliver it within WSGATE_REDIS_TIMEOUT, or that connection is rebuilt. */
+
+static void on_probe_answered(void *arg, int status, const char *err)
+{
+    wsg_worker_t *w = arg;
+    w->is_probe_queued = false;
+    if (status == 0)
+        w->probe_answered = true;
+}
+
+static void on_probe_delivered(wsg_worker_t *w, const wsg_msg_t *msg)
+{
+    char text[24];
+    size_t n = msg->payload_len < sizeof text - 1 ? msg->payload_len : sizeof text - 1;
+    memcpy(text, msg->storage + WSG_MSG_HEADROOM, n);
+    text[n] = '\0';
+    if (w->probe_seq != 0 && strtoull(text, NULL, 10) == w->probe_seq)
+        w->probe_delivered = true;
+}
+
+static void on_probe_timer(uv_timer_t *timer)
+{
+    wsg_worker_t *w = timer->data;
+    uint64_t now = uv_now(&w->loop);
+    if (w->probe_seq != 0) {
+        if (w->probe_answered && w->probe_delivered) {
+            w->probe_seq = 0;
+        } else if (now - w->probe_sent_ms >= w->cfg->redis_timeout_ms) {
+            WSG_STAT_ADD(&w->stats, redis_probe_failures, 1);
+            if (!w->probe_answered) {
+                WSG_WARN("redis_probe_failed", "role=commands waited_ms=%llu msg=\"no answer: reconnecting\"",
+                         (unsigned long long)(now - w->probe_sent_ms));
+                wsg_redis_cmd_reset(w->cmd, "probe not answered");
+            } else {
+                WSG_WARN("redis_probe_failed", "role=subscriber waited_ms=%llu msg=\"not delivered: resubscribing\"",
+                         (unsigned long long)(now - w->probe_sent_ms));
+                wsg_redis_sub_reset(w->sub, "probe not delivered");
+            }
+            w->probe_seq = 0;
+        }
+        return;
+    }
+    if (!wsg_redis_sub_is_ready(w->sub) || !wsg_redis_cmd_is_ready(w->cmd) || !w->is_probe_subscribed)
+        return;
+    char payload[24];
+    int n = snprintf(payload, sizeof payload, "%llu", (unsigned long long)++w->probe_counter);
+    if (wsg_redis_cmd_publish(w->cmd, w->probe_channel, strlen(w->probe_channel), payload, (size_t)n, 0,
+                              on_probe_answered, w) < 0)
+        return;
+    w->probe_seq = w->probe_counter;
+    w->is_probe_queued = true;
+    w->probe_sent_ms = now;
+    w->probe_answered = w->probe_delivered = false;
+}
+
 static void on_sub_ready(void *arg)
 {
     wsg_worker_t *w = arg;
+    const char *probe = w->probe_channel;
+    size_t probe_len = strlen(probe);
+    w->is_probe_subscribed = wsg_redis_sub_subscribe(w->sub, &probe, &probe_len, 1) == 0;
+    w->probe_seq = 0;
     log_redis_up(w, "subscriber", &w->sub_was_ready, &w->sub_down_since_ms);
     WSG_STAT_SET(&w->stats, redis_sub_up, 1);
     wsg_router_on_redis_ready(&w->router);
@@ -260,6 +323,10 @@ static void on_sub_unsubscribed(void *arg, const char *channel, size_t len)
 static void on_sub_message(void *arg, wsg_msg_t *msg)
 {
     wsg_worker_t *w = arg;
+    if (strcmp(msg->channel, w->probe_channel) == 0) {
+        on_probe_delivered(w, msg);
+        return;
+    }
     WSG_STAT_ADD(&w->stats, messages_from_redis, 1);
     wsg_router_on_message(&w->router, msg);
 }
@@ -341,6 +408,7 @@ void wsg_worker_shutdown(wsg_worker_t *w)
     uv_close((uv_handle_t *)&w->listener, NULL);
     uv_timer_stop(&w->heartbeat_timer);
     uv_timer_stop(&w->ping_timer);
+    uv_timer_stop(&w->probe_timer);
     while (w->handshaking.head != NULL)
         wsg_conn_abort(w->handshaking.head, "shutdown");
     wsg_msg_t *notice = NULL;
@@ -379,10 +447,11 @@ static void maybe_finish(wsg_worker_t *w)
         return;
     if (w->handshaking.count + w->open.count + w->closing.count > 0)
         return;
-    if (wsg_redis_cmd_pending(w->cmd) > 0 && uv_now(&w->loop) < w->shutdown_deadline_ms)
+    /* A probe waiting for Redis is not worth waiting for. */
+    if (wsg_redis_cmd_pending(w->cmd) > (w->is_probe_queued ? 1u : 0u) && uv_now(&w->loop) < w->shutdown_deadline_ms)
         return;
     w->is_finishing = true;
-    size_t pending = wsg_redis_cmd_pending(w->cmd);
+    size_t pending = wsg_redis_cmd_pending(w->cmd) - (w->is_probe_queued ? 1u : 0u);
     if (pending > 0)
         WSG_ERROR("shutdown_unsent", "commands=%zu why=\"Redis unreachable until the shutdown timeout\"", pending);
     WSG_INFO("shutdown_complete", "worker=%u connections_total=%llu", w->index,
@@ -392,6 +461,7 @@ static void maybe_finish(wsg_worker_t *w)
     wsg_redis_cmd_close(w->cmd, on_link_closed, w);
     close_handle((uv_handle_t *)&w->heartbeat_timer);
     close_handle((uv_handle_t *)&w->ping_timer);
+    close_handle((uv_handle_t *)&w->probe_timer);
     close_handle((uv_handle_t *)&w->sweep_timer);
     close_handle((uv_handle_t *)&w->prepare);
     close_handle((uv_handle_t *)&w->check);
@@ -454,6 +524,12 @@ int wsg_worker_init(wsg_worker_t *w, const wsg_config_t *cfg, unsigned index, in
     w->heartbeat_timer.data = w;
     if (w->heartbeat_msg != NULL || cfg->is_json_heartbeat)
         uv_timer_start(&w->heartbeat_timer, on_heartbeat, cfg->heartbeat_interval_ms, cfg->heartbeat_interval_ms);
+    snprintf(w->probe_channel, sizeof w->probe_channel, "wsgate:probe:%d:%u", (int)getpid(), w->index);
+    uv_timer_init(&w->loop, &w->probe_timer);
+    w->probe_timer.data = w;
+    /* Twice per timeout, so that a probe that fails is noticed within about one and a half timeouts. */
+    uint64_t probe_every = cfg->redis_timeout_ms / 2 < 100 ? 100 : cfg->redis_timeout_ms / 2;
+    uv_timer_start(&w->probe_timer, on_probe_timer, probe_every, probe_every);
     uv_timer_init(&w->loop, &w->ping_timer);
     w->ping_timer.data = w;
     if (cfg->ping_interval_ms > 0)

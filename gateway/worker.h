@@ -29,6 +29,15 @@ struct wsg_worker {
     uv_tcp_t listener;
     uv_timer_t heartbeat_timer;
     uv_timer_t ping_timer;
+    uv_timer_t probe_timer;   /* Redis liveness: a PUBLISH on a private channel, answered and delivered */
+    char probe_channel[96];
+    uint64_t probe_seq;       /* the probe in flight (0: none) */
+    uint64_t probe_counter;
+    uint64_t probe_sent_ms;
+    bool probe_answered;      /* the command connection answered the probe's PUBLISH */
+    bool probe_delivered;     /* the subscriber connection delivered it */
+    bool is_probe_subscribed;
+    bool is_probe_queued;     /* the probe's PUBLISH is still in the command link (sent or waiting) */
     uv_timer_t sweep_timer;
     uv_prepare_t prepare; /* flush before the loop blocks (output made by timers and write callbacks) */
     uv_check_t check;     /* flush after I/O callbacks (output made by reads and Redis replies) */

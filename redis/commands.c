@@ -304,6 +304,11 @@ bool wsg_redis_cmd_is_ready(const wsg_redis_cmd_t *cmd)
     return wsg_redis_link_is_ready(cmd->link);
 }
 
+void wsg_redis_cmd_reset(wsg_redis_cmd_t *cmd, const char *why)
+{
+    wsg_redis_link_reset(cmd->link, why);
+}
+
 static void on_link_closed(void *arg)
 {
     wsg_redis_cmd_t *cmd = arg;

@@ -49,6 +49,9 @@ size_t wsg_redis_cmd_pending(const wsg_redis_cmd_t *cmd);
 /** True while connected and authenticated. */
 bool wsg_redis_cmd_is_ready(const wsg_redis_cmd_t *cmd);
 
+/** Drops the connection and reconnects (see wsg_redis_link_reset); commands in flight are sent again. */
+void wsg_redis_cmd_reset(wsg_redis_cmd_t *cmd, const char *why);
+
 /** Closes the link: waiting commands complete with -ECANCELED at once, commands in flight when their reply
  *  arrives (bounded by the connect timeout). `cb` runs when everything is freed. */
 void wsg_redis_cmd_close(wsg_redis_cmd_t *cmd, void (*cb)(void *cb_arg), void *cb_arg);

@@ -248,7 +248,9 @@ def assert_numsub_stays(channel, n, duration=0.3):
 
 
 def pubsub_channels(pattern="*"):
-    return sorted(redis_client().execute_command("PUBSUB", "CHANNELS", pattern))
+    """Channels with subscribers, without the gateway's own liveness-probe channels (wsgate:probe:*)."""
+    names = redis_client().execute_command("PUBSUB", "CHANNELS", pattern)
+    return sorted(n for n in names if not n.startswith(b"wsgate:probe:"))
 
 
 def publish(channel, message):

@@ -13,6 +13,7 @@ def test_healthz_and_readyz_answer_200(gateway):
 
 
 def test_metrics_follow_traffic(gateway):
+    h.wait_until(lambda: gateway.admin_get("/readyz")[0] == 200, 10, what="Redis connections up")
     before = gateway.metrics()
     assert before["wsgate_connections_open"] == 0
     assert before['wsgate_redis_connected{role="subscriber"}'] == 1

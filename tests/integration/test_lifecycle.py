@@ -1,6 +1,7 @@
 """Process and connection lifecycle: handshake timeout, command line, bad settings, SIGTERM, Redis restarts."""
 
 import asyncio
+import os
 import re
 import signal
 import time
@@ -182,3 +183,22 @@ def test_gateway_stops_cleanly_while_redis_is_down(gateway, redis_server):
     ws.expect_close(1001, timeout=10)
     assert gateway.wait_exit(15) == 0
     gateway.stop()
+
+
+@with_env(WSGATE_REDIS_TIMEOUT="500ms")
+def test_frozen_redis_is_detected_by_the_probe_and_recovered(gateway, redis_server):
+    """A Redis that stops answering but keeps its connections open (SIGSTOP) is found by the probe."""
+    ws = gateway.open_raw("/ws/frozen?subscribe-broadcast")
+    h.wait_numsub("broadcast:frozen", 1)
+    h.wait_until(lambda: gateway.admin_get("/readyz")[0] == 200, 10, what="/readyz 200")
+    os.kill(redis_server.proc.pid, signal.SIGSTOP)
+    try:
+        assert gateway.wait_log(r"event=redis_probe_failed", timeout=5)
+        h.wait_until(lambda: gateway.admin_get("/readyz")[0] == 503, 5, what="/readyz 503 while Redis is frozen")
+    finally:
+        os.kill(redis_server.proc.pid, signal.SIGCONT)
+    h.wait_until(lambda: gateway.admin_get("/readyz")[0] == 200, 20, what="/readyz 200 after Redis thaws")
+    h.wait_numsub("broadcast:frozen", 1, timeout=20)
+    h.publish("broadcast:frozen", "thawed")
+    assert ws.recv_text(5) == "thawed"
+    assert gateway.metrics()["wsgate_redis_probe_failures_total"] >= 1
