@@ -43,9 +43,20 @@ void wsg_router_dispose(wsg_router_t *router)
     router->nchannels = 0;
 }
 
-void wsg_router_set_subscriber(wsg_router_t *router, wsg_redis_sub_t *sub)
+void wsg_router_set_redis(wsg_router_t *router, wsg_redis_sub_t *sub, wsg_redis_cmd_t *cmd)
 {
     router->sub = sub;
+    router->cmd = cmd;
+}
+
+static uint64_t hash_payload(const uint8_t *data, size_t len)
+{
+    uint64_t h = 14695981039346656037ull; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) {
+        h ^= data[i];
+        h *= 1099511628211ull;
+    }
+    return h;
 }
 
 static wsg_channel_t *find(const wsg_router_t *router, const char *name, size_t len, uint32_t hash)
@@ -215,6 +226,10 @@ void wsg_router_on_persisted(wsg_router_t *router, wsg_conn_t *conn, uint8_t ind
 {
     wsg_member_t *m = &conn->subs[index];
     wsg_channel_t *ch = m->channel;
+    if (value != NULL) {
+        ch->stored_hash = hash_payload(wsg_msg_payload(value), value->payload_len);
+        ch->has_stored = true;
+    }
     m->persisted = value ? wsg_msg_ref(value) : NULL;
     m->awaits_barrier = true;
     /* A barrier already on its way may have been sent before this GET ran: wait for the next one. */
@@ -308,6 +323,7 @@ void wsg_router_on_redis_down(wsg_router_t *router)
             ch->state = WSG_CHANNEL_UNSUBSCRIBED;
             ch->is_barrier_in_flight = false;
             ch->barriers_done = ch->barriers_sent;
+            ch->needs_reread = ch->nmembers > 0;
             for (wsg_member_t *m = ch->members; m; m = m->next) {
                 wsg_conn_forget_own_publications(m->conn);
                 if (m->awaits_barrier)
@@ -318,6 +334,50 @@ void wsg_router_on_redis_down(wsg_router_t *router)
             ch = next;
         }
     }
+}
+
+/* After an outage: the key may hold a message published while the subscription was gone. */
+typedef struct reread {
+    wsg_router_t *router;
+    size_t len;
+    char name[];
+} reread_t;
+
+static void on_reread(void *arg, int status, const char *value, size_t len)
+{
+    reread_t *r = arg;
+    wsg_router_t *router = r->router;
+    wsg_channel_t *ch = router->buckets ? find(router, r->name, r->len, hash_name(r->name, r->len)) : NULL;
+    if (status == 0 && value != NULL && len > 0 && ch != NULL && ch->nmembers > 0) {
+        uint64_t h = hash_payload((const uint8_t *)value, len);
+        bool is_known = (ch->has_live && h == ch->last_live_hash) || (ch->has_stored && h == ch->stored_hash);
+        ch->stored_hash = h;
+        ch->has_stored = true;
+        if (!is_known) {
+            wsg_msg_t *msg = wsg_msg_new(value, len, ch->name, ch->name_len);
+            if (msg != NULL) {
+                WSG_INFO("redis_missed_message", "channel=%s len=%zu msg=\"stored during the outage: delivered\"",
+                         ch->name, len);
+                wsg_router_on_message(router, msg);
+                wsg_msg_unref(msg);
+            }
+        }
+    }
+    free(r);
+}
+
+static void reread_key(wsg_router_t *router, wsg_channel_t *ch)
+{
+    if (router->cmd == NULL)
+        return;
+    reread_t *r = malloc(sizeof(*r) + ch->name_len + 1);
+    if (r == NULL)
+        return;
+    r->router = router;
+    r->len = ch->name_len;
+    memcpy(r->name, ch->name, ch->name_len + 1);
+    if (wsg_redis_cmd_get(router->cmd, ch->name, ch->name_len, on_reread, r) < 0)
+        free(r);
 }
 
 void wsg_router_on_subscribed(wsg_router_t *router, const char *name, size_t len)
@@ -333,6 +393,10 @@ void wsg_router_on_subscribed(wsg_router_t *router, const char *name, size_t len
         return;
     }
     ch->state = WSG_CHANNEL_SUBSCRIBED;
+    if (ch->needs_reread) {
+        ch->needs_reread = false;
+        reread_key(router, ch);
+    }
     for (wsg_member_t *m = ch->members; m; m = m->next) {
         if (m->needs_get) {
             m->needs_get = false;
@@ -356,6 +420,8 @@ void wsg_router_on_message(wsg_router_t *router, wsg_msg_t *msg)
     wsg_channel_t *ch = find(router, msg->channel, msg->channel_len, hash_name(msg->channel, msg->channel_len));
     if (ch == NULL || ch->members == NULL)
         return;
+    ch->last_live_hash = hash_payload(wsg_msg_payload(msg), msg->payload_len);
+    ch->has_live = true;
     wsg_msg_frame_data(msg);
     /* Delivery only queues; no connection closes or leaves while this list is walked. */
     for (wsg_member_t *m = ch->members; m; m = m->next)

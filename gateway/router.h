@@ -11,6 +11,7 @@
 #include "conn.h"
 #include "msg.h"
 #include "str.h"
+#include "commands.h"
 #include "subscriber.h"
 
 typedef enum wsg_channel_state {
@@ -26,11 +27,15 @@ struct wsg_channel {
     uint32_t hash;
     uint32_t nmembers;
     uint32_t npublishers;
+    uint64_t last_live_hash; /* the latest message relayed from Redis */
+    uint64_t stored_hash;    /* the latest value read from its key */
     uint32_t barriers_sent; /* re-SUBSCRIBEs sent as ordering barriers (see wsg_router_on_persisted) */
     uint32_t barriers_done; /* ... and confirmed */
     uint16_t name_len;
     uint8_t state;          /* wsg_channel_state_t */
     bool is_barrier_in_flight;
+    bool has_live, has_stored;
+    bool needs_reread;      /* the subscription was lost: re-read the key once it is back */
     char name[];            /* NUL-terminated */
 };
 
@@ -50,6 +55,7 @@ typedef struct wsg_router {
     uint32_t nbuckets;      /* a power of two */
     uint32_t nchannels;
     wsg_redis_sub_t *sub;   /* borrowed; NULL until set */
+    wsg_redis_cmd_t *cmd;   /* borrowed; NULL until set */
 } wsg_router_t;
 
 /** Longest channel name: prefix, audience, identity and facility with their separators. */
@@ -61,8 +67,8 @@ int wsg_router_init(wsg_router_t *router);
 /** Frees the table; every connection must have left. */
 void wsg_router_dispose(wsg_router_t *router);
 
-/** Sets the subscriber the router drives (borrowed). */
-void wsg_router_set_subscriber(wsg_router_t *router, wsg_redis_sub_t *sub);
+/** Sets the subscriber the router drives and the command link it reads keys with (both borrowed). */
+void wsg_router_set_redis(wsg_router_t *router, wsg_redis_sub_t *sub, wsg_redis_cmd_t *cmd);
 
 /** Joins `conn` to the channels `subs` (subscriptions) and `pubs` (publish targets), filling conn->subs and
  *  conn->pubs. Subscriptions go to Redis as needed; persisted messages of channels already subscribed are

@@ -518,7 +518,7 @@ int wsg_worker_init(wsg_worker_t *w, const wsg_config_t *cfg, unsigned index, in
     w->cmd = wsg_redis_cmd_new(&w->loop, &cfg->redis, &opts, &cmd_handler, w, cfg->publish_queue);
     if (w->sub == NULL || w->cmd == NULL)
         return -ENOMEM;
-    wsg_router_set_subscriber(&w->router, w->sub);
+    wsg_router_set_redis(&w->router, w->sub, w->cmd);
 
     uv_timer_init(&w->loop, &w->heartbeat_timer);
     w->heartbeat_timer.data = w;

@@ -202,3 +202,32 @@ def test_frozen_redis_is_detected_by_the_probe_and_recovered(gateway, redis_serv
     h.publish("broadcast:frozen", "thawed")
     assert ws.recv_text(5) == "thawed"
     assert gateway.metrics()["wsgate_redis_probe_failures_total"] >= 1
+
+
+def test_message_stored_while_the_subscription_was_lost_is_delivered_after_it_returns(gateway):
+    ws = gateway.open_raw("/ws/gap?subscribe-broadcast")
+    h.wait_numsub("broadcast:gap", 1)
+    h.publish("broadcast:gap", "before")
+    assert ws.recv_text() == "before"
+    r = h.redis_client()
+    # The subscriber connection is cut; what is published now reaches nobody, but ws4redis publishers also
+    # store it, and the gateway reads the key again once it has resubscribed.
+    r.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    r.publish("broadcast:gap", "during")
+    r.setex("broadcast:gap", 60, "during")
+    assert ws.recv_text(10) == "during"
+    assert gateway.wait_log(r"event=redis_missed_message channel=broadcast:gap")
+    h.publish("broadcast:gap", "after")
+    assert ws.recv_text(5) == "after"
+    ws.expect_silence(0.3)
+
+
+def test_unchanged_key_is_not_resent_after_a_reconnect(gateway):
+    r = h.redis_client()
+    r.setex("broadcast:same", 60, "stored")
+    ws = gateway.open_raw("/ws/same?subscribe-broadcast")
+    assert ws.recv_text() == "stored"  # the persisted message on connect
+    r.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    h.wait_until(lambda: h.numsub("broadcast:same") == 0, 5, what="the subscription cut")
+    h.wait_numsub("broadcast:same", 1, timeout=10)
+    ws.expect_silence(0.5)
