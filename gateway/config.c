@@ -85,6 +85,8 @@ static const setting_t settings[] = {
      "largest inbound message; larger ones close the connection with 1009"},
     {"WSGATE_MAX_PENDING", "max-pending", KIND_SIZE, "1MiB", NUM_FIELD(max_pending), 1024, 1ull << 32,
      "bytes queued for one client before it is closed as a slow consumer (1008)"},
+    {"WSGATE_SLOW_CONSUMER", "slow-consumer", KIND_STRING, "close", STR_FIELD(slow_consumer), 0, 0,
+     "past WSGATE_MAX_PENDING: close (1008 slow consumer) or drop (skip whole messages, counted)"},
     {"WSGATE_HANDSHAKE_TIMEOUT", "handshake-timeout", KIND_DURATION, "10s",
      NUM_FIELD(handshake_timeout_ms), 10, 3600000, "time a client has to complete its HTTP upgrade"},
     {"WSGATE_CLOSE_TIMEOUT", "close-timeout", KIND_DURATION, "5s", NUM_FIELD(close_timeout_ms), 10, 3600000,
@@ -327,6 +329,12 @@ int wsg_config_load(wsg_config_t *cfg, int argc, char **argv, int first_arg, wsg
         return -EINVAL;
     }
     cfg->heartbeat_len = strlen(cfg->heartbeat);
+    if (strcmp(cfg->slow_consumer, "drop") == 0) {
+        cfg->is_slow_drop = true;
+    } else if (strcmp(cfg->slow_consumer, "close") != 0) {
+        snprintf(err, err_cap, "WSGATE_SLOW_CONSUMER: bad value \"%s\" (expected close or drop)", cfg->slow_consumer);
+        return -EINVAL;
+    }
     if (strcmp(cfg->log_format, "text") != 0 && strcmp(cfg->log_format, "json") != 0) {
         snprintf(err, err_cap, "WSGATE_LOG_FORMAT: bad value \"%s\" (expected text or json)", cfg->log_format);
         return -EINVAL;

@@ -32,6 +32,8 @@ typedef struct wsg_config {
     size_t shutdown_notice_len;
     uint64_t max_payload;          /**< WSGATE_MAX_PAYLOAD, bytes of one inbound message */
     uint64_t max_pending;          /**< WSGATE_MAX_PENDING, bytes queued for one client before it is closed */
+    char slow_consumer[8];         /**< WSGATE_SLOW_CONSUMER: "close" (1008) or "drop" (whole messages) */
+    bool is_slow_drop;             /**< slow_consumer is "drop" */
     uint64_t handshake_timeout_ms; /**< WSGATE_HANDSHAKE_TIMEOUT */
     uint64_t close_timeout_ms;     /**< WSGATE_CLOSE_TIMEOUT: wait for the peer's close frame */
     uint64_t shutdown_timeout_ms;  /**< WSGATE_SHUTDOWN_TIMEOUT */

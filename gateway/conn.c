@@ -188,6 +188,15 @@ void wsg_conn_send(wsg_conn_t *conn, wsg_msg_t *msg)
     if (conn->state != WSG_CONN_OPEN || conn->is_slow)
         return;
     if (conn->out.bytes + msg->frame_len > conn->worker->cfg->max_pending) {
+        wsg_worker_t *w = conn->worker;
+        if (w->cfg->is_slow_drop) {
+            /* Whole messages only: the stream stays well-formed, and control frames never come this way. */
+            WSG_STAT_ADD(&w->stats, slow_consumer_drops, 1);
+            if (wsg_log_limit_allow(&w->slow_log_limit, uv_now(&w->loop), 5000))
+                WSG_WARN("slow_consumer_drop", "conn=%llu pending_bytes=%zu", (unsigned long long)conn->id,
+                         conn->out.bytes);
+            return;
+        }
         conn->is_slow = true; /* closed at the flush: never while a channel's member list is being walked */
         wsg_worker_schedule_flush(conn->worker, conn);
         return;

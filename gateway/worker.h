@@ -58,6 +58,7 @@ struct wsg_worker {
     uint64_t shutdown_deadline_ms;
     unsigned closing_links;
     wsg_log_limit_t redis_log_limit;
+    wsg_log_limit_t slow_log_limit;
     wsg_stats_t stats;
     uint8_t read_buf[64 * 1024]; /* every read of every connection lands here first */
 };

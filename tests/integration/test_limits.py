@@ -1,5 +1,6 @@
 """Hard limits: connection cap (503), publish rate (1008), slow consumers (1008) without hurting others."""
 
+import re
 import socket
 import time
 
@@ -80,3 +81,23 @@ def test_slow_consumer_is_closed_with_1008_and_others_are_unaffected(gateway):
         pass
     assert closes in ([], [(1008).to_bytes(2, "big")]), closes
     assert other.ping_roundtrip() == []
+
+
+@with_env(WSGATE_MAX_PENDING="256KiB", WSGATE_SLOW_CONSUMER="drop")
+def test_drop_policy_keeps_a_slow_consumer_and_counts_dropped_messages(gateway):
+    slow = gateway.raw()
+    slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.assert_upgraded(slow.handshake("/ws/drop?subscribe-broadcast"))
+    h.wait_numsub("broadcast:drop", 1)
+    r = h.redis_client()
+    pipe = r.pipeline(transaction=False)
+    for i in range(100):
+        pipe.publish("broadcast:drop", f"{i:05d}" + "x" * 60000)
+    pipe.execute()
+    h.wait_until(lambda: gateway.metrics()["wsgate_slow_consumer_dropped_messages_total"] > 0, 5,
+                 what="dropped messages counted")
+    assert gateway.metrics()["wsgate_slow_consumer_closes_total"] == 0
+    # The client stays connected (reading the backlog through a 4 KiB window would take long: not needed).
+    h.wait_until(lambda: gateway.metrics()["wsgate_connections_open"] == 1, 5, what="the client still open")
+    assert not re.search(r"event=conn_close conn=\d+ .*slow consumer", gateway.log_text())
+    assert gateway.wait_log(r"event=slow_consumer_drop conn=\d+ pending_bytes=\d+")
