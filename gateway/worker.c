@@ -339,6 +339,51 @@ static const wsg_redis_sub_handler_t sub_handler = {
     .on_message = on_sub_message,
 };
 
+/* ---- Sentinel ------------------------------------------------------------------------------------
+ * With a redis-sentinel:// URL both connections find the master through the sentinels on every (re)connect
+ * and check its ROLE. A failover that leaves the old master reachable (as a replica) would not drop them, so a
+ * subscription to +switch-master on a sentinel rebuilds them at once. */
+
+static void on_watch_ready(void *arg)
+{
+    wsg_worker_t *w = arg;
+    const char *channel = "+switch-master";
+    size_t len = strlen(channel);
+    wsg_redis_sub_subscribe(w->sentinel_watch, &channel, &len, 1);
+    WSG_INFO("sentinel_watch_up", "master=%s", w->cfg->redis.master_name);
+}
+
+static void on_watch_down(void *arg, const char *why, uint64_t retry_ms)
+{
+    WSG_DEBUG("sentinel_watch_down", "why=\"%s\" retry_ms=%llu", why, (unsigned long long)retry_ms);
+}
+
+static void on_watch_ignore(void *arg, const char *channel, size_t len)
+{
+}
+
+static void on_watch_message(void *arg, wsg_msg_t *msg)
+{
+    wsg_worker_t *w = arg;
+    const char *name = w->cfg->redis.master_name;
+    size_t name_len = strlen(name);
+    /* "<master name> <old ip> <old port> <new ip> <new port>" */
+    if (strcmp(msg->channel, "+switch-master") != 0 || msg->payload_len <= name_len ||
+        memcmp(wsg_msg_payload(msg), name, name_len) != 0 || wsg_msg_payload(msg)[name_len] != ' ')
+        return;
+    WSG_INFO("sentinel_switch_master", "detail=\"%.*s\"", (int)msg->payload_len, (const char *)wsg_msg_payload(msg));
+    wsg_redis_sub_reset(w->sub, "sentinel switched the master");
+    wsg_redis_cmd_reset(w->cmd, "sentinel switched the master");
+}
+
+static const wsg_redis_sub_handler_t watch_handler = {
+    .on_ready = on_watch_ready,
+    .on_down = on_watch_down,
+    .on_subscribed = on_watch_ignore,
+    .on_unsubscribed = on_watch_ignore,
+    .on_message = on_watch_message,
+};
+
 static void on_cmd_ready(void *arg)
 {
     wsg_worker_t *w = arg;
@@ -459,6 +504,10 @@ static void maybe_finish(wsg_worker_t *w)
     w->closing_links = 2;
     wsg_redis_sub_close(w->sub, on_link_closed, w);
     wsg_redis_cmd_close(w->cmd, on_link_closed, w);
+    if (w->sentinel_watch != NULL) {
+        w->closing_links++;
+        wsg_redis_sub_close(w->sentinel_watch, on_link_closed, w);
+    }
     close_handle((uv_handle_t *)&w->heartbeat_timer);
     close_handle((uv_handle_t *)&w->ping_timer);
     close_handle((uv_handle_t *)&w->probe_timer);
@@ -518,6 +567,15 @@ int wsg_worker_init(wsg_worker_t *w, const wsg_config_t *cfg, unsigned index, in
     w->cmd = wsg_redis_cmd_new(&w->loop, &cfg->redis, &opts, &cmd_handler, w, cfg->publish_queue);
     if (w->sub == NULL || w->cmd == NULL)
         return -ENOMEM;
+    if (cfg->redis.is_sentinel) {
+        wsg_redis_addr_t sentinel = {0};
+        snprintf(sentinel.host, sizeof sentinel.host, "%s", cfg->redis.sentinels[0].host);
+        sentinel.port = cfg->redis.sentinels[0].port;
+        opts.name = "wsgate-sentinel-watch";
+        w->sentinel_watch = wsg_redis_sub_new(&w->loop, &sentinel, &opts, &watch_handler, w);
+        if (w->sentinel_watch == NULL)
+            return -ENOMEM;
+    }
     wsg_router_set_redis(&w->router, w->sub, w->cmd);
 
     uv_timer_init(&w->loop, &w->heartbeat_timer);

@@ -45,6 +45,7 @@ struct wsg_worker {
     unsigned index;
     wsg_redis_sub_t *sub;
     wsg_redis_cmd_t *cmd;
+    wsg_redis_sub_t *sentinel_watch; /* with a redis-sentinel:// URL: +switch-master from the first sentinel */
     wsg_router_t router;
     wsg_conn_list_t handshaking, open, closing;
     wsg_conn_t *flush_head;   /* connections with deferred work this loop turn */

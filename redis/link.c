@@ -38,8 +38,14 @@ struct wsg_redis_link {
     uint64_t backoff_ms;
     unsigned setup_replies_left;
     const char *setup_error;
-    char why[160];
+    char why[640];
     unsigned open_handles; /* timer + poll handles + resolver not yet released */
+    /* Where the current attempt connects: the address, a sentinel, or the master a sentinel named. */
+    char target_host[256];
+    uint16_t target_port;
+    bool is_asking_sentinel; /* the current connection is to a sentinel, asking for the master */
+    bool has_master;         /* target_host/port hold the master a sentinel named */
+    unsigned sentinel_index; /* the sentinel asked next (rotates on failures) */
     void (*close_cb)(void *);
     void *close_arg;
 };
@@ -206,6 +212,13 @@ static void on_timer(uv_timer_t *timer)
 
 static void schedule_retry(wsg_redis_link_t *link, const char *why)
 {
+    if (link->addr.is_sentinel) {
+        /* Ask a sentinel again before the next attempt (the next one, when this one failed). */
+        if (link->is_asking_sentinel)
+            link->sentinel_index++;
+        link->has_master = false;
+        link->is_asking_sentinel = false;
+    }
     uint64_t base = link->backoff_ms;
     /* Jitter of +-20% so that many gateways do not reconnect in lockstep after a Redis restart. */
     uint64_t jitter_span = base / 5;
@@ -230,6 +243,12 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     if (link->state == LINK_WAITING)
         return; /* we asked for it */
     uv_timer_stop(&link->timer);
+    if (link->is_asking_sentinel && link->has_master && link->setup_error == NULL) {
+        /* The sentinel named the master: connect to it on the next loop turn (not inside hiredis). */
+        link->state = LINK_WAITING;
+        uv_timer_start(&link->timer, on_timer, 0, 0);
+        return;
+    }
     if (link->setup_error != NULL)
         set_why(link, "setup failed", link->setup_error);
     else if (status != REDIS_OK)
@@ -240,6 +259,9 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     schedule_retry(link, link->why);
 }
 
+static void setup_step_done(wsg_redis_link_t *link, redisAsyncContext *ac);
+
+/* AUTH and SELECT: an error fails this attempt. */
 static void on_setup_reply(redisAsyncContext *ac, void *reply_ptr, void *privdata)
 {
     wsg_redis_link_t *link = privdata;
@@ -247,12 +269,66 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply_ptr, void *privdat
     if (reply == NULL || link->state != LINK_AUTHENTICATING)
         return; /* the connection is going away; on_disconnect reports it */
     if (reply->type == REDIS_REPLY_ERROR && link->setup_error == NULL) {
-        /* CLIENT SETNAME is a courtesy; AUTH and SELECT failures are fatal for this attempt. */
-        if (strncmp(reply->str, "ERR unknown command", 19) != 0) {
-            snprintf(link->why, sizeof link->why, "%s", reply->str);
-            link->setup_error = link->why;
+        snprintf(link->why, sizeof link->why, "%s", reply->str);
+        link->setup_error = link->why;
+    }
+    setup_step_done(link, ac);
+}
+
+/* CLIENT SETNAME is a courtesy: servers without it (old ones, some sentinels) are fine. */
+static void on_setname_reply(redisAsyncContext *ac, void *reply_ptr, void *privdata)
+{
+    wsg_redis_link_t *link = privdata;
+    if (reply_ptr == NULL || link->state != LINK_AUTHENTICATING)
+        return;
+    setup_step_done(link, ac);
+}
+
+/* ROLE, on a master found through Sentinel: a sentinel's answer can be stale during a failover. */
+static void on_role_reply(redisAsyncContext *ac, void *reply_ptr, void *privdata)
+{
+    wsg_redis_link_t *link = privdata;
+    redisReply *reply = reply_ptr;
+    if (reply == NULL || link->state != LINK_AUTHENTICATING)
+        return;
+    bool is_master = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+                     reply->element[0]->type == REDIS_REPLY_STRING && strcmp(reply->element[0]->str, "master") == 0;
+    if (!is_master && link->setup_error == NULL) {
+        snprintf(link->why, sizeof link->why, "%s:%u is not a master (stale sentinel answer)", link->target_host,
+                 link->target_port);
+        link->setup_error = link->why;
+        link->has_master = false;
+    }
+    setup_step_done(link, ac);
+}
+
+/* SENTINEL get-master-addr-by-name: remember the master, then connect to it. */
+static void on_sentinel_reply(redisAsyncContext *ac, void *reply_ptr, void *privdata)
+{
+    wsg_redis_link_t *link = privdata;
+    redisReply *reply = reply_ptr;
+    if (reply == NULL || link->state != LINK_AUTHENTICATING)
+        return;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 && reply->element[0]->type == REDIS_REPLY_STRING &&
+        reply->element[1]->type == REDIS_REPLY_STRING && reply->element[0]->len < sizeof link->target_host) {
+        long port = strtol(reply->element[1]->str, NULL, 10);
+        if (port > 0 && port < 65536) {
+            memcpy(link->target_host, reply->element[0]->str, reply->element[0]->len + 1);
+            link->target_port = (uint16_t)port;
+            link->has_master = true;
         }
     }
+    if (!link->has_master) {
+        snprintf(link->why, sizeof link->why, "sentinel %s:%u does not know master %s",
+                 link->addr.sentinels[link->sentinel_index % link->addr.nsentinels].host,
+                 link->addr.sentinels[link->sentinel_index % link->addr.nsentinels].port, link->addr.master_name);
+        link->setup_error = link->why;
+    }
+    redisAsyncDisconnect(ac); /* deferred until this callback returns; on_disconnect goes on */
+}
+
+static void setup_step_done(wsg_redis_link_t *link, redisAsyncContext *ac)
+{
     if (--link->setup_replies_left > 0)
         return;
     if (link->setup_error != NULL) {
@@ -283,6 +359,10 @@ static void on_connect(const redisAsyncContext *cac, int status)
     link->setup_replies_left = 0;
     const wsg_redis_addr_t *a = &link->addr;
     int rc = REDIS_OK;
+    if (link->is_asking_sentinel) {
+        redisAsyncCommand(ac, on_sentinel_reply, link, "SENTINEL get-master-addr-by-name %s", a->master_name);
+        return;
+    }
     if (a->password[0] != '\0') {
         if (a->username[0] != '\0')
             rc |= redisAsyncCommand(ac, on_setup_reply, link, "AUTH %s %s", a->username, a->password);
@@ -294,7 +374,11 @@ static void on_connect(const redisAsyncContext *cac, int status)
         rc |= redisAsyncCommand(ac, on_setup_reply, link, "SELECT %d", a->db);
         link->setup_replies_left++;
     }
-    rc |= redisAsyncCommand(ac, on_setup_reply, link, "CLIENT SETNAME %s", link->opts.name);
+    if (a->is_sentinel) {
+        rc |= redisAsyncCommand(ac, on_role_reply, link, "ROLE");
+        link->setup_replies_left++;
+    }
+    rc |= redisAsyncCommand(ac, on_setname_reply, link, "CLIENT SETNAME %s", link->opts.name);
     link->setup_replies_left++;
     (void)rc; /* a failure here surfaces as a disconnect */
 }
@@ -302,7 +386,7 @@ static void on_connect(const redisAsyncContext *cac, int status)
 static void connect_to(wsg_redis_link_t *link, const char *host)
 {
     redisAsyncContext *ac = link->addr.is_unix ? redisAsyncConnectUnix(link->addr.path)
-                                               : redisAsyncConnect(host, link->addr.port);
+                                               : redisAsyncConnect(host, link->target_port);
     if (ac == NULL) {
         set_why(link, "connect failed", "out of memory");
         schedule_retry(link, link->why);
@@ -362,8 +446,19 @@ static bool is_numeric_host(const char *host)
 
 static void start_attempt(wsg_redis_link_t *link)
 {
-    if (link->addr.is_unix || is_numeric_host(link->addr.host)) {
-        connect_to(link, link->addr.host);
+    const wsg_redis_addr_t *a = &link->addr;
+    link->is_asking_sentinel = false;
+    if (a->is_sentinel && !link->has_master) {
+        const struct wsg_redis_sentinel_addr *s = &a->sentinels[link->sentinel_index % a->nsentinels];
+        snprintf(link->target_host, sizeof link->target_host, "%s", s->host);
+        link->target_port = s->port;
+        link->is_asking_sentinel = true;
+    } else if (!a->is_sentinel) {
+        snprintf(link->target_host, sizeof link->target_host, "%s", a->host);
+        link->target_port = a->port;
+    }
+    if (a->is_unix || is_numeric_host(link->target_host)) {
+        connect_to(link, link->target_host);
         return;
     }
     /* hiredis would resolve names with a blocking getaddrinfo() inside the loop: resolve them ourselves. */
@@ -374,7 +469,7 @@ static void start_attempt(wsg_redis_link_t *link)
     }
     req->data = link;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    int rc = uv_getaddrinfo(link->loop, req, on_resolved, link->addr.host, NULL, &hints);
+    int rc = uv_getaddrinfo(link->loop, req, on_resolved, link->target_host, NULL, &hints);
     if (rc < 0) {
         free(req);
         set_why(link, "cannot resolve host", uv_strerror(rc));

@@ -224,6 +224,63 @@ static const char *parse_tcp(span_t s, wsg_redis_addr_t *out)
     return NULL;
 }
 
+/* After "redis-sentinel://": [userinfo@]host[:port],host[:port]/master_name[/db]. */
+static const char *parse_sentinel(span_t s, wsg_redis_addr_t *out)
+{
+    out->is_sentinel = true;
+    size_t slash = span_find(s, "/");
+    if (slash == s.len)
+        return "bad sentinel URL (expected redis-sentinel://host:26379,host:26379/master_name)";
+    span_t auth = {s.ptr, slash};
+    span_t path = {s.ptr + slash + 1, s.len - slash - 1};
+    size_t at = auth.len;
+    for (size_t i = auth.len; i > 0; i--) {
+        if (auth.ptr[i - 1] == '@') {
+            at = i - 1;
+            break;
+        }
+    }
+    const char *err;
+    if (at < auth.len) {
+        if ((err = parse_userinfo((span_t){auth.ptr, at}, out)) != NULL)
+            return err;
+        auth = (span_t){auth.ptr + at + 1, auth.len - at - 1};
+    }
+    while (auth.len > 0) {
+        size_t comma = span_find(auth, ",");
+        span_t one = {auth.ptr, comma};
+        auth = comma < auth.len ? (span_t){auth.ptr + comma + 1, auth.len - comma - 1} : (span_t){auth.ptr, 0};
+        if (one.len == 0)
+            return "bad sentinel list (empty entry)";
+        if (out->nsentinels == WSG_REDIS_SENTINELS_MAX)
+            return "bad sentinel list (more than 8 sentinels)";
+        wsg_redis_addr_t tmp = {.port = 26379};
+        if ((err = parse_hostport(one, &tmp)) != NULL)
+            return err;
+        struct wsg_redis_sentinel_addr *sa = &out->sentinels[out->nsentinels++];
+        memcpy(sa->host, tmp.host, sizeof sa->host);
+        sa->port = tmp.port;
+    }
+    if (out->nsentinels == 0)
+        return "bad sentinel list (no sentinel)";
+    size_t slash2 = span_find(path, "/");
+    span_t name = {path.ptr, slash2};
+    if (name.len == 0 || name.len >= sizeof out->master_name)
+        return "bad master name";
+    for (size_t i = 0; i < name.len; i++)
+        if (!is_host_char(name.ptr[i]))
+            return "bad master name";
+    memcpy(out->master_name, name.ptr, name.len);
+    out->master_name[name.len] = '\0';
+    if (slash2 < path.len) {
+        long long v;
+        if (!parse_number((span_t){path.ptr + slash2 + 1, path.len - slash2 - 1}, 0, INT_MAX, &v))
+            return "bad database number";
+        out->db = (int)v;
+    }
+    return NULL;
+}
+
 /* After "unix://": [userinfo@]/absolute/path[?db=N]. */
 static const char *parse_unix(span_t s, wsg_redis_addr_t *out)
 {
@@ -275,6 +332,8 @@ static const char *parse(const char *url, wsg_redis_addr_t *out)
     if (span_eq_nocase(scheme, "unix") || span_eq_nocase(scheme, "redis+unix") ||
         span_eq_nocase(scheme, "redis-socket"))
         return parse_unix(rest, out);
+    if (span_eq_nocase(scheme, "redis-sentinel"))
+        return parse_sentinel(rest, out);
     if (span_eq_nocase(scheme, "rediss"))
         return "unsupported scheme rediss:// (TLS is not supported)";
     return "unsupported scheme (use redis:// or unix://)";

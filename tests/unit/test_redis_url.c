@@ -278,7 +278,34 @@ static void test_overwrites(void)
     ASSERT_UINT_EQ(a.port, 6379);
 }
 
-TEST_MAIN("redis_url", TEST_CASE(test_tcp_forms), TEST_CASE(test_defaults), TEST_CASE(test_ipv6),
+static void test_sentinel(void)
+{
+    wsg_redis_addr_t a;
+    const char *why = NULL;
+    ASSERT_INT_EQ(wsg_redis_url_parse("redis-sentinel://10.0.0.1:26379,sentinel-b,[::1]:26380/mymaster/2", &a, &why), 0);
+    ASSERT_TRUE(a.is_sentinel);
+    ASSERT_UINT_EQ(a.nsentinels, 3);
+    ASSERT_STR_EQ(a.sentinels[0].host, "10.0.0.1");
+    ASSERT_UINT_EQ(a.sentinels[0].port, 26379);
+    ASSERT_STR_EQ(a.sentinels[1].host, "sentinel-b");
+    ASSERT_UINT_EQ(a.sentinels[1].port, 26379);
+    ASSERT_STR_EQ(a.sentinels[2].host, "::1");
+    ASSERT_UINT_EQ(a.sentinels[2].port, 26380);
+    ASSERT_STR_EQ(a.master_name, "mymaster");
+    ASSERT_INT_EQ(a.db, 2);
+    ASSERT_INT_EQ(wsg_redis_url_parse("redis-sentinel://:pw@s1/m", &a, &why), 0);
+    ASSERT_STR_EQ(a.password, "pw");
+    ASSERT_INT_EQ(a.db, 0);
+    ASSERT_INT_EQ(wsg_redis_url_parse("redis-sentinel://s1", &a, &why), -EINVAL);
+    ASSERT_INT_EQ(wsg_redis_url_parse("redis-sentinel:///m", &a, &why), -EINVAL);
+    ASSERT_INT_EQ(wsg_redis_url_parse("redis-sentinel://s1,,s2/m", &a, &why), -EINVAL);
+    ASSERT_INT_EQ(wsg_redis_url_parse("redis-sentinel://s1/", &a, &why), -EINVAL);
+    ASSERT_INT_EQ(wsg_redis_url_parse("redis-sentinel://s1:0/m", &a, &why), -EINVAL);
+    ASSERT_INT_EQ(wsg_redis_url_parse("redis-sentinel://a,b,c,d,e,f,g,h,i/m", &a, &why), -EINVAL);
+    ASSERT_FALSE(a.is_sentinel); /* nothing half-parsed survives */
+}
+
+TEST_MAIN("redis_url", TEST_CASE(test_sentinel), TEST_CASE(test_tcp_forms), TEST_CASE(test_defaults), TEST_CASE(test_ipv6),
           TEST_CASE(test_passwords), TEST_CASE(test_bare_host_port), TEST_CASE(test_unix),
           TEST_CASE(test_bad_scheme), TEST_CASE(test_bad_port), TEST_CASE(test_bad_db),
           TEST_CASE(test_bad_host_and_chars), TEST_CASE(test_overwrites))
