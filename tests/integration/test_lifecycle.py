@@ -231,3 +231,33 @@ def test_unchanged_key_is_not_resent_after_a_reconnect(gateway):
     h.wait_until(lambda: h.numsub("broadcast:same") == 0, 5, what="the subscription cut")
     h.wait_numsub("broadcast:same", 1, timeout=10)
     ws.expect_silence(0.5)
+
+
+@with_env(WSGATE_REDIS_RETRY_MAX="2s")
+def test_client_publishes_made_during_an_outage_arrive_in_order_after_it(gateway, redis_server):
+    writer = gateway.open_raw("/ws/q?publish-broadcast")
+    assert writer.ping_roundtrip() == []
+    redis_server.kill()
+    for i in range(20):
+        writer.send_text(f"queued {i}")
+    assert writer.ping_roundtrip() == []  # the gateway has read them all; Redis is still down
+    # Attempts come at about 0.1, 0.3, 0.7, 1.5 and 3.1 s (+-20%): start Redis and subscribe in the long gap
+    # before the fifth, so that the subscriber is there when the queue is sent.
+    time.sleep(1.9)
+    redis_server.start()
+    sub = h.Subscriber("broadcast:q")
+    got = [sub.get(15) for _ in range(20)]
+    assert got == [f"queued {i}".encode() for i in range(20)], got
+    assert redis_server.client().get("broadcast:q") == b"queued 19"
+
+
+@with_env(WSGATE_PUBLISH_QUEUE="5")
+def test_full_outage_queue_closes_the_publisher_with_1013(gateway, redis_server):
+    writer = gateway.open_raw("/ws/full?publish-broadcast")
+    assert writer.ping_roundtrip() == []
+    redis_server.kill()
+    for i in range(10):
+        writer.send_text(f"m{i}")
+    code, reason = writer.recv_close(5)
+    assert (code, reason) == (1013, b"try again later"), (code, reason)
+    redis_server.start()
