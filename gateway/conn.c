@@ -445,7 +445,7 @@ static void on_publish_done(void *arg, int status, const char *err)
     conn->publishes_pending--;
     if (status < 0) {
         WSG_STAT_ADD(&w->stats, publishes_failed, 1);
-        if (wsg_log_limit_allow(&w->redis_log_limit, uv_now(&w->loop), 5000))
+        if (wsg_log_limit_allow(&w->publish_log_limit, uv_now(&w->loop), 5000))
             WSG_WARN("publish_failed", "conn=%llu err=%d redis_error=\"%s\"", (unsigned long long)conn->id,
                      status, err ? err : "");
         /* The message may never come back through the subscription. */

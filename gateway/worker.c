@@ -409,12 +409,12 @@ static void on_connection(uv_stream_t *server, int status)
 {
     wsg_worker_t *w = server->data;
     if (status < 0) {
-        if (wsg_log_limit_allow(&w->redis_log_limit, uv_now(&w->loop), 1000))
+        if (wsg_log_limit_allow(&w->accept_log_limit, uv_now(&w->loop), 1000))
             WSG_WARN("accept_failed", "err=%s", uv_strerror(status));
         return;
     }
     int rc = wsg_conn_accept(w, server);
-    if (rc < 0 && wsg_log_limit_allow(&w->redis_log_limit, uv_now(&w->loop), 1000))
+    if (rc < 0 && wsg_log_limit_allow(&w->accept_log_limit, uv_now(&w->loop), 1000))
         WSG_WARN("accept_failed", "err=%s", uv_strerror(rc));
 }
 

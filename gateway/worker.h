@@ -58,8 +58,10 @@ struct wsg_worker {
     bool is_finishing;       /* Redis links and timers are closing; the loop ends when they are closed */
     uint64_t shutdown_deadline_ms;
     unsigned closing_links;
-    wsg_log_limit_t redis_log_limit;
-    wsg_log_limit_t slow_log_limit;
+    wsg_log_limit_t redis_log_limit;   /* "Redis still down" */
+    wsg_log_limit_t publish_log_limit; /* failed client publishes */
+    wsg_log_limit_t accept_log_limit;  /* accept errors (EMFILE...) */
+    wsg_log_limit_t slow_log_limit;    /* slow-consumer drops */
     wsg_stats_t stats;
     uint8_t read_buf[64 * 1024]; /* every read of every connection lands here first */
 };
