@@ -247,6 +247,23 @@ def test_1_5_unmasked_client_frames_get_1002(gateway):
     all_cases(zip(conns, cases), lambda c: expect_fail(c[0], 1002))
 
 
+def test_1_6_non_minimal_length_encoding_gets_1002(gateway):
+    """RFC 6455 5.2: "the minimal number of bytes MUST be used to encode the length". The gateway (wslay) holds
+    clients to it and fails the connection; Autobahn has no case for it (its frames are always minimal)."""
+    cases = [(h.OP_TEXT, 5, 16), (h.OP_TEXT, 125, 16), (h.OP_BINARY, 200, 64), (h.OP_TEXT, 0, 64), (h.OP_PING, 3, 16)]
+    conns = open_bad(gateway, len(cases))
+    for ws, (op, n, bits) in zip(conns, cases):
+        send_quietly(ws, h.build_frame(op, b"a" * n, length_bits=bits))
+    all_cases(zip(conns, cases), lambda c: expect_fail(c[0], 1002))
+
+
+def test_1_7_64_bit_length_with_the_top_bit_set_gets_1002(gateway):
+    """RFC 6455 5.2: the most significant bit of a 64-bit length MUST be 0."""
+    ws = gateway.open_raw(BAD_PATH)
+    send_quietly(ws, h.build_frame(h.OP_BINARY, b"", length=(1 << 63) + 5, length_bits=64))
+    expect_fail(ws, 1002)
+
+
 # -- 2 Ping / pong ---------------------------------------------------------------------------------------------
 
 def test_2_1_ping_without_payload(gateway):
@@ -730,6 +747,28 @@ def test_7_1_6_server_closes_tcp_after_the_closing_handshake(gateway):
     assert ws.recv_close()[0] == 1002
     ws.send_close(1002)
     assert ws.wait_eof(4.0) < 2.5
+
+
+@with_env(WSGATE_CLOSE_TIMEOUT="2s")
+def test_7_1_7_no_data_frame_after_the_servers_close(gateway):
+    """RFC 6455 5.5.1: after sending a close frame an endpoint MUST NOT send data frames, even when messages for
+    the connection keep arriving from Redis."""
+    a, b = open_echo(gateway, 2)
+    h.publish(a.channel, "before")
+    assert a.recv_text() == "before"
+    a.send_text("bad", rsv=1)  # the server fails the connection (1002)...
+    b.send_close(1000)  # ...and answers this client's close
+    for i in range(50):  # while messages keep coming for both
+        h.publish(a.channel, f"after {i}")
+        h.publish(b.channel, f"after {i}")
+    for ws, code in ((a, 1002), (b, 1000)):
+        while True:  # data frames published before the close frame went out are fine
+            fin, op, payload = ws.recv_frame()
+            if op == h.OP_CLOSE:
+                assert struct.unpack("!H", payload[:2])[0] == code
+                break
+            assert op == h.OP_TEXT, (op, payload)
+        expect_eof_only(ws)
 
 
 def test_7_3_close_frame_payloads(gateway):
