@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "access.h"
 #include "auth_client.h"
@@ -964,17 +965,20 @@ void wsg_conn_flush(wsg_conn_t *conn)
         start_lingering(conn);
 }
 
-int wsg_conn_accept(wsg_worker_t *worker, uv_stream_t *server)
+int wsg_conn_accept_fd(wsg_worker_t *worker, int fd)
 {
     wsg_conn_t *conn = calloc(1, sizeof(*conn));
-    if (conn == NULL)
+    if (conn == NULL) {
+        close(fd);
         return UV_ENOMEM;
+    }
     conn->worker = worker;
     conn->refcount = 1;
     conn->write_req.data = conn;
     uv_tcp_init(&worker->loop, &conn->tcp);
-    int rc = uv_accept(server, (uv_stream_t *)&conn->tcp);
+    int rc = uv_tcp_open(&conn->tcp, fd);
     if (rc < 0) {
+        close(fd);
         conn->state = WSG_CONN_CLOSED;
         uv_close((uv_handle_t *)&conn->tcp, on_closed);
         return rc;

@@ -69,8 +69,9 @@ typedef struct wsg_conn {
     bool has_slot : 1;             /* holds one of the WSGATE_MAX_CONNECTIONS slots */
 } wsg_conn_t;
 
-/** Accepts a pending connection on `server` and starts its handshake. Returns 0 or a libuv error. */
-int wsg_conn_accept(wsg_worker_t *worker, uv_stream_t *server);
+/** Takes over the accepted socket `fd` (closed on failure) and starts its handshake. Returns 0 or a libuv
+ *  error. */
+int wsg_conn_accept_fd(wsg_worker_t *worker, int fd);
 
 /** Queues a framed `msg` (takes a new reference) for the client and schedules a flush this loop turn.
  *  Never closes the connection synchronously: past the output cap the connection is marked slow and closed

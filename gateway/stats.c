@@ -131,6 +131,8 @@ size_t wsg_stats_render(wsg_stats_t *const *stats, unsigned n, char *buf, size_t
            SUM(rate_limit_closes));
     metric(&o, "wsgate_connections_refused_limit_total", "counter",
            "Connections answered 503 because WSGATE_MAX_CONNECTIONS was reached.", SUM(connections_refused_limit));
+    metric(&o, "wsgate_accept_pauses_total", "counter",
+           "Times accepting paused because the process ran out of file descriptors.", SUM(accept_pauses));
     metric(&o, "wsgate_heartbeats_sent_total", "counter", "Heartbeat messages sent.", SUM(heartbeats_sent));
     metric(&o, "wsgate_pings_sent_total", "counter", "Protocol PING frames sent.", SUM(pings_sent));
     emit(&o, "# HELP wsgate_delivery_latency_seconds From reading a message from Redis to writing it to a "

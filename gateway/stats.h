@@ -36,6 +36,7 @@ typedef struct wsg_stats {
     _Atomic uint64_t stale_closes;
     _Atomic uint64_t rate_limit_closes;
     _Atomic uint64_t redis_probe_failures;
+    _Atomic uint64_t accept_pauses;
     _Atomic uint64_t connections_refused_limit;
     _Atomic uint64_t heartbeats_sent;
     _Atomic uint64_t pings_sent;

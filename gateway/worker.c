@@ -405,31 +405,76 @@ static const wsg_redis_cmd_handler_t cmd_handler = {
 
 /* ---- listener ------------------------------------------------------------------------------------- */
 
-static void on_connection(uv_stream_t *server, int status)
+/* Our own accept loop on a uv_poll, rather than uv_listen: when the process runs out of descriptors, libuv
+ * would silently accept and drop pending connections; here accepting pauses instead (the kernel keeps them in
+ * the backlog), one warning is logged, and a timer resumes accepting shortly after. */
+#define ACCEPTS_PER_EVENT 64
+#define ACCEPT_PAUSE_MS 250
+
+static void on_listen_ready(uv_poll_t *poll, int status, int events);
+
+static void on_accept_resume(uv_timer_t *timer)
 {
-    wsg_worker_t *w = server->data;
-    if (status < 0) {
-        if (wsg_log_limit_allow(&w->accept_log_limit, uv_now(&w->loop), 1000))
-            WSG_WARN("accept_failed", "err=%s", uv_strerror(status));
-        return;
+    wsg_worker_t *w = timer->data;
+    if (!w->is_shutting_down)
+        uv_poll_start(&w->listener, UV_READABLE, on_listen_ready);
+}
+
+static void on_listen_ready(uv_poll_t *poll, int status, int events)
+{
+    wsg_worker_t *w = poll->data;
+    for (int i = 0; i < ACCEPTS_PER_EVENT && !w->is_shutting_down; i++) {
+        int fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            int err = errno;
+            if (err == EAGAIN || err == EWOULDBLOCK)
+                return;
+            if (err == EINTR || err == ECONNABORTED || err == EPROTO)
+                continue;
+            if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+                uv_poll_stop(&w->listener);
+                uv_timer_start(&w->accept_timer, on_accept_resume, ACCEPT_PAUSE_MS, 0);
+                WSG_STAT_ADD(&w->stats, accept_pauses, 1);
+                if (wsg_log_limit_allow(&w->accept_log_limit, uv_now(&w->loop), 10000))
+                    WSG_WARN("accept_paused", "err=\"%s\" open=%u resume_ms=%d", strerror(err), w->open.count,
+                             ACCEPT_PAUSE_MS);
+                return;
+            }
+            if (wsg_log_limit_allow(&w->accept_log_limit, uv_now(&w->loop), 1000))
+                WSG_WARN("accept_failed", "err=\"%s\"", strerror(err));
+            return;
+        }
+        int rc = wsg_conn_accept_fd(w, fd);
+        if (rc < 0 && wsg_log_limit_allow(&w->accept_log_limit, uv_now(&w->loop), 1000))
+            WSG_WARN("accept_failed", "err=\"%s\"", uv_strerror(rc));
     }
-    int rc = wsg_conn_accept(w, server);
-    if (rc < 0 && wsg_log_limit_allow(&w->accept_log_limit, uv_now(&w->loop), 1000))
-        WSG_WARN("accept_failed", "err=%s", uv_strerror(rc));
 }
 
 static int start_listener(wsg_worker_t *w, int listen_fd)
 {
-    uv_tcp_init(&w->loop, &w->listener);
-    w->listener.data = w;
-    int rc = uv_tcp_open(&w->listener, listen_fd);
+    w->listen_fd = listen_fd;
+    int rc = listen(listen_fd, 1024) == 0 ? 0 : -errno;
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&w->listener, 1024, on_connection);
+        rc = uv_poll_init(&w->loop, &w->listener, listen_fd);
+    if (rc == 0) {
+        w->listener.data = w;
+        rc = uv_poll_start(&w->listener, UV_READABLE, on_listen_ready);
+    }
     if (rc < 0) {
         WSG_ERROR("listen_failed", "worker=%u addr=%s err=\"%s\"", w->index, w->cfg->listen, uv_strerror(rc));
         return rc;
     }
+    uv_timer_init(&w->loop, &w->accept_timer);
+    w->accept_timer.data = w;
+    w->has_listener = true;
     return 0;
+}
+
+static void on_listener_closed(uv_handle_t *handle)
+{
+    wsg_worker_t *w = handle->data;
+    close(w->listen_fd); /* a poll handle does not own its descriptor */
+    w->listen_fd = -1;
 }
 
 /* ---- signals and shutdown ------------------------------------------------------------------------- */
@@ -450,7 +495,11 @@ void wsg_worker_shutdown(wsg_worker_t *w)
         return;
     w->is_shutting_down = true;
     w->shutdown_deadline_ms = uv_now(&w->loop) + w->cfg->shutdown_timeout_ms;
-    uv_close((uv_handle_t *)&w->listener, NULL);
+    if (w->has_listener) {
+        uv_close((uv_handle_t *)&w->listener, on_listener_closed);
+        uv_close((uv_handle_t *)&w->accept_timer, NULL);
+        w->has_listener = false;
+    }
     uv_timer_stop(&w->heartbeat_timer);
     uv_timer_stop(&w->ping_timer);
     uv_timer_stop(&w->probe_timer);

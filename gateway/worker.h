@@ -26,7 +26,10 @@ typedef struct wsg_conn_list {
 struct wsg_worker {
     uv_loop_t loop;
     const wsg_config_t *cfg;
-    uv_tcp_t listener;
+    uv_poll_t listener;       /* readiness of listen_fd: we accept ourselves */
+    uv_timer_t accept_timer;  /* resumes accepting after running out of descriptors */
+    int listen_fd;
+    bool has_listener;
     uv_timer_t heartbeat_timer;
     uv_timer_t ping_timer;
     uv_timer_t probe_timer;   /* Redis liveness: a PUBLISH on a private channel, answered and delivered */

@@ -1,5 +1,6 @@
 """Hard limits: connection cap (503), publish rate (1008), slow consumers (1008) without hurting others."""
 
+import os
 import re
 import socket
 import time
@@ -101,3 +102,36 @@ def test_drop_policy_keeps_a_slow_consumer_and_counts_dropped_messages(gateway):
     h.wait_until(lambda: gateway.metrics()["wsgate_connections_open"] == 1, 5, what="the client still open")
     assert not re.search(r"event=conn_close conn=\d+ .*slow consumer", gateway.log_text())
     assert gateway.wait_log(r"event=slow_consumer_drop conn=\d+ pending_bytes=\d+")
+
+
+def test_running_out_of_file_descriptors_does_not_spin_or_stop_the_gateway(gateway):
+    """EMFILE on accept: accepting pauses (connections wait in the kernel's backlog), one warning is logged, no
+    busy loop, and accepting resumes once descriptors are free again."""
+    import subprocess
+    held = [gateway.open_raw("/ws/fd?subscribe-broadcast") for _ in range(3)]
+    used = len(os.listdir(f"/proc/{gateway.pid}/fd"))
+    subprocess.run(["prlimit", f"--pid={gateway.pid}", f"--nofile={used + 2}:"], check=True)
+    extra = []
+    for _ in range(10):
+        try:
+            extra.append(gateway.raw(timeout=2))
+        except OSError:
+            pass
+    assert gateway.wait_log(r"event=accept_paused err=\"Too many open files\"", timeout=5)
+    start_cpu = _cpu_seconds(gateway.pid)
+    time.sleep(1.0)
+    assert _cpu_seconds(gateway.pid) - start_cpu < 0.5, "busy loop while out of descriptors"
+    for ws in extra:
+        ws.close()
+    for ws in held:
+        ws.close()
+    subprocess.run(["prlimit", f"--pid={gateway.pid}", "--nofile=4096:"], check=True)
+    ws = gateway.open_raw("/ws/fd?subscribe-broadcast")
+    assert ws.ping_roundtrip() == []
+    assert gateway.metrics()["wsgate_accept_pauses_total"] >= 1
+    assert len(re.findall(r"event=accept_paused", gateway.log_text())) == 1  # logged once, not per retry
+
+
+def _cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
