@@ -86,18 +86,30 @@ int wsg_outq_push(wsg_outq_t *q, wsg_msg_t *msg)
  * histogram (one clock read per call). */
 static void pop_front(wsg_outq_t *q, uint32_t n, wsg_stats_t *stats)
 {
-    uint64_t now = 0;
+    /* Messages written together mostly arrived together: count runs of one bucket, not each message. */
+    uint64_t now = 0, run_count = 0, run_sum_us = 0;
+    unsigned run_bucket = 0;
     for (uint32_t i = 0; i < n; i++) {
         wsg_msg_t *msg = q->items[q->head];
         if (stats != NULL && msg->recv_ns != 0) {
             if (now == 0)
                 now = uv_hrtime();
-            wsg_stats_observe_latency(stats, now > msg->recv_ns ? now - msg->recv_ns : 0, 1);
+            uint64_t us = (now > msg->recv_ns ? now - msg->recv_ns : 0) / 1000;
+            unsigned bucket = wsg_stats_latency_bucket(us);
+            if (run_count > 0 && bucket != run_bucket) {
+                wsg_stats_add_latency(stats, run_bucket, run_count, run_sum_us);
+                run_count = run_sum_us = 0;
+            }
+            run_bucket = bucket;
+            run_count++;
+            run_sum_us += us;
         }
         q->head = (q->head + 1) & (q->cap - 1);
         q->count--;
         wsg_msg_unref(msg);
     }
+    if (run_count > 0)
+        wsg_stats_add_latency(stats, run_bucket, run_count, run_sum_us);
     if (q->count == 0 && q->cap > 64) {
         /* A burst grew the ring: give the memory back rather than keep it for an idle connection. */
         free(q->items);

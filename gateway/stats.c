@@ -20,14 +20,24 @@ void wsg_stats_count_refusal(wsg_stats_t *stats, int status)
     WSG_STAT_ADD(stats, handshakes_refused[kind], 1);
 }
 
+unsigned wsg_stats_latency_bucket(uint64_t us)
+{
+    unsigned b = 0;
+    while (b < WSG_LATENCY_BUCKETS && us > bucket_us[b])
+        b++;
+    return b;
+}
+
+void wsg_stats_add_latency(wsg_stats_t *stats, unsigned bucket, uint64_t count, uint64_t sum_us)
+{
+    WSG_STAT_ADD(stats, latency_buckets[bucket], count);
+    WSG_STAT_ADD(stats, latency_sum_us, sum_us);
+}
+
 void wsg_stats_observe_latency(wsg_stats_t *stats, uint64_t latency_ns, uint64_t count)
 {
     uint64_t us = latency_ns / 1000;
-    int b = 0;
-    while (b < WSG_LATENCY_BUCKETS && us > bucket_us[b])
-        b++;
-    WSG_STAT_ADD(stats, latency_buckets[b], count);
-    WSG_STAT_ADD(stats, latency_sum_us, us * count);
+    wsg_stats_add_latency(stats, wsg_stats_latency_bucket(us), count, us * count);
 }
 
 typedef struct out {

@@ -63,6 +63,12 @@ void wsg_stats_count_refusal(wsg_stats_t *stats, int status);
 /** Records `count` deliveries whose message arrived from Redis `latency_ns` ago. */
 void wsg_stats_observe_latency(wsg_stats_t *stats, uint64_t latency_ns, uint64_t count);
 
+/** The histogram bucket of a latency in microseconds (WSG_LATENCY_BUCKETS for +Inf). */
+unsigned wsg_stats_latency_bucket(uint64_t us);
+
+/** Records `count` deliveries in `bucket` whose latencies add up to `sum_us` (a run of equal buckets). */
+void wsg_stats_add_latency(wsg_stats_t *stats, unsigned bucket, uint64_t count, uint64_t sum_us);
+
 /** Writes the Prometheus text exposition of the sum of `n` workers' stats (borrowed) into `out`.
  *  Returns the length written (cut at `cap` - 1; the caller sizes the buffer). */
 size_t wsg_stats_render(wsg_stats_t *const *stats, unsigned n, char *out, size_t cap);
