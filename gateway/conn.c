@@ -223,16 +223,6 @@ static void push_private(wsg_conn_t *conn, wsg_msg_t *msg)
     wsg_worker_schedule_flush(conn->worker, conn);
 }
 
-static uint64_t hash_payload(const uint8_t *data, size_t len)
-{
-    uint64_t h = 14695981039346656037ull; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= data[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 /* True when `msg` is this connection's own publication coming back (and forgets it). */
 static bool is_own_echo(wsg_conn_t *conn, const wsg_channel_t *channel, wsg_msg_t *msg)
 {
@@ -241,7 +231,7 @@ static bool is_own_echo(wsg_conn_t *conn, const wsg_channel_t *channel, wsg_msg_
         if (p->channel != channel)
             continue;
         /* Redis delivers one channel's messages in publish order: only the oldest entry can match. */
-        if (p->len != msg->payload_len || p->hash != hash_payload(wsg_msg_payload(msg), msg->payload_len))
+        if (p->len != msg->payload_len || p->hash != msg->hash)
             return false;
         for (uint16_t j = i; j > 0; j--) /* remove entry i, keeping order */
             conn->own[(conn->own_head + j) % conn->own_cap] = conn->own[(conn->own_head + j - 1) % conn->own_cap];
@@ -274,7 +264,7 @@ static void remember_own(wsg_conn_t *conn, const wsg_channel_t *channel, const u
     wsg_own_pub_t *p = &conn->own[(conn->own_head + conn->own_count) % conn->own_cap];
     p->channel = channel;
     p->len = len;
-    p->hash = hash_payload(data, len);
+    p->hash = wsg_hash_bytes(data, len);
     conn->own_count++;
 }
 

@@ -79,7 +79,7 @@ int wsg_conn_accept_fd(wsg_worker_t *worker, int fd);
 void wsg_conn_send(wsg_conn_t *conn, wsg_msg_t *msg);
 
 /** Delivers a channel message to a subscriber: applies the echo filter and holds it back while persisted
- *  messages are still being read. `msg` must be framed; borrowed. */
+ *  messages are still being read. `msg` must be framed and its `hash` set; borrowed. */
 void wsg_conn_deliver(wsg_conn_t *conn, const wsg_member_t *member, wsg_msg_t *msg);
 
 /** Starts the closing handshake with `code` and `reason` (static text): unsubscribes, queues the close frame

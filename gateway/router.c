@@ -49,16 +49,6 @@ void wsg_router_set_redis(wsg_router_t *router, wsg_redis_sub_t *sub, wsg_redis_
     router->cmd = cmd;
 }
 
-static uint64_t hash_payload(const uint8_t *data, size_t len)
-{
-    uint64_t h = 14695981039346656037ull; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= data[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 static wsg_channel_t *find(const wsg_router_t *router, const char *name, size_t len, uint32_t hash)
 {
     for (wsg_channel_t *ch = router->buckets[hash & (router->nbuckets - 1)]; ch; ch = ch->hash_next)
@@ -227,7 +217,7 @@ void wsg_router_on_persisted(wsg_router_t *router, wsg_conn_t *conn, uint8_t ind
     wsg_member_t *m = &conn->subs[index];
     wsg_channel_t *ch = m->channel;
     if (value != NULL) {
-        ch->stored_hash = hash_payload(wsg_msg_payload(value), value->payload_len);
+        ch->stored_hash = wsg_hash_bytes(wsg_msg_payload(value), value->payload_len);
         ch->has_stored = true;
     }
     m->persisted = value ? wsg_msg_ref(value) : NULL;
@@ -349,7 +339,7 @@ static void on_reread(void *arg, int status, const char *value, size_t len)
     wsg_router_t *router = r->router;
     wsg_channel_t *ch = router->buckets ? find(router, r->name, r->len, hash_name(r->name, r->len)) : NULL;
     if (status == 0 && value != NULL && len > 0 && ch != NULL && ch->nmembers > 0) {
-        uint64_t h = hash_payload((const uint8_t *)value, len);
+        uint64_t h = wsg_hash_bytes(value, len);
         bool is_known = (ch->has_live && h == ch->last_live_hash) || (ch->has_stored && h == ch->stored_hash);
         ch->stored_hash = h;
         ch->has_stored = true;
@@ -420,7 +410,9 @@ void wsg_router_on_message(wsg_router_t *router, wsg_msg_t *msg)
     wsg_channel_t *ch = find(router, msg->channel, msg->channel_len, hash_name(msg->channel, msg->channel_len));
     if (ch == NULL || ch->members == NULL)
         return;
-    ch->last_live_hash = hash_payload(wsg_msg_payload(msg), msg->payload_len);
+    /* Hashed once per message: the outage re-read and every subscriber's echo filter use it. */
+    msg->hash = wsg_hash_bytes(wsg_msg_payload(msg), msg->payload_len);
+    ch->last_live_hash = msg->hash;
     ch->has_live = true;
     wsg_msg_frame_data(msg);
     /* Delivery only queues; no connection closes or leaves while this list is walked. */

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 /** A view of `len` bytes at `ptr`; never owns them and is not NUL-terminated. */
@@ -32,6 +33,18 @@ bool wsg_str_eq_nocase(wsg_str_t a, wsg_str_t b);
 /** True when the comma-separated header value `list` has a token equal to `token`, ignoring ASCII case and
  *  the optional white space around each element. */
 bool wsg_str_list_has_token(wsg_str_t list, wsg_str_t token);
+
+/** A 64-bit FNV-1a hash of `len` bytes: cheap identity of a payload (not for hash tables facing peers). */
+static inline uint64_t wsg_hash_bytes(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
 
 /** The value of a hexadecimal digit (either case), or -1 when `c` is not one. */
 static inline int wsg_hex_value(char c)

@@ -17,6 +17,7 @@ wsg_msg_t *wsg_msg_new(const void *payload, size_t payload_len, const char *chan
     msg->frame = NULL;
     msg->frame_len = 0;
     msg->recv_ns = 0;
+    msg->hash = 0;
     if (payload != NULL && payload_len > 0)
         memcpy(msg->storage + WSG_MSG_HEADROOM, payload, payload_len);
     char *chan = (char *)msg->storage + WSG_MSG_HEADROOM + payload_len;

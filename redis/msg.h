@@ -17,6 +17,7 @@ typedef struct wsg_msg {
     const uint8_t *frame;   /**< NULL until framed; then the first byte of the frame (inside the headroom) */
     size_t frame_len;       /**< header + payload once framed */
     uint64_t recv_ns;       /**< uv_hrtime() when the message arrived from Redis (latency metrics); 0 otherwise */
+    uint64_t hash;          /**< wsg_hash_bytes of the payload, set once by whoever first needs it (router) */
     const char *channel;    /**< NUL-terminated, inside `storage`, after the payload */
     uint8_t storage[];      /**< [WSG_MSG_HEADROOM][payload][channel\0] */
 } wsg_msg_t;
