@@ -9,6 +9,7 @@
 #include "channel.h"
 #include "origin.h"
 #include "url.h"
+#include "writer.h"
 
 #define IDENTITY_FLAGS                                                                                   \
     (WSG_Q_SUBSCRIBE_USER | WSG_Q_SUBSCRIBE_GROUP | WSG_Q_SUBSCRIBE_SESSION | WSG_Q_PUBLISH_USER |      \
@@ -247,42 +248,27 @@ static size_t put_encoded(char *out, size_t cap, wsg_str_t in)
     return n;
 }
 
-typedef struct writer {
-    char *buf;
-    size_t cap, len;
-    bool overflow;
-} writer_t;
-
-static void put(writer_t *w, const char *s, size_t n)
-{
-    if (w->len + n >= w->cap) {
-        w->overflow = true;
-        return;
-    }
-    memcpy(w->buf + w->len, s, n);
-    w->len += n;
-}
-
-static void put_header(writer_t *w, const char *name, wsg_str_t value)
+static void put_header(wsg_writer_t *w, const char *name, wsg_str_t value)
 {
     if (value.ptr == NULL)
         return;
-    put(w, name, strlen(name));
-    put(w, ": ", 2);
-    put(w, value.ptr, value.len);
-    put(w, "\r\n", 2);
+    wsg_writer_puts(w, name);
+    wsg_writer_puts(w, ": ");
+    wsg_writer_put(w, value.ptr, value.len);
+    wsg_writer_puts(w, "\r\n");
 }
 
 ssize_t wsg_access_callback_request(const wsg_config_t *cfg, const wsg_http_request_t *http, wsg_str_t facility,
                                     const char *peer_ip, char *out, size_t cap)
 {
-    writer_t w = {out, cap, 0, false};
-    put(&w, "GET ", 4);
-    put(&w, cfg->auth_path, strlen(cfg->auth_path));
-    put(&w, strchr(cfg->auth_path, '?') ? "&facility=" : "?facility=", 10);
+    /* One byte is kept spare, as the request buffer's callers expect. */
+    wsg_writer_t w = wsg_writer_init(out, cap > 0 ? cap - 1 : 0);
+    wsg_writer_puts(&w, "GET ");
+    wsg_writer_puts(&w, cfg->auth_path);
+    wsg_writer_puts(&w, strchr(cfg->auth_path, '?') ? "&facility=" : "?facility=");
     char enc[3 * WSG_FACILITY_MAX + 4];
-    put(&w, enc, put_encoded(enc, sizeof enc, facility));
-    put(&w, "&channels=", 10);
+    wsg_writer_put(&w, enc, put_encoded(enc, sizeof enc, facility));
+    wsg_writer_puts(&w, "&channels=");
     wsg_str_t path, query;
     wsg_url_split(http->target, &path, &query);
     uint32_t flags = wsg_query_flags(query);
@@ -294,26 +280,26 @@ ssize_t wsg_access_callback_request(const wsg_config_t *cfg, const wsg_http_requ
         if (!(flags & wsg_query_flag_by_name(names[i])))
             continue;
         if (!first)
-            put(&w, "%2C", 3);
-        put(&w, names[i], strlen(names[i]));
+            wsg_writer_puts(&w, "%2C");
+        wsg_writer_puts(&w, names[i]);
         first = false;
     }
-    put(&w, " HTTP/1.1\r\nHost: ", 17);
+    wsg_writer_puts(&w, " HTTP/1.1\r\nHost: ");
     char host[300];
     int hn = snprintf(host, sizeof host, strchr(cfg->auth_host, ':') ? "[%s]:%u" : "%s:%u", cfg->auth_host,
                       cfg->auth_port);
-    put(&w, host, (size_t)hn);
-    put(&w, "\r\n", 2);
+    wsg_writer_put(&w, host, (size_t)hn);
+    wsg_writer_puts(&w, "\r\n");
     put_header(&w, "Cookie", http->cookie);
     put_header(&w, "Authorization", http->authorization);
     put_header(&w, "Origin", http->origin);
-    put(&w, "X-Forwarded-For: ", 17);
+    wsg_writer_puts(&w, "X-Forwarded-For: ");
     if (http->forwarded_for.ptr != NULL && http->forwarded_for.len > 0) {
-        put(&w, http->forwarded_for.ptr, http->forwarded_for.len);
-        put(&w, ", ", 2);
+        wsg_writer_put(&w, http->forwarded_for.ptr, http->forwarded_for.len);
+        wsg_writer_puts(&w, ", ");
     }
-    put(&w, peer_ip, strlen(peer_ip));
+    wsg_writer_puts(&w, peer_ip);
     static const char tail[] = "\r\nAccept: application/json\r\nConnection: close\r\n\r\n";
-    put(&w, tail, sizeof tail - 1);
+    wsg_writer_put(&w, tail, sizeof tail - 1);
     return w.overflow ? -ENOSPC : (ssize_t)w.len;
 }

@@ -1,5 +1,6 @@
 /* ws4redis channel names; the same string is the PUBLISH/SUBSCRIBE channel and the GET/SETEX key. */
 #include "channel.h"
+#include "writer.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -10,23 +11,10 @@
 /* The longest identity accepted; channel names stay far below Redis's limits. */
 #define IDENT_MAX 256
 
-typedef struct writer {
-    char *buf;
-    size_t cap;
-    size_t len;
-    bool overflow;
-} writer_t;
-
-/* Appends `s`, keeping room for the NUL. */
-static void put(writer_t *w, wsg_str_t s)
+/* Appends `s`; the writer's capacity leaves room for the NUL. */
+static void put(wsg_writer_t *w, wsg_str_t s)
 {
-    if (w->overflow || w->cap == 0 || s.len > w->cap - 1 - w->len) {
-        w->overflow = true;
-        return;
-    }
-    if (s.len > 0)
-        memcpy(w->buf + w->len, s.ptr, s.len);
-    w->len += s.len;
+    wsg_writer_put(w, s.ptr, s.len);
 }
 
 ssize_t wsg_channel_name(char *out, size_t cap, wsg_str_t prefix, wsg_audience_t audience, wsg_str_t ident,
@@ -41,7 +29,8 @@ ssize_t wsg_channel_name(char *out, size_t cap, wsg_str_t prefix, wsg_audience_t
     assert((unsigned)audience < sizeof kinds / sizeof kinds[0]);
     if ((unsigned)audience >= sizeof kinds / sizeof kinds[0])
         return -EINVAL; /* not an enum value: a caller bug, answered without touching memory */
-    writer_t w = {out, cap, 0, false};
+    wsg_writer_t w = wsg_writer_init(out, cap > 0 ? cap - 1 : 0);
+    w.overflow = cap == 0;
     if (prefix.len > 0) {
         put(&w, prefix);
         put(&w, wsg_str_c(":"));

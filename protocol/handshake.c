@@ -1,5 +1,6 @@
 /* RFC 6455 section 4.2 on the server side: request checks, the accept key, and the response bytes. */
 #include "handshake.h"
+#include "writer.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -91,31 +92,7 @@ wsg_str_t wsg_handshake_pick_subprotocol(wsg_str_t offered)
     return WSG_STR_NULL;
 }
 
-/* An append-only writer over a caller buffer: remembers overflow instead of failing at each step. */
-typedef struct writer {
-    char *buf;
-    size_t cap;
-    size_t len;
-    bool overflow;
-} writer_t;
-
-static void put(writer_t *w, const void *p, size_t n)
-{
-    if (w->overflow || n > w->cap - w->len) {
-        w->overflow = true;
-        return;
-    }
-    if (n > 0)
-        memcpy(w->buf + w->len, p, n);
-    w->len += n;
-}
-
-static void put_str(writer_t *w, const char *s)
-{
-    put(w, s, strlen(s));
-}
-
-__attribute__((format(printf, 2, 3))) static void put_fmt(writer_t *w, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void put_fmt(wsg_writer_t *w, const char *fmt, ...)
 {
     char tmp[64];
     va_list ap;
@@ -126,46 +103,46 @@ __attribute__((format(printf, 2, 3))) static void put_fmt(writer_t *w, const cha
         w->overflow = true;
         return;
     }
-    put(w, tmp, (size_t)n);
+    wsg_writer_put(w, tmp, (size_t)n);
 }
 
-static ssize_t finish(writer_t *w)
+static ssize_t finish(wsg_writer_t *w)
 {
     return w->overflow ? -ENOSPC : (ssize_t)w->len;
 }
 
 ssize_t wsg_handshake_write_101(char *buf, size_t cap, const char *accept_key, wsg_str_t subprotocol)
 {
-    writer_t w = {buf, cap, 0, false};
-    put_str(&w, "HTTP/1.1 101 Switching Protocols\r\n"
+    wsg_writer_t w = wsg_writer_init(buf, cap);
+    wsg_writer_puts(&w, "HTTP/1.1 101 Switching Protocols\r\n"
                 "Upgrade: websocket\r\n"
                 "Connection: Upgrade\r\n"
                 "Sec-WebSocket-Accept: ");
-    put_str(&w, accept_key);
-    put_str(&w, "\r\n");
+    wsg_writer_puts(&w, accept_key);
+    wsg_writer_puts(&w, "\r\n");
     if (subprotocol.len > 0) {
-        put_str(&w, "Sec-WebSocket-Protocol: ");
-        put(&w, subprotocol.ptr, subprotocol.len);
-        put_str(&w, "\r\n");
+        wsg_writer_puts(&w, "Sec-WebSocket-Protocol: ");
+        wsg_writer_put(&w, subprotocol.ptr, subprotocol.len);
+        wsg_writer_puts(&w, "\r\n");
     }
-    put_str(&w, "\r\n");
+    wsg_writer_puts(&w, "\r\n");
     return finish(&w);
 }
 
 ssize_t wsg_http_write_response(char *buf, size_t cap, int status, const char *extra_headers, wsg_str_t body)
 {
-    writer_t w = {buf, cap, 0, false};
+    wsg_writer_t w = wsg_writer_init(buf, cap);
     put_fmt(&w, "HTTP/1.1 %d ", status);
-    put_str(&w, wsg_http_reason_phrase(status));
-    put_str(&w, "\r\nContent-Type: text/plain; charset=utf-8\r\n");
+    wsg_writer_puts(&w, wsg_http_reason_phrase(status));
+    wsg_writer_puts(&w, "\r\nContent-Type: text/plain; charset=utf-8\r\n");
     put_fmt(&w, "Content-Length: %zu\r\n", body.len);
-    put_str(&w, "Connection: close\r\n");
+    wsg_writer_puts(&w, "Connection: close\r\n");
     if (status == 426)
-        put_str(&w, "Sec-WebSocket-Version: 13\r\n");
+        wsg_writer_puts(&w, "Sec-WebSocket-Version: 13\r\n");
     if (extra_headers != NULL)
-        put_str(&w, extra_headers);
-    put_str(&w, "\r\n");
-    put(&w, body.ptr, body.len);
+        wsg_writer_puts(&w, extra_headers);
+    wsg_writer_puts(&w, "\r\n");
+    wsg_writer_put(&w, body.ptr, body.len);
     return finish(&w);
 }
 
