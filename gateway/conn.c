@@ -192,7 +192,7 @@ void wsg_conn_send(wsg_conn_t *conn, wsg_msg_t *msg)
         wsg_worker_t *w = conn->worker;
         if (w->cfg->is_slow_drop) {
             /* Whole messages only: the stream stays well-formed, and control frames never come this way. */
-            WSG_STAT_ADD(&w->stats, slow_consumer_drops, 1);
+            WSG_STAT_ADD(&w->stats, slow_consumer_drops, msg->nmsgs);
             if (wsg_log_limit_allow(&w->slow_log_limit, uv_now(&w->loop), 5000))
                 WSG_WARN("slow_consumer_drop", "conn=%llu pending_bytes=%zu", (unsigned long long)conn->id,
                          conn->out.bytes);
@@ -207,7 +207,7 @@ void wsg_conn_send(wsg_conn_t *conn, wsg_msg_t *msg)
         wsg_worker_schedule_flush(conn->worker, conn);
         return;
     }
-    WSG_STAT_ADD(&conn->worker->stats, deliveries, 1);
+    WSG_STAT_ADD(&conn->worker->stats, deliveries, msg->nmsgs);
     wsg_worker_schedule_flush(conn->worker, conn);
 }
 
@@ -299,6 +299,19 @@ void wsg_conn_deliver(wsg_conn_t *conn, const wsg_member_t *member, wsg_msg_t *m
         hold(conn, msg);
     else
         wsg_conn_send(conn, msg);
+}
+
+void wsg_conn_deliver_run(wsg_conn_t *conn, const wsg_member_t *member, wsg_msg_t *batch, wsg_msg_t *const *msgs,
+                          uint32_t n)
+{
+    if (conn->state != WSG_CONN_OPEN)
+        return;
+    if (batch != NULL && conn->gets_pending == 0 && (conn->is_echo || conn->own_count == 0)) {
+        wsg_conn_send(conn, batch);
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        wsg_conn_deliver(conn, member, msgs[i]);
 }
 
 static void release_held(wsg_conn_t *conn)

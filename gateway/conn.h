@@ -82,6 +82,12 @@ void wsg_conn_send(wsg_conn_t *conn, wsg_msg_t *msg);
  *  messages are still being read. `msg` must be framed and its `hash` set; borrowed. */
 void wsg_conn_deliver(wsg_conn_t *conn, const wsg_member_t *member, wsg_msg_t *msg);
 
+/** Delivers `n` consecutive messages of one channel (borrowed, framed, hashed). `batch` (may be NULL) holds
+ *  the same frames back to back and is queued as one entry when the connection takes every message as it
+ *  is; a connection that filters its own echoes or holds messages back gets them one by one. */
+void wsg_conn_deliver_run(wsg_conn_t *conn, const wsg_member_t *member, wsg_msg_t *batch, wsg_msg_t *const *msgs,
+                          uint32_t n);
+
 /** Starts the closing handshake with `code` and `reason` (static text): unsubscribes, queues the close frame
  *  and waits for the peer's. Idempotent. */
 void wsg_conn_close(wsg_conn_t *conn, uint16_t code, const char *reason);

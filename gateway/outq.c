@@ -101,8 +101,8 @@ static void pop_front(wsg_outq_t *q, uint32_t n, wsg_stats_t *stats)
                 run_count = run_sum_us = 0;
             }
             run_bucket = bucket;
-            run_count++;
-            run_sum_us += us;
+            run_count += msg->nmsgs;
+            run_sum_us += us * msg->nmsgs;
         }
         q->head = (q->head + 1) & (q->cap - 1);
         q->count--;
@@ -205,9 +205,9 @@ uint32_t wsg_outq_drop_unsent(wsg_outq_t *q)
     while (q->count > keep) {
         uint32_t last = (q->head + q->count - 1) & (q->cap - 1);
         q->bytes -= q->items[last]->frame_len;
+        dropped += q->items[last]->nmsgs;
         wsg_msg_unref(q->items[last]);
         q->count--;
-        dropped++;
     }
     return dropped;
 }

@@ -54,7 +54,7 @@ static inline bool wsg_outq_is_writing(const wsg_outq_t *q)
 }
 
 /** Drops every item that has not started to go out (keeps a partly written one and those in flight), so
- *  that a close frame can follow promptly. Returns how many were dropped. */
+ *  that a close frame can follow promptly. Returns how many messages were dropped (a batch counts each). */
 uint32_t wsg_outq_drop_unsent(wsg_outq_t *q);
 
 /** Drops every reference and frees the ring (the connection is gone). */

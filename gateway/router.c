@@ -20,9 +20,10 @@ static uint32_t hash_name(const char *name, size_t len)
     return h;
 }
 
-int wsg_router_init(wsg_router_t *router)
+int wsg_router_init(wsg_router_t *router, size_t run_max_bytes)
 {
     memset(router, 0, sizeof *router);
+    router->run_max_bytes = run_max_bytes;
     router->nbuckets = 64;
     router->buckets = calloc(router->nbuckets, sizeof(*router->buckets));
     return router->buckets ? 0 : -ENOMEM;
@@ -30,6 +31,9 @@ int wsg_router_init(wsg_router_t *router)
 
 void wsg_router_dispose(wsg_router_t *router)
 {
+    for (uint32_t i = 0; i < router->run_count; i++)
+        wsg_msg_unref(router->run[i]);
+    router->run_count = 0;
     for (uint32_t i = 0; i < router->nbuckets; i++) {
         wsg_channel_t *ch = router->buckets[i];
         while (ch != NULL) {
@@ -136,6 +140,7 @@ static void sync_channel(wsg_router_t *router, wsg_channel_t *ch)
 int wsg_router_join(wsg_router_t *router, wsg_conn_t *conn, const wsg_str_t *subs, uint8_t nsubs,
                     const wsg_str_t *pubs, uint8_t npubs)
 {
+    wsg_router_end_run(router); /* messages read before the join are not the newcomer's */
     wsg_member_t *members = nsubs ? calloc(nsubs, sizeof(*members)) : NULL;
     wsg_channel_t **targets = npubs ? calloc(npubs, sizeof(*targets)) : NULL;
     if ((nsubs && members == NULL) || (npubs && targets == NULL))
@@ -214,6 +219,7 @@ static void send_barrier(wsg_router_t *router, wsg_channel_t *ch)
 
 void wsg_router_on_persisted(wsg_router_t *router, wsg_conn_t *conn, uint8_t index, wsg_msg_t *value)
 {
+    wsg_router_end_run(router);
     wsg_member_t *m = &conn->subs[index];
     wsg_channel_t *ch = m->channel;
     if (value != NULL) {
@@ -247,6 +253,7 @@ static void on_barrier(wsg_router_t *router, wsg_channel_t *ch)
 
 void wsg_router_unsubscribe(wsg_router_t *router, wsg_conn_t *conn)
 {
+    wsg_router_end_run(router); /* members leave only between runs */
     for (uint8_t i = 0; i < conn->nsubs; i++) {
         wsg_member_t *m = &conn->subs[i];
         wsg_channel_t *ch = m->channel;
@@ -280,6 +287,7 @@ void wsg_router_leave(wsg_router_t *router, wsg_conn_t *conn)
 
 void wsg_router_on_redis_ready(wsg_router_t *router)
 {
+    wsg_router_end_run(router);
     const char *names[SUBSCRIBE_BATCH];
     size_t lens[SUBSCRIBE_BATCH];
     wsg_channel_t *batch[SUBSCRIBE_BATCH];
@@ -306,6 +314,7 @@ void wsg_router_on_redis_ready(wsg_router_t *router)
 
 void wsg_router_on_redis_down(wsg_router_t *router)
 {
+    wsg_router_end_run(router); /* what was read before the loss is delivered */
     for (uint32_t b = 0; b < router->nbuckets; b++) {
         wsg_channel_t *ch = router->buckets[b];
         while (ch != NULL) {
@@ -349,6 +358,7 @@ static void on_reread(void *arg, int status, const char *value, size_t len)
                 WSG_INFO("redis_missed_message", "channel=%s len=%zu msg=\"stored during the outage: delivered\"",
                          ch->name, len);
                 wsg_router_on_message(router, msg);
+                wsg_router_end_run(router);
                 wsg_msg_unref(msg);
             }
         }
@@ -372,6 +382,7 @@ static void reread_key(wsg_router_t *router, wsg_channel_t *ch)
 
 void wsg_router_on_subscribed(wsg_router_t *router, const char *name, size_t len)
 {
+    wsg_router_end_run(router); /* a barrier confirms only the messages before it */
     wsg_channel_t *ch = find(router, name, len, hash_name(name, len));
     if (ch == NULL)
         return;
@@ -398,11 +409,49 @@ void wsg_router_on_subscribed(wsg_router_t *router, const char *name, size_t len
 
 void wsg_router_on_unsubscribed(wsg_router_t *router, const char *name, size_t len)
 {
+    wsg_router_end_run(router);
     wsg_channel_t *ch = find(router, name, len, hash_name(name, len));
     if (ch == NULL || ch->state != WSG_CHANNEL_UNSUBSCRIBING)
         return;
     ch->state = WSG_CHANNEL_UNSUBSCRIBED;
     sync_channel(router, ch);
+}
+
+/* The run's frames back to back in one buffer, or NULL when out of memory (then members get the messages
+ * one by one). */
+static wsg_msg_t *join_run(const wsg_router_t *router)
+{
+    wsg_msg_t *batch = wsg_msg_new(NULL, router->run_bytes, NULL, 0);
+    if (batch == NULL)
+        return NULL;
+    uint8_t *out = wsg_msg_payload(batch);
+    for (uint32_t i = 0; i < router->run_count; i++) {
+        memcpy(out, router->run[i]->frame, router->run[i]->frame_len);
+        out += router->run[i]->frame_len;
+    }
+    batch->frame = wsg_msg_payload(batch);
+    batch->frame_len = router->run_bytes;
+    batch->nmsgs = router->run_count;
+    batch->recv_ns = router->run[0]->recv_ns; /* the oldest: latency is counted from it for every message */
+    return batch;
+}
+
+void wsg_router_end_run(wsg_router_t *router)
+{
+    uint32_t n = router->run_count;
+    if (n == 0)
+        return;
+    wsg_msg_t *batch = n > 1 ? join_run(router) : NULL;
+    wsg_channel_t *ch = router->run_channel;
+    router->run_count = 0;
+    router->run_bytes = 0;
+    router->run_channel = NULL;
+    /* Delivery only queues; no connection closes or leaves while this list is walked. */
+    for (wsg_member_t *m = ch->members; m; m = m->next)
+        wsg_conn_deliver_run(m->conn, m, batch, router->run, n);
+    wsg_msg_unref(batch);
+    for (uint32_t i = 0; i < n; i++)
+        wsg_msg_unref(router->run[i]);
 }
 
 void wsg_router_on_message(wsg_router_t *router, wsg_msg_t *msg)
@@ -415,7 +464,10 @@ void wsg_router_on_message(wsg_router_t *router, wsg_msg_t *msg)
     ch->last_live_hash = msg->hash;
     ch->has_live = true;
     wsg_msg_frame_data(msg);
-    /* Delivery only queues; no connection closes or leaves while this list is walked. */
-    for (wsg_member_t *m = ch->members; m; m = m->next)
-        wsg_conn_deliver(m->conn, m, msg);
+    if (router->run_count > 0 && (ch != router->run_channel || router->run_count == WSG_ROUTER_RUN_MAX ||
+                                  router->run_bytes + msg->frame_len > router->run_max_bytes))
+        wsg_router_end_run(router); /* every subscriber still sees the order Redis sent */
+    router->run[router->run_count++] = wsg_msg_ref(msg);
+    router->run_channel = ch;
+    router->run_bytes += msg->frame_len;
 }

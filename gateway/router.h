@@ -50,19 +50,30 @@ struct wsg_member {
     bool awaits_barrier;    /* GET answered; waiting for the barrier */
 };
 
+/** Most messages one run (see wsg_router_t) holds before it is delivered. */
+#define WSG_ROUTER_RUN_MAX 256
+
 typedef struct wsg_router {
     wsg_channel_t **buckets;
     uint32_t nbuckets;      /* a power of two */
     uint32_t nchannels;
     wsg_redis_sub_t *sub;   /* borrowed; NULL until set */
     wsg_redis_cmd_t *cmd;   /* borrowed; NULL until set */
+    /* The run: consecutive messages of one channel from one Redis read, not yet delivered. Delivered as
+     * one frame buffer per run (one queue entry per subscriber instead of one per message) when the channel
+     * changes, the run is full, another router event comes, or the read ends (wsg_router_end_run). */
+    wsg_channel_t *run_channel;
+    uint32_t run_count;
+    size_t run_bytes;
+    size_t run_max_bytes;   /* frame bytes per run; kept well below the per-connection output cap */
+    wsg_msg_t *run[WSG_ROUTER_RUN_MAX];
 } wsg_router_t;
 
 /** Longest channel name: prefix, audience, identity and facility with their separators. */
 #define WSG_CHANNEL_NAME_MAX 1024
 
-/** Prepares an empty router. Returns 0 or -ENOMEM. */
-int wsg_router_init(wsg_router_t *router);
+/** Prepares an empty router whose runs hold at most `run_max_bytes` of frames. Returns 0 or -ENOMEM. */
+int wsg_router_init(wsg_router_t *router, size_t run_max_bytes);
 
 /** Frees the table; every connection must have left. */
 void wsg_router_dispose(wsg_router_t *router);
@@ -100,8 +111,11 @@ void wsg_router_on_redis_ready(wsg_router_t *router);
 void wsg_router_on_redis_down(wsg_router_t *router);
 void wsg_router_on_subscribed(wsg_router_t *router, const char *name, size_t len);
 void wsg_router_on_unsubscribed(wsg_router_t *router, const char *name, size_t len);
-/** Frames `msg` once and delivers it to every member of its channel. Borrows `msg`. */
+/** Frames `msg` once and adds it to the run; every member of its channel gets it when the run is delivered,
+ *  at the latest at wsg_router_end_run. Borrows `msg`. */
 void wsg_router_on_message(wsg_router_t *router, wsg_msg_t *msg);
+/** Delivers the run: call once the messages of a Redis read have all been handed over. */
+void wsg_router_end_run(wsg_router_t *router);
 
 /** Number of channels in the table (subscribed or not). */
 static inline uint32_t wsg_router_channel_count(const wsg_router_t *router)

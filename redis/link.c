@@ -91,6 +91,8 @@ static void on_poll(uv_poll_t *handle, int status, int events)
                 break;
             redisAsyncHandleRead(ac);
         }
+        if (link->handler->on_read_done != NULL)
+            link->handler->on_read_done(link, link->arg);
     }
     if ((events & UV_WRITABLE) && link->ac == ac)
         redisAsyncHandleWrite(ac);

@@ -20,6 +20,9 @@ typedef struct wsg_redis_link_handler {
     /** The connection failed or was lost (callbacks of commands in flight have been or are being called with
      *  a NULL reply). `why` is a static or short-lived text; `retry_ms` when the next attempt starts. */
     void (*on_down)(wsg_redis_link_t *link, void *arg, const char *why, uint64_t retry_ms);
+    /** Optional: the replies of one readiness event (up to MAX_READS_PER_EVENT reads) have all been handed
+     *  to their callbacks; lets the owner act once per batch instead of once per reply. */
+    void (*on_read_done)(wsg_redis_link_t *link, void *arg);
 } wsg_redis_link_handler_t;
 
 typedef struct wsg_redis_link_options {

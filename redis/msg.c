@@ -14,6 +14,7 @@ wsg_msg_t *wsg_msg_new(const void *payload, size_t payload_len, const char *chan
     msg->refcount = 1;
     msg->payload_len = payload_len;
     msg->channel_len = (uint32_t)channel_len;
+    msg->nmsgs = 1;
     msg->frame = NULL;
     msg->frame_len = 0;
     msg->recv_ns = 0;

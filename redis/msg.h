@@ -13,6 +13,8 @@
 typedef struct wsg_msg {
     uint32_t refcount;
     uint32_t channel_len;   /**< 0 when the message belongs to no channel */
+    uint32_t nmsgs;         /**< messages the frame bytes carry: 1, or more for a batch of one channel's
+                                 consecutive messages framed back to back (see the router) */
     size_t payload_len;
     const uint8_t *frame;   /**< NULL until framed; then the first byte of the frame (inside the headroom) */
     size_t frame_len;       /**< header + payload once framed */

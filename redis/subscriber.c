@@ -63,9 +63,17 @@ static void on_link_down(wsg_redis_link_t *link, void *arg, const char *why, uin
         sub->handler->on_down(sub->arg, why, retry_ms);
 }
 
+static void on_link_read_done(wsg_redis_link_t *link, void *arg)
+{
+    wsg_redis_sub_t *sub = arg;
+    if (!sub->is_closing && sub->handler->on_read_done != NULL)
+        sub->handler->on_read_done(sub->arg);
+}
+
 static const wsg_redis_link_handler_t link_handler = {
     .on_ready = on_link_ready,
     .on_down = on_link_down,
+    .on_read_done = on_link_read_done,
 };
 
 wsg_redis_sub_t *wsg_redis_sub_new(uv_loop_t *loop, const wsg_redis_addr_t *addr,

@@ -26,6 +26,8 @@ typedef struct wsg_redis_sub_handler {
     void (*on_unsubscribed)(void *arg, const char *channel, size_t len);
     /** A message arrived. `msg` is borrowed: take a reference to keep it. */
     void (*on_message)(void *arg, wsg_msg_t *msg);
+    /** The events of one read from Redis have all been reported (messages may be acted on as a batch). */
+    void (*on_read_done)(void *arg);
 } wsg_redis_sub_handler_t;
 
 /** Allocates the subscriber and starts connecting. Borrows `loop`, `handler`, `arg`; copies `addr` and

@@ -459,7 +459,7 @@ static void wait_input(pub_t *P, uint64_t deadline)
 
 static uint64_t in_flight(const pub_t *P)
 {
-    uint64_t f = P->sent - P->acked, seen;
+    uint64_t f = P->sent - P->acked, seen = 0;
     if (probes_seen(P, &seen) && P->sent - seen > f)
         f = P->sent - seen;
     return f;
@@ -683,7 +683,7 @@ int main(int argc, char **argv)
     P->t_end_send = bench_now_ns();
     /* drain: every reply, and the probe up to the last message */
     uint64_t drain_end = P->t_end_send + (uint64_t)(P->drain * 1e9);
-    uint64_t seen;
+    uint64_t seen = 0;
     while (!P->err && bench_now_ns() < drain_end &&
            (P->acked < P->sent || (probes_seen(P, &seen) && seen < P->sent)))
         wait_input(P, drain_end);
