@@ -83,28 +83,39 @@ async def test_a_publisher_without_echo_gets_everything_else_in_order_during_a_b
     await h.expect_silence(me, 0.2)
 
 
-async def test_clients_joining_during_a_burst_get_a_gapless_tail(gateway, redis):
+async def test_clients_joining_during_a_burst_get_a_gapless_tail_after_the_persisted_message(gateway, redis):
     keeper = await gateway.connect("/ws/tail?subscribe-broadcast")  # keeps the channel subscribed throughout
     await h.await_numsub("broadcast:tail", 1)
     total = 6000
-    stop = threading.Event()
+    published = [0]  # messages published so far, updated by the burst thread
 
     def burst():
+        # As ws4redis's RedisPublisher does with an expiry: SETEX, then PUBLISH, for every message; so each
+        # joiner also gets a persisted message, which must come first and not twice.
         client = h.redis_client()
         for start in range(0, total, 100):
-            publish_all(client, [("broadcast:tail", str(i)) for i in range(start, start + 100)])
+            pipe = client.pipeline(transaction=False)
+            for i in range(start, start + 100):
+                pipe.setex("broadcast:tail", 60, str(i))
+                pipe.publish("broadcast:tail", str(i))
+            pipe.execute()
+            published[0] = start + 100
             time.sleep(0.005)
-        stop.set()
 
     thread = threading.Thread(target=burst)
     thread.start()
+    # (client, index from which every message was published after its upgrade completed: the pipeline in flight
+    # when `published` was read may have been partly before it)
     joiners = []
-    while not stop.is_set() and len(joiners) < 8:
+    while published[0] < total * 0.6 and len(joiners) < 8:
         await asyncio.sleep(0.03)
-        joiners.append(await gateway.connect("/ws/tail?subscribe-broadcast"))
+        ws = await gateway.connect("/ws/tail?subscribe-broadcast")  # joined before the 101 was written
+        joiners.append((ws, published[0] + 100))
     thread.join(30)
-    assert len(joiners) >= 2, "the burst ended before clients could join: not a test of joining mid-burst"
+    late = [n for n, (_, after) in enumerate(joiners) if after >= total]
+    assert len(joiners) - len(late) >= 2, "too few clients joined mid-burst to test anything"
     assert await h.recv_n(keeper, total, 20) == [str(i) for i in range(total)]
+
     async def drain(ws):
         got = []
         while True:
@@ -112,9 +123,13 @@ async def test_clients_joining_during_a_burst_get_a_gapless_tail(gateway, redis)
                 got.append(await asyncio.wait_for(ws.recv(), 1.0))
             except asyncio.TimeoutError:
                 return got
-    for n, got in enumerate(await asyncio.gather(*[drain(ws) for ws in joiners])):
-        assert got, f"joiner {n} got nothing"
+    results = await asyncio.gather(*[drain(ws) for ws, _ in joiners])
+    for n, (got, (_, after)) in enumerate(zip(results, joiners)):
+        if after >= total:
+            continue  # joined too late for any message to be sure to follow
+        assert got, f"joiner {n} got nothing though {total - after} messages followed its join"
         first = int(got[0])
+        assert first <= after, f"joiner {n}: first message {first}, but {after} was published after its join"
         assert got == [str(i) for i in range(first, total)], f"joiner {n}: not a gapless tail from {first}"
 
 
