@@ -78,16 +78,11 @@ void wsg_handshake_accept_key(wsg_str_t key, char out[WSG_ACCEPT_KEY_LEN + 1])
 
 wsg_str_t wsg_handshake_pick_subprotocol(wsg_str_t offered)
 {
-    if (offered.ptr == NULL)
-        return WSG_STR_NULL;
-    size_t start = 0;
-    for (size_t i = 0; i <= offered.len; i++) {
-        if (i < offered.len && offered.ptr[i] != ',')
-            continue;
-        wsg_str_t tok = wsg_str_trim((wsg_str_t){offered.ptr + start, i - start});
-        if (tok.len > 0)
-            return tok;
-        start = i + 1;
+    wsg_str_t elem;
+    while (wsg_str_next_elem(&offered, ',', &elem)) {
+        elem = wsg_str_trim(elem);
+        if (elem.len > 0)
+            return elem;
     }
     return WSG_STR_NULL;
 }

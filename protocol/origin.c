@@ -196,13 +196,11 @@ int wsg_origin_list_parse(const char *spec, wsg_origin_list_t *out)
     if (wsg_str_trim((wsg_str_t){spec, len}).len == 0)
         return 0;
 
-    size_t start = 0, entries = 0, used = 0;
-    for (size_t i = 0; i <= len; i++) {
-        if (i < len && spec[i] != ',')
-            continue;
-        wsg_str_t e = wsg_str_trim((wsg_str_t){spec + start, i - start});
-        size_t pos = e.len > 0 ? (size_t)(e.ptr - spec) : start;
-        start = i + 1;
+    wsg_str_t rest = {spec, len}, elem;
+    size_t entries = 0, used = 0;
+    while (wsg_str_next_elem(&rest, ',', &elem)) {
+        wsg_str_t e = wsg_str_trim(elem);
+        size_t pos = (size_t)((e.len > 0 ? e.ptr : elem.ptr) - spec);
         if (e.len == 0)
             return parse_error(out, -EINVAL, pos, "empty entry");
         if (++entries > WSG_ORIGIN_LIST_MAX)

@@ -35,19 +35,39 @@ wsg_str_t wsg_str_trim(wsg_str_t s)
     return s;
 }
 
+bool wsg_str_next_elem(wsg_str_t *rest, char sep, wsg_str_t *elem)
+{
+    if (rest->ptr == NULL)
+        return false;
+    const char *hit = memchr(rest->ptr, sep, rest->len);
+    if (hit == NULL) {
+        *elem = *rest;
+        *rest = WSG_STR_NULL; /* the last element is out: the next call ends */
+        return true;
+    }
+    *elem = (wsg_str_t){rest->ptr, (size_t)(hit - rest->ptr)};
+    *rest = (wsg_str_t){hit + 1, rest->len - elem->len - 1};
+    return true;
+}
+
+bool wsg_str_cut(wsg_str_t s, char c, wsg_str_t *before, wsg_str_t *after)
+{
+    const char *hit = s.ptr != NULL ? memchr(s.ptr, c, s.len) : NULL;
+    if (hit == NULL)
+        return false;
+    *before = (wsg_str_t){s.ptr, (size_t)(hit - s.ptr)};
+    *after = (wsg_str_t){hit + 1, s.len - before->len - 1};
+    return true;
+}
+
 bool wsg_str_list_has_token(wsg_str_t list, wsg_str_t token)
 {
-    if (list.ptr == NULL)
-        return false;
-    size_t start = 0;
-    for (size_t i = 0; i <= list.len; i++) {
-        if (i < list.len && list.ptr[i] != ',')
-            continue;
-        wsg_str_t elem = wsg_str_trim((wsg_str_t){list.ptr + start, i - start});
+    wsg_str_t elem;
+    while (wsg_str_next_elem(&list, ',', &elem)) {
+        elem = wsg_str_trim(elem);
         /* Empty elements (",,") are allowed by the list grammar (RFC 9110 5.6.1) and carry nothing. */
         if (elem.len > 0 && wsg_str_eq_nocase(elem, token))
             return true;
-        start = i + 1;
     }
     return false;
 }

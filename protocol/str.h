@@ -30,6 +30,15 @@ static inline bool wsg_str_eq(wsg_str_t a, wsg_str_t b)
 /** True when the views are equal ignoring ASCII case. */
 bool wsg_str_eq_nocase(wsg_str_t a, wsg_str_t b);
 
+/** Takes the next `sep`-separated element off the front of `*rest` into `*elem` (borrowed from `*rest`). Every
+ *  element comes once, empty ones included: "a,,b" gives "a", "", "b", and "" gives one empty element. Returns
+ *  false once `*rest` is used up, or at once for WSG_STR_NULL. */
+bool wsg_str_next_elem(wsg_str_t *rest, char sep, wsg_str_t *elem);
+
+/** Splits `s` at its first `c`: returns true with the bytes before it in `*before` and after it in `*after`,
+ *  or false (and touches neither) when `s` has no `c`. */
+bool wsg_str_cut(wsg_str_t s, char c, wsg_str_t *before, wsg_str_t *after);
+
 /** True when the comma-separated header value `list` has a token equal to `token`, ignoring ASCII case and
  *  the optional white space around each element. */
 bool wsg_str_list_has_token(wsg_str_t list, wsg_str_t token);

@@ -117,22 +117,12 @@ typedef bool (*part_fn)(wsg_str_t key, wsg_str_t value, void *arg);
 
 static bool for_each_part(wsg_str_t query, part_fn fn, void *arg)
 {
-    if (query.ptr == NULL)
-        return false;
-    size_t start = 0;
-    for (size_t i = 0; i <= query.len; i++) {
-        if (i < query.len && query.ptr[i] != '&')
-            continue;
-        wsg_str_t part = {query.ptr + start, i - start};
-        start = i + 1;
+    wsg_str_t part;
+    while (wsg_str_next_elem(&query, '&', &part)) {
         if (part.len == 0)
             continue;
-        const char *eq = memchr(part.ptr, '=', part.len);
         wsg_str_t key = part, value = {part.ptr + part.len, 0};
-        if (eq != NULL) {
-            key.len = (size_t)(eq - part.ptr);
-            value = (wsg_str_t){eq + 1, part.len - key.len - 1};
-        }
+        wsg_str_cut(part, '=', &key, &value);
         if (fn(key, value, arg))
             return true;
     }
@@ -209,25 +199,15 @@ ssize_t wsg_query_value(wsg_str_t query, const char *name, char *out, size_t cap
 
 bool wsg_cookie_value(wsg_str_t header, const char *name, wsg_str_t *value)
 {
-    size_t name_len = strlen(name);
-    size_t i = 0;
-    while (i < header.len) {
-        size_t end = i;
-        while (end < header.len && header.ptr[end] != ';')
-            end++;
-        wsg_str_t pair = wsg_str_trim((wsg_str_t){header.ptr + i, end - i});
-        const char *eq = memchr(pair.ptr, '=', pair.len);
-        if (eq != NULL) {
-            wsg_str_t key = wsg_str_trim((wsg_str_t){pair.ptr, (size_t)(eq - pair.ptr)});
-            if (key.len == name_len && memcmp(key.ptr, name, name_len) == 0) {
-                wsg_str_t v = wsg_str_trim((wsg_str_t){eq + 1, (size_t)(pair.ptr + pair.len - eq - 1)});
-                if (v.len >= 2 && v.ptr[0] == '"' && v.ptr[v.len - 1] == '"')
-                    v = (wsg_str_t){v.ptr + 1, v.len - 2};
-                *value = v;
-                return true;
-            }
-        }
-        i = end + 1;
+    wsg_str_t pair, key, v;
+    while (wsg_str_next_elem(&header, ';', &pair)) {
+        if (!wsg_str_cut(wsg_str_trim(pair), '=', &key, &v) || !wsg_str_eq(wsg_str_trim(key), wsg_str_c(name)))
+            continue;
+        v = wsg_str_trim(v);
+        if (v.len >= 2 && v.ptr[0] == '"' && v.ptr[v.len - 1] == '"')
+            v = (wsg_str_t){v.ptr + 1, v.len - 2};
+        *value = v;
+        return true;
     }
     return false;
 }

@@ -1,4 +1,4 @@
-/* Tests for protocol/str.c: views, case-insensitive comparison, trimming, HTTP token lists. */
+/* Tests for protocol/str.c: views, case-insensitive comparison, trimming, splitting, HTTP token lists. */
 #include "str.h"
 
 #include "test.h"
@@ -99,5 +99,55 @@ static void test_list_has_token(void)
     ASSERT_TRUE(wsg_str_list_has_token((wsg_str_t){"upgrade, x", 7}, up));
 }
 
+/* Joins the elements `wsg_str_next_elem` produces as "[e1][e2]..." so that empty elements show. */
+static const char *elems(wsg_str_t rest, char sep)
+{
+    static char out[256];
+    size_t n = 0;
+    wsg_str_t elem;
+    out[0] = '\0';
+    while (wsg_str_next_elem(&rest, sep, &elem))
+        n += (size_t)snprintf(out + n, sizeof out - n, "[%.*s]", (int)elem.len, elem.ptr);
+    return out;
+}
+
+static void test_next_elem(void)
+{
+    ASSERT_STR_EQ(elems(S("a,b,c"), ','), "[a][b][c]");
+    ASSERT_STR_EQ(elems(S("a,,b"), ','), "[a][][b]");
+    ASSERT_STR_EQ(elems(S(",a,"), ','), "[][a][]");
+    ASSERT_STR_EQ(elems(S(","), ','), "[][]");
+    ASSERT_STR_EQ(elems(S(""), ','), "[]");
+    ASSERT_STR_EQ(elems(WSG_STR_NULL, ','), "");
+    ASSERT_STR_EQ(elems(S(" a b ;c"), ';'), "[ a b ][c]");
+    ASSERT_STR_EQ(elems(S("a,b"), '&'), "[a,b]");
+    /* A view: bytes past its length are not looked at. */
+    ASSERT_STR_EQ(elems((wsg_str_t){"a&b&c", 3}, '&'), "[a][b]");
+    /* Elements point into the input. */
+    const char *text = "xy&z";
+    wsg_str_t rest = S(text), elem;
+    ASSERT_TRUE(wsg_str_next_elem(&rest, '&', &elem));
+    ASSERT_TRUE(elem.ptr == text && elem.len == 2);
+    ASSERT_TRUE(wsg_str_next_elem(&rest, '&', &elem));
+    ASSERT_TRUE(elem.ptr == text + 3 && elem.len == 1);
+    ASSERT_FALSE(wsg_str_next_elem(&rest, '&', &elem));
+    ASSERT_FALSE(wsg_str_next_elem(&rest, '&', &elem));
+}
+
+static void test_cut(void)
+{
+    wsg_str_t before = S("untouched"), after = S("untouched");
+    ASSERT_FALSE(wsg_str_cut(S("key"), '=', &before, &after));
+    ASSERT_FALSE(wsg_str_cut(WSG_STR_NULL, '=', &before, &after));
+    ASSERT_TRUE(wsg_str_eq(before, S("untouched")) && wsg_str_eq(after, S("untouched")));
+    ASSERT_TRUE(wsg_str_cut(S("k=v=w"), '=', &before, &after));
+    ASSERT_TRUE(wsg_str_eq(before, S("k")) && wsg_str_eq(after, S("v=w")));
+    ASSERT_TRUE(wsg_str_cut(S("=v"), '=', &before, &after));
+    ASSERT_TRUE(before.len == 0 && wsg_str_eq(after, S("v")));
+    ASSERT_TRUE(wsg_str_cut(S("k="), '=', &before, &after));
+    ASSERT_TRUE(wsg_str_eq(before, S("k")) && after.len == 0 && after.ptr != NULL);
+    ASSERT_FALSE(wsg_str_cut((wsg_str_t){"k=v", 1}, '=', &before, &after));
+}
+
 TEST_MAIN("str", TEST_CASE(test_str_c), TEST_CASE(test_eq), TEST_CASE(test_eq_nocase), TEST_CASE(test_trim),
-          TEST_CASE(test_list_has_token))
+          TEST_CASE(test_next_elem), TEST_CASE(test_cut), TEST_CASE(test_list_has_token))
