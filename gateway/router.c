@@ -20,10 +20,10 @@ static uint32_t hash_name(const char *name, size_t len)
     return h;
 }
 
-int wsg_router_init(wsg_router_t *router, size_t run_max_bytes)
+int wsg_router_init(wsg_router_t *router, size_t max_pending)
 {
     memset(router, 0, sizeof *router);
-    router->run_max_bytes = run_max_bytes;
+    router->run_max_bytes = max_pending / 4 < WSG_ROUTER_RUN_MAX_BYTES ? max_pending / 4 : WSG_ROUTER_RUN_MAX_BYTES;
     router->nbuckets = 64;
     router->buckets = calloc(router->nbuckets, sizeof(*router->buckets));
     return router->buckets ? 0 : -ENOMEM;

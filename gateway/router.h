@@ -52,6 +52,9 @@ struct wsg_member {
 
 /** Most messages one run (see wsg_router_t) holds before it is delivered. */
 #define WSG_ROUTER_RUN_MAX 256
+/** Most frame bytes of one run: enough to carry a burst of small messages in one write, small enough for one
+ *  socket buffer. Never more than a quarter of the per-connection output cap (see wsg_router_init). */
+#define WSG_ROUTER_RUN_MAX_BYTES (64 * 1024)
 
 typedef struct wsg_router {
     wsg_channel_t **buckets;
@@ -65,15 +68,16 @@ typedef struct wsg_router {
     wsg_channel_t *run_channel;
     uint32_t run_count;
     size_t run_bytes;
-    size_t run_max_bytes;   /* frame bytes per run; kept well below the per-connection output cap */
+    size_t run_max_bytes;   /* frame bytes per run (WSG_ROUTER_RUN_MAX_BYTES or less) */
     wsg_msg_t *run[WSG_ROUTER_RUN_MAX];
 } wsg_router_t;
 
 /** Longest channel name: prefix, audience, identity and facility with their separators. */
 #define WSG_CHANNEL_NAME_MAX 1024
 
-/** Prepares an empty router whose runs hold at most `run_max_bytes` of frames. Returns 0 or -ENOMEM. */
-int wsg_router_init(wsg_router_t *router, size_t run_max_bytes);
+/** Prepares an empty router for connections whose output cap is `max_pending` bytes (runs are queued whole to
+ *  each subscriber, so they stay far below it). Returns 0 or -ENOMEM. */
+int wsg_router_init(wsg_router_t *router, size_t max_pending);
 
 /** Frees the table; every connection must have left. */
 void wsg_router_dispose(wsg_router_t *router);

@@ -13,10 +13,6 @@
 
 static void maybe_finish(wsg_worker_t *w);
 
-/* Frame bytes of one channel's consecutive messages delivered as one queue entry per subscriber: large
- * enough to carry a burst of small messages in one write, small enough for one socket buffer. */
-#define RUN_MAX_BYTES (64 * 1024)
-
 static _Atomic uint64_t conn_ids;
 static _Atomic uint64_t live_connections;
 
@@ -596,10 +592,7 @@ int wsg_worker_init(wsg_worker_t *w, const wsg_config_t *cfg, unsigned index, in
         WSG_ERROR("start_failed", "err=\"%s\"", uv_strerror(rc));
         return rc;
     }
-    /* A run is queued whole to each subscriber: keep it far below the output cap, and small enough that the
-     * kernel takes it in one write. */
-    size_t run_max_bytes = cfg->max_pending / 4 < RUN_MAX_BYTES ? cfg->max_pending / 4 : RUN_MAX_BYTES;
-    if (wsg_router_init(&w->router, run_max_bytes) < 0)
+    if (wsg_router_init(&w->router, cfg->max_pending) < 0)
         return -ENOMEM;
     if (cfg->heartbeat_len > 0 && !cfg->is_json_heartbeat) {
         w->heartbeat_msg = wsg_msg_new(cfg->heartbeat, cfg->heartbeat_len, NULL, 0);
