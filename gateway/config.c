@@ -84,9 +84,14 @@ static const setting_t settings[] = {
     {"WSGATE_MAX_PAYLOAD", "max-payload", KIND_SIZE, "16KiB", NUM_FIELD(max_payload), 1, 64u << 20,
      "largest inbound message; larger ones close the connection with 1009"},
     {"WSGATE_MAX_PENDING", "max-pending", KIND_SIZE, "1MiB", NUM_FIELD(max_pending), 1024, 1ull << 32,
-     "bytes queued for one client before it is closed as a slow consumer (1008)"},
+     "soft limit of a client's output the kernel has not taken: above it for WSGATE_SLOW_GRACE, the client "
+     "is a slow consumer; larger messages go only to a client whose output is drained"},
+    {"WSGATE_MAX_PENDING_HARD", "max-pending-hard", KIND_SIZE, "0", NUM_FIELD(max_pending_hard), 0, 1ull << 34,
+     "hard limit: above it at any moment, the client is a slow consumer; 0 = 4 x WSGATE_MAX_PENDING"},
+    {"WSGATE_SLOW_GRACE", "slow-grace", KIND_DURATION, "1s", NUM_FIELD(slow_grace_ms), 0, 3600000,
+     "how long a client's output may stay above WSGATE_MAX_PENDING"},
     {"WSGATE_SLOW_CONSUMER", "slow-consumer", KIND_STRING, "close", STR_FIELD(slow_consumer), 0, 0,
-     "past WSGATE_MAX_PENDING: close (1008 slow consumer) or drop (skip whole messages, counted)"},
+     "what a slow consumer gets: close (1008 slow consumer) or drop (whole messages skipped, counted)"},
     {"WSGATE_HANDSHAKE_TIMEOUT", "handshake-timeout", KIND_DURATION, "10s",
      NUM_FIELD(handshake_timeout_ms), 10, 3600000, "time a client has to complete its HTTP upgrade"},
     {"WSGATE_CLOSE_TIMEOUT", "close-timeout", KIND_DURATION, "5s", NUM_FIELD(close_timeout_ms), 10, 3600000,
@@ -329,6 +334,13 @@ int wsg_config_load(wsg_config_t *cfg, int argc, char **argv, int first_arg, wsg
         return -EINVAL;
     }
     cfg->heartbeat_len = strlen(cfg->heartbeat);
+    if (cfg->max_pending_hard == 0) {
+        cfg->max_pending_hard = cfg->max_pending * 4;
+    } else if (cfg->max_pending_hard < cfg->max_pending) {
+        snprintf(err, err_cap, "WSGATE_MAX_PENDING_HARD: %llu is below WSGATE_MAX_PENDING (%llu)",
+                 (unsigned long long)cfg->max_pending_hard, (unsigned long long)cfg->max_pending);
+        return -EINVAL;
+    }
     if (strcmp(cfg->slow_consumer, "drop") == 0) {
         cfg->is_slow_drop = true;
     } else if (strcmp(cfg->slow_consumer, "close") != 0) {
@@ -430,7 +442,8 @@ void wsg_config_log(const wsg_config_t *cfg)
     WSG_INFO("config",
              "listen=%s redis_url=%s websocket_url=%s prefix=%s expire=%llu heartbeat=%s "
              "heartbeat_interval_ms=%llu heartbeat_mode=%s json_ping=%d ping_interval_ms=%llu idle_timeout_ms=%llu "
-             "max_payload=%llu max_pending=%llu handshake_timeout_ms=%llu "
+             "max_payload=%llu max_pending=%llu max_pending_hard=%llu slow_grace_ms=%llu slow_consumer=%s "
+             "handshake_timeout_ms=%llu "
              "close_timeout_ms=%llu shutdown_timeout_ms=%llu publish_queue=%llu max_connections=%llu "
              "publish_rate=%llu publish_burst=%llu redis_timeout_ms=%llu "
              "redis_retry_max_ms=%llu workers=%llu admin_listen=%s demo=%d auth=%s token_cookie=%s "
@@ -441,7 +454,8 @@ void wsg_config_log(const wsg_config_t *cfg)
              (unsigned long long)cfg->heartbeat_interval_ms, cfg->is_json_heartbeat ? "json" : "ws4redis",
              cfg->json_ping, (unsigned long long)cfg->ping_interval_ms, (unsigned long long)cfg->idle_timeout_ms,
              (unsigned long long)cfg->max_payload,
-             (unsigned long long)cfg->max_pending, (unsigned long long)cfg->handshake_timeout_ms,
+             (unsigned long long)cfg->max_pending, (unsigned long long)cfg->max_pending_hard,
+             (unsigned long long)cfg->slow_grace_ms, cfg->slow_consumer, (unsigned long long)cfg->handshake_timeout_ms,
              (unsigned long long)cfg->close_timeout_ms, (unsigned long long)cfg->shutdown_timeout_ms,
              (unsigned long long)cfg->publish_queue, (unsigned long long)cfg->max_connections,
              (unsigned long long)cfg->publish_rate, (unsigned long long)cfg->publish_burst,

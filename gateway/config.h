@@ -31,7 +31,9 @@ typedef struct wsg_config {
     char shutdown_notice[1024];    /**< WSGATE_SHUTDOWN_NOTICE, resolved: "" = none */
     size_t shutdown_notice_len;
     uint64_t max_payload;          /**< WSGATE_MAX_PAYLOAD, bytes of one inbound message */
-    uint64_t max_pending;          /**< WSGATE_MAX_PENDING, bytes queued for one client before it is closed */
+    uint64_t max_pending;          /**< WSGATE_MAX_PENDING: soft limit of a client's pending output (bytes) */
+    uint64_t max_pending_hard;     /**< WSGATE_MAX_PENDING_HARD: hard limit, resolved (0 in the variable = 4 x soft) */
+    uint64_t slow_grace_ms;        /**< WSGATE_SLOW_GRACE: time over the soft limit before a client is slow */
     char slow_consumer[8];         /**< WSGATE_SLOW_CONSUMER: "close" (1008) or "drop" (whole messages) */
     bool is_slow_drop;             /**< slow_consumer is "drop" */
     uint64_t handshake_timeout_ms; /**< WSGATE_HANDSHAKE_TIMEOUT */

@@ -1,32 +1,43 @@
-/* Channel table, membership lists and the subscription state machine; fan-out of Redis messages. */
+/* Channel table, membership lists, the subscription state machine, stored messages with their ordering
+ * barrier, held messages, the echo filter, and fan-out of Redis messages in runs. */
 #include "router.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 #include "log.h"
 
 /* SUBSCRIBE arguments per command when many channels are (re)subscribed at once. */
 #define SUBSCRIBE_BATCH 256
 
-static uint32_t hash_name(const char *name, size_t len)
+/* A live message held for a client until its stored messages are out. */
+struct held_msg {
+    wsg_msg_t *msg;
+    const wsg_channel_t *channel;
+};
+
+/* A stored-message GET in flight; `member` is cleared when the member leaves first. */
+struct get_request {
+    wsg_router_t *router;
+    wsg_member_t *member;
+};
+
+static uint64_t conn_id(const wsg_router_client_t *client)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (uint8_t)name[i];
-        h *= 16777619u;
-    }
-    return h;
+    return client->out != NULL ? client->out->id : 0;
 }
 
-int wsg_router_init(wsg_router_t *router, size_t max_pending)
+int wsg_router_init(wsg_router_t *router, size_t soft_limit, wsg_stats_t *stats,
+                    const wsg_router_observer_t *observer, void *arg)
 {
     memset(router, 0, sizeof *router);
-    router->run_max_bytes = max_pending / 4 < WSG_ROUTER_RUN_MAX_BYTES ? max_pending / 4 : WSG_ROUTER_RUN_MAX_BYTES;
-    router->nbuckets = 64;
-    router->buckets = calloc(router->nbuckets, sizeof(*router->buckets));
-    return router->buckets ? 0 : -ENOMEM;
+    router->run_max_bytes = soft_limit / 4 < WSG_ROUTER_RUN_MAX_BYTES ? soft_limit / 4 : WSG_ROUTER_RUN_MAX_BYTES;
+    router->stats = stats;
+    router->observer = observer;
+    router->observer_arg = arg;
+    return wsg_channels_init(&router->channels);
 }
 
 void wsg_router_dispose(wsg_router_t *router)
@@ -34,85 +45,13 @@ void wsg_router_dispose(wsg_router_t *router)
     for (uint32_t i = 0; i < router->run_count; i++)
         wsg_msg_unref(router->run[i]);
     router->run_count = 0;
-    for (uint32_t i = 0; i < router->nbuckets; i++) {
-        wsg_channel_t *ch = router->buckets[i];
-        while (ch != NULL) {
-            wsg_channel_t *next = ch->hash_next;
-            free(ch);
-            ch = next;
-        }
-    }
-    free(router->buckets);
-    router->buckets = NULL;
-    router->nchannels = 0;
+    wsg_channels_dispose(&router->channels);
 }
 
 void wsg_router_set_redis(wsg_router_t *router, wsg_redis_sub_t *sub, wsg_redis_cmd_t *cmd)
 {
     router->sub = sub;
     router->cmd = cmd;
-}
-
-static wsg_channel_t *find(const wsg_router_t *router, const char *name, size_t len, uint32_t hash)
-{
-    for (wsg_channel_t *ch = router->buckets[hash & (router->nbuckets - 1)]; ch; ch = ch->hash_next)
-        if (ch->hash == hash && ch->name_len == len && memcmp(ch->name, name, len) == 0)
-            return ch;
-    return NULL;
-}
-
-static void grow(wsg_router_t *router)
-{
-    uint32_t n = router->nbuckets * 2;
-    wsg_channel_t **buckets = calloc(n, sizeof(*buckets));
-    if (buckets == NULL)
-        return; /* longer chains, still correct */
-    for (uint32_t i = 0; i < router->nbuckets; i++) {
-        wsg_channel_t *ch = router->buckets[i];
-        while (ch != NULL) {
-            wsg_channel_t *next = ch->hash_next;
-            ch->hash_next = buckets[ch->hash & (n - 1)];
-            buckets[ch->hash & (n - 1)] = ch;
-            ch = next;
-        }
-    }
-    free(router->buckets);
-    router->buckets = buckets;
-    router->nbuckets = n;
-}
-
-static wsg_channel_t *get_or_create(wsg_router_t *router, wsg_str_t name)
-{
-    uint32_t hash = hash_name(name.ptr, name.len);
-    wsg_channel_t *ch = find(router, name.ptr, name.len, hash);
-    if (ch != NULL)
-        return ch;
-    if (name.len > WSG_CHANNEL_NAME_MAX)
-        return NULL;
-    ch = calloc(1, sizeof(*ch) + name.len + 1);
-    if (ch == NULL)
-        return NULL;
-    ch->hash = hash;
-    ch->name_len = (uint16_t)name.len;
-    memcpy(ch->name, name.ptr, name.len);
-    ch->name[name.len] = '\0';
-    ch->state = WSG_CHANNEL_UNSUBSCRIBED;
-    uint32_t b = hash & (router->nbuckets - 1);
-    ch->hash_next = router->buckets[b];
-    router->buckets[b] = ch;
-    if (++router->nchannels > router->nbuckets)
-        grow(router);
-    return ch;
-}
-
-static void remove_channel(wsg_router_t *router, wsg_channel_t *ch)
-{
-    wsg_channel_t **pp = &router->buckets[ch->hash & (router->nbuckets - 1)];
-    while (*pp != ch)
-        pp = &(*pp)->hash_next;
-    *pp = ch->hash_next;
-    router->nchannels--;
-    free(ch);
 }
 
 /* Moves `ch` one step toward what its members want; at most one Redis command is in flight per channel, so
@@ -127,9 +66,9 @@ static void sync_channel(wsg_router_t *router, wsg_channel_t *ch)
             size_t len = ch->name_len;
             if (router->sub != NULL && wsg_redis_sub_subscribe(router->sub, &name, &len, 1) == 0)
                 ch->state = WSG_CHANNEL_SUBSCRIBING;
-            /* otherwise on_redis_ready subscribes it */
+            /* otherwise the link's on_ready subscribes it */
         } else if (ch->npublishers == 0) {
-            remove_channel(router, ch);
+            wsg_channels_remove(&router->channels, ch);
         }
     } else if (ch->state == WSG_CHANNEL_SUBSCRIBED && !want) {
         if (wsg_redis_sub_unsubscribe(router->sub, ch->name, ch->name_len) == 0)
@@ -137,68 +76,106 @@ static void sync_channel(wsg_router_t *router, wsg_channel_t *ch)
     }
 }
 
-int wsg_router_join(wsg_router_t *router, wsg_conn_t *conn, const wsg_str_t *subs, uint8_t nsubs,
-                    const wsg_str_t *pubs, uint8_t npubs)
+/* ---- delivery to one client -------------------------------------------------------------------------- */
+
+static void hold(wsg_router_client_t *client, const wsg_channel_t *channel, wsg_msg_t *msg)
 {
-    wsg_router_end_run(router); /* messages read before the join are not the newcomer's */
-    wsg_member_t *members = nsubs ? calloc(nsubs, sizeof(*members)) : NULL;
-    wsg_channel_t **targets = npubs ? calloc(npubs, sizeof(*targets)) : NULL;
-    if ((nsubs && members == NULL) || (npubs && targets == NULL))
-        goto Error;
-    /* Create every channel first so that a failure leaves nothing half-joined. */
-    for (uint8_t i = 0; i < nsubs; i++)
-        if ((members[i].channel = get_or_create(router, subs[i])) == NULL)
-            goto Error;
-    for (uint8_t i = 0; i < npubs; i++)
-        if ((targets[i] = get_or_create(router, pubs[i])) == NULL)
-            goto Error;
-    conn->subs = members;
-    conn->nsubs = nsubs;
-    conn->pubs = targets;
-    conn->npubs = npubs;
-    conn->gets_pending = nsubs;
-    for (uint8_t i = 0; i < npubs; i++)
-        targets[i]->npublishers++;
-    for (uint8_t i = 0; i < nsubs; i++) {
-        wsg_member_t *m = &members[i];
-        wsg_channel_t *ch = m->channel;
-        m->conn = conn;
-        m->prev = NULL;
-        m->next = ch->members;
-        if (ch->members != NULL)
-            ch->members->prev = m;
-        ch->members = m;
-        ch->nmembers++;
-        m->needs_get = true;
-        if (ch->state == WSG_CHANNEL_SUBSCRIBED) {
-            m->needs_get = false;
-            wsg_conn_fetch_persisted(conn, i);
-        } else {
-            sync_channel(router, ch);
+    if (client->held_count == client->held_cap) {
+        uint32_t cap = client->held_cap ? client->held_cap * 2 : 8;
+        struct held_msg *held = realloc(client->held, cap * sizeof(*held));
+        if (held == NULL) {
+            wsg_outq_fail(client->out, -ENOMEM); /* a message would be lost: drop the client instead */
+            return;
         }
+        client->held = held;
+        client->held_cap = cap;
     }
-    return 0;
-Error:
-    /* Channels created above have no members or publishers yet: drop the unused ones. */
-    for (uint8_t i = 0; members && i < nsubs; i++)
-        if (members[i].channel != NULL)
-            sync_channel(router, members[i].channel);
-    for (uint8_t i = 0; targets && i < npubs; i++)
-        if (targets[i] != NULL)
-            sync_channel(router, targets[i]);
-    free(members);
-    free(targets);
-    return -ENOMEM;
+    client->held[client->held_count++] = (struct held_msg){wsg_msg_ref(msg), channel};
 }
 
-/* Hands the stored value to the member's connection: the barrier is passed (or cannot be had). */
+static void drop_held(wsg_router_client_t *client)
+{
+    for (uint32_t i = 0; i < client->held_count; i++)
+        wsg_msg_unref(client->held[i].msg);
+    free(client->held);
+    client->held = NULL;
+    client->held_count = client->held_cap = 0;
+}
+
+static void deliver(wsg_router_client_t *client, const wsg_channel_t *channel, wsg_msg_t *msg)
+{
+    if (!client->is_echo && !wsg_echo_filter_is_empty(&client->echo) &&
+        wsg_echo_filter_take(&client->echo, channel, msg->hash, msg->payload_len))
+        return;
+    if (client->gets_pending > 0)
+        hold(client, channel, msg);
+    else
+        wsg_outq_send(client->out, msg);
+}
+
+/* `run` (may be NULL) holds the `n` messages back to back: one queue entry for a client that takes every
+ * message as it is; a client that filters its own echoes or holds messages back gets them one by one. */
+static void deliver_run(wsg_router_client_t *client, const wsg_channel_t *channel, wsg_msg_t *run,
+                        wsg_msg_t *const *msgs, uint32_t n)
+{
+    if (run != NULL && client->gets_pending == 0 && (client->is_echo || wsg_echo_filter_is_empty(&client->echo))) {
+        wsg_outq_send(client->out, run);
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        deliver(client, channel, msgs[i]);
+}
+
+/* True when a live message of `channel` with this payload is already held: then the stored value is that
+ * very message, and sending both would duplicate it. */
+static bool is_held(const wsg_router_client_t *client, const wsg_channel_t *channel, const wsg_msg_t *value)
+{
+    for (uint32_t i = 0; i < client->held_count; i++) {
+        const wsg_msg_t *m = client->held[i].msg;
+        if (client->held[i].channel == channel && m->payload_len == value->payload_len &&
+            memcmp(wsg_msg_payload(m), wsg_msg_payload(value), value->payload_len) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void release_held(wsg_router_client_t *client)
+{
+    struct held_msg *held = client->held;
+    uint32_t n = client->held_count;
+    client->held = NULL;
+    client->held_count = client->held_cap = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        wsg_outq_send(client->out, held[i].msg);
+        wsg_msg_unref(held[i].msg);
+    }
+    free(held);
+}
+
+static void get_finished(wsg_router_client_t *client)
+{
+    if (client->gets_pending > 0 && --client->gets_pending == 0)
+        release_held(client);
+}
+
+/* ---- stored messages ---------------------------------------------------------------------------------
+ * A joining client gets each channel's stored value (GET) before any live message. Live messages published
+ * before the GET ran may still be on their way on the subscriber connection (another socket than the GET
+ * reply), so after the GET the router re-SUBSCRIBEs the channel as a barrier (Redis confirms it after every
+ * message published before it) and only then sends the value: unless a held live message already is it. */
+
+/* The barrier is passed (or cannot be had): the stored value goes out, then the held messages once every
+ * channel of the client is done. */
 static void finish_persisted(wsg_member_t *m)
 {
     wsg_msg_t *value = m->persisted;
+    wsg_router_client_t *client = m->client;
     m->persisted = NULL;
     m->awaits_barrier = false;
-    wsg_conn_persisted_ready(m->conn, (uint8_t)(m - m->conn->subs), value);
+    if (value != NULL && !is_held(client, m->channel, value))
+        wsg_outq_send(client->out, value);
     wsg_msg_unref(value);
+    get_finished(client);
 }
 
 static void send_barrier(wsg_router_t *router, wsg_channel_t *ch)
@@ -217,10 +194,9 @@ static void send_barrier(wsg_router_t *router, wsg_channel_t *ch)
             finish_persisted(m);
 }
 
-void wsg_router_on_persisted(wsg_router_t *router, wsg_conn_t *conn, uint8_t index, wsg_msg_t *value)
+static void on_persisted(wsg_router_t *router, wsg_member_t *m, wsg_msg_t *value)
 {
     wsg_router_end_run(router);
-    wsg_member_t *m = &conn->subs[index];
     wsg_channel_t *ch = m->channel;
     if (value != NULL) {
         ch->stored_hash = wsg_hash_bytes(wsg_msg_payload(value), value->payload_len);
@@ -251,14 +227,110 @@ static void on_barrier(wsg_router_t *router, wsg_channel_t *ch)
         send_barrier(router, ch);
 }
 
-void wsg_router_unsubscribe(wsg_router_t *router, wsg_conn_t *conn)
+static void on_get_done(void *arg, int status, const char *value, size_t len)
+{
+    struct get_request *req = arg;
+    wsg_router_t *router = req->router;
+    wsg_member_t *m = req->member;
+    free(req);
+    if (m == NULL)
+        return; /* the client left meanwhile */
+    m->get = NULL;
+    wsg_msg_t *msg = NULL;
+    if (status < 0)
+        WSG_WARN("persisted_get_failed", "conn=%llu channel=%s err=%d", (unsigned long long)conn_id(m->client),
+                 m->channel->name, status);
+    else if (value != NULL && len > 0 && (msg = wsg_msg_new_data(value, len)) == NULL)
+        WSG_WARN("persisted_get_failed", "conn=%llu channel=%s len=%zu err=%d", (unsigned long long)conn_id(m->client),
+                 m->channel->name, len, -ENOMEM);
+    on_persisted(router, m, msg);
+    wsg_msg_unref(msg);
+}
+
+static void fetch_persisted(wsg_router_t *router, wsg_member_t *m)
+{
+    const wsg_channel_t *ch = m->channel;
+    struct get_request *req = malloc(sizeof(*req));
+    int rc = -ENOMEM;
+    if (req != NULL) {
+        *req = (struct get_request){router, m};
+        rc = router->cmd != NULL ? wsg_redis_cmd_get(router->cmd, ch->name, ch->name_len, on_get_done, req)
+                                 : -ENOTCONN;
+    }
+    if (rc < 0) {
+        free(req);
+        WSG_WARN("persisted_get_failed", "conn=%llu channel=%s err=%d", (unsigned long long)conn_id(m->client),
+                 ch->name, rc);
+        get_finished(m->client);
+        return;
+    }
+    m->get = req;
+}
+
+/* ---- joining and leaving -------------------------------------------------------------------------------- */
+
+int wsg_router_join(wsg_router_t *router, wsg_router_client_t *client, const wsg_str_t *subs, uint8_t nsubs,
+                    const wsg_str_t *pubs, uint8_t npubs)
+{
+    wsg_router_end_run(router); /* messages read before the join are not the newcomer's */
+    wsg_member_t *members = nsubs ? calloc(nsubs, sizeof(*members)) : NULL;
+    wsg_channel_t **targets = npubs ? calloc(npubs, sizeof(*targets)) : NULL;
+    if ((nsubs && members == NULL) || (npubs && targets == NULL))
+        goto Error;
+    /* Create every channel first so that a failure leaves nothing half-joined. */
+    for (uint8_t i = 0; i < nsubs; i++)
+        if ((members[i].channel = wsg_channels_get(&router->channels, subs[i])) == NULL)
+            goto Error;
+    for (uint8_t i = 0; i < npubs; i++)
+        if ((targets[i] = wsg_channels_get(&router->channels, pubs[i])) == NULL)
+            goto Error;
+    client->subs = members;
+    client->nsubs = nsubs;
+    client->pubs = targets;
+    client->npubs = npubs;
+    client->gets_pending = nsubs;
+    for (uint8_t i = 0; i < npubs; i++)
+        targets[i]->npublishers++;
+    for (uint8_t i = 0; i < nsubs; i++) {
+        wsg_member_t *m = &members[i];
+        wsg_channel_t *ch = m->channel;
+        m->client = client;
+        m->prev = NULL;
+        m->next = ch->members;
+        if (ch->members != NULL)
+            ch->members->prev = m;
+        ch->members = m;
+        ch->nmembers++;
+        if (ch->state == WSG_CHANNEL_SUBSCRIBED) {
+            fetch_persisted(router, m);
+        } else {
+            m->needs_get = true;
+            sync_channel(router, ch);
+        }
+    }
+    return 0;
+Error:
+    /* Channels created above have no members or publishers yet: drop the unused ones. */
+    for (uint8_t i = 0; members && i < nsubs; i++)
+        if (members[i].channel != NULL)
+            sync_channel(router, members[i].channel);
+    for (uint8_t i = 0; targets && i < npubs; i++)
+        if (targets[i] != NULL)
+            sync_channel(router, targets[i]);
+    free(members);
+    free(targets);
+    return -ENOMEM;
+}
+
+void wsg_router_unsubscribe(wsg_router_t *router, wsg_router_client_t *client)
 {
     wsg_router_end_run(router); /* members leave only between runs */
-    for (uint8_t i = 0; i < conn->nsubs; i++) {
-        wsg_member_t *m = &conn->subs[i];
+    for (uint8_t i = 0; i < client->nsubs; i++) {
+        wsg_member_t *m = &client->subs[i];
         wsg_channel_t *ch = m->channel;
+        if (m->get != NULL)
+            m->get->member = NULL; /* its reply finds no member */
         wsg_msg_unref(m->persisted);
-        m->persisted = NULL;
         if (m->prev != NULL)
             m->prev->next = m->next;
         else
@@ -268,71 +340,151 @@ void wsg_router_unsubscribe(wsg_router_t *router, wsg_conn_t *conn)
         ch->nmembers--;
         sync_channel(router, ch);
     }
-    free(conn->subs);
-    conn->subs = NULL;
-    conn->nsubs = 0;
+    free(client->subs);
+    client->subs = NULL;
+    client->nsubs = 0;
+    client->gets_pending = 0;
+    drop_held(client);
+    wsg_echo_filter_dispose(&client->echo);
 }
 
-void wsg_router_leave(wsg_router_t *router, wsg_conn_t *conn)
+void wsg_router_leave(wsg_router_t *router, wsg_router_client_t *client)
 {
-    wsg_router_unsubscribe(router, conn);
-    for (uint8_t i = 0; i < conn->npubs; i++) {
-        conn->pubs[i]->npublishers--;
-        sync_channel(router, conn->pubs[i]);
+    wsg_router_unsubscribe(router, client);
+    for (uint8_t i = 0; i < client->npubs; i++) {
+        client->pubs[i]->npublishers--;
+        sync_channel(router, client->pubs[i]);
     }
-    free(conn->pubs);
-    conn->pubs = NULL;
-    conn->npubs = 0;
+    free(client->pubs);
+    client->pubs = NULL;
+    client->npubs = 0;
 }
 
-void wsg_router_on_redis_ready(wsg_router_t *router)
+/* ---- the echo filter ---------------------------------------------------------------------------------- */
+
+void wsg_router_note_publication(wsg_router_t *router, wsg_router_client_t *client, const wsg_channel_t *channel,
+                                 const void *data, size_t len)
 {
-    wsg_router_end_run(router);
+    if (client->is_echo || channel->state != WSG_CHANNEL_SUBSCRIBED)
+        return; /* without a live subscription the message cannot come back */
+    bool is_subscribed = false;
+    for (uint8_t i = 0; i < client->nsubs && !is_subscribed; i++)
+        is_subscribed = client->subs[i].channel == channel;
+    if (!is_subscribed)
+        return;
+    wsg_echo_filter_note(&client->echo, channel, wsg_hash_bytes(data, len), len);
+}
+
+void wsg_router_forget_publications(wsg_router_client_t *client)
+{
+    wsg_echo_filter_clear(&client->echo);
+}
+
+/* ---- the subscriber link ---------------------------------------------------------------------------- */
+
+/* Batches SUBSCRIBE commands over the channels that want one after a reconnect. */
+typedef struct resubscribe {
+    wsg_router_t *router;
     const char *names[SUBSCRIBE_BATCH];
     size_t lens[SUBSCRIBE_BATCH];
     wsg_channel_t *batch[SUBSCRIBE_BATCH];
-    size_t n = 0;
-    for (uint32_t b = 0; b < router->nbuckets; b++) {
-        for (wsg_channel_t *ch = router->buckets[b]; ch; ch = ch->hash_next) {
-            if (ch->nmembers == 0 || ch->state != WSG_CHANNEL_UNSUBSCRIBED)
-                continue;
-            names[n] = ch->name;
-            lens[n] = ch->name_len;
-            batch[n++] = ch;
-            if (n == SUBSCRIBE_BATCH) {
-                if (wsg_redis_sub_subscribe(router->sub, names, lens, n) == 0)
-                    for (size_t i = 0; i < n; i++)
-                        batch[i]->state = WSG_CHANNEL_SUBSCRIBING;
-                n = 0;
-            }
-        }
-    }
-    if (n > 0 && wsg_redis_sub_subscribe(router->sub, names, lens, n) == 0)
-        for (size_t i = 0; i < n; i++)
-            batch[i]->state = WSG_CHANNEL_SUBSCRIBING;
+    size_t n;
+} resubscribe_t;
+
+static void send_subscribe_batch(resubscribe_t *r)
+{
+    if (r->n > 0 && wsg_redis_sub_subscribe(r->router->sub, r->names, r->lens, r->n) == 0)
+        for (size_t i = 0; i < r->n; i++)
+            r->batch[i]->state = WSG_CHANNEL_SUBSCRIBING;
+    r->n = 0;
 }
 
-void wsg_router_on_redis_down(wsg_router_t *router)
+static void add_to_subscribe_batch(wsg_channel_t *ch, void *arg)
 {
-    wsg_router_end_run(router); /* what was read before the loss is delivered */
-    for (uint32_t b = 0; b < router->nbuckets; b++) {
-        wsg_channel_t *ch = router->buckets[b];
-        while (ch != NULL) {
-            wsg_channel_t *next = ch->hash_next;
-            ch->state = WSG_CHANNEL_UNSUBSCRIBED;
-            ch->is_barrier_in_flight = false;
-            ch->barriers_done = ch->barriers_sent;
-            ch->needs_reread = ch->nmembers > 0;
-            for (wsg_member_t *m = ch->members; m; m = m->next) {
-                wsg_conn_forget_own_publications(m->conn);
-                if (m->awaits_barrier)
-                    finish_persisted(m);
-            }
-            if (ch->nmembers == 0 && ch->npublishers == 0)
-                remove_channel(router, ch);
-            ch = next;
-        }
+    resubscribe_t *r = arg;
+    if (ch->nmembers == 0 || ch->state != WSG_CHANNEL_UNSUBSCRIBED)
+        return;
+    r->names[r->n] = ch->name;
+    r->lens[r->n] = ch->name_len;
+    r->batch[r->n++] = ch;
+    if (r->n == SUBSCRIBE_BATCH)
+        send_subscribe_batch(r);
+}
+
+static void on_link_ready(void *arg)
+{
+    wsg_router_t *router = arg;
+    wsg_router_end_run(router);
+    router->observer->on_link_up(router->observer_arg);
+    resubscribe_t r = {.router = router};
+    wsg_channels_each(&router->channels, add_to_subscribe_batch, &r);
+    send_subscribe_batch(&r);
+}
+
+/* The subscription is gone: the channel waits for the next on_link_ready, and its key is re-read then. */
+static void lose_subscription(wsg_channel_t *ch, void *arg)
+{
+    wsg_router_t *router = arg;
+    ch->state = WSG_CHANNEL_UNSUBSCRIBED;
+    ch->is_barrier_in_flight = false;
+    ch->barriers_done = ch->barriers_sent;
+    ch->needs_reread = ch->nmembers > 0;
+    for (wsg_member_t *m = ch->members; m; m = m->next) {
+        wsg_router_forget_publications(m->client); /* their echoes may never come */
+        if (m->awaits_barrier)
+            finish_persisted(m);
     }
+    if (ch->nmembers == 0 && ch->npublishers == 0)
+        wsg_channels_remove(&router->channels, ch);
+}
+
+static void on_link_down(void *arg, const char *why, uint64_t retry_ms)
+{
+    wsg_router_t *router = arg;
+    wsg_router_end_run(router); /* what was read before the loss is delivered */
+    router->observer->on_link_down(router->observer_arg, why, retry_ms);
+    wsg_channels_each(&router->channels, lose_subscription, router);
+}
+
+/* Hands `msg` (borrowed) to the run, delivering the run first when it cannot take it. */
+static void add_to_run(wsg_router_t *router, wsg_channel_t *ch, wsg_msg_t *msg)
+{
+    if (router->run_count > 0 && (ch != router->run_channel || router->run_count == WSG_ROUTER_RUN_MAX ||
+                                  router->run_bytes + msg->frame_len > router->run_max_bytes))
+        wsg_router_end_run(router); /* every subscriber still sees the order Redis sent */
+    router->run[router->run_count++] = wsg_msg_ref(msg);
+    router->run_channel = ch;
+    router->run_bytes += msg->frame_len;
+}
+
+/* Frames a message of `ch` once (hashed for the echo filter and the outage re-read) and adds it to the run.
+ * Borrows the bytes. */
+static void route(wsg_router_t *router, wsg_channel_t *ch, const void *payload, size_t len)
+{
+    wsg_msg_t *msg = wsg_msg_new_data(payload, len);
+    if (msg == NULL) {
+        WSG_WARN("message_lost", "channel=%s len=%zu why=\"out of memory\"", ch->name, len);
+        return;
+    }
+    msg->recv_ns = uv_hrtime();
+    msg->hash = wsg_hash_bytes(payload, len);
+    ch->last_live_hash = msg->hash;
+    ch->has_live = true;
+    add_to_run(router, ch, msg);
+    wsg_msg_unref(msg);
+}
+
+static void on_link_message(void *arg, const char *channel, size_t channel_len, const uint8_t *payload, size_t len)
+{
+    wsg_router_t *router = arg;
+    wsg_channel_t *ch = wsg_channels_find(&router->channels, channel, channel_len);
+    if (ch == NULL) {
+        router->observer->on_other_message(router->observer_arg, channel, channel_len, payload, len);
+        return;
+    }
+    WSG_STAT_ADD(router->stats, messages_from_redis, 1);
+    if (ch->members != NULL)
+        route(router, ch, payload, len);
 }
 
 /* After an outage: the key may hold a message published while the subscription was gone. */
@@ -346,21 +498,18 @@ static void on_reread(void *arg, int status, const char *value, size_t len)
 {
     reread_t *r = arg;
     wsg_router_t *router = r->router;
-    wsg_channel_t *ch = router->buckets ? find(router, r->name, r->len, hash_name(r->name, r->len)) : NULL;
+    wsg_channel_t *ch = wsg_channels_find(&router->channels, r->name, r->len);
     if (status == 0 && value != NULL && len > 0 && ch != NULL && ch->nmembers > 0) {
         uint64_t h = wsg_hash_bytes(value, len);
         bool is_known = (ch->has_live && h == ch->last_live_hash) || (ch->has_stored && h == ch->stored_hash);
         ch->stored_hash = h;
         ch->has_stored = true;
         if (!is_known) {
-            wsg_msg_t *msg = wsg_msg_new(value, len, ch->name, ch->name_len);
-            if (msg != NULL) {
-                WSG_INFO("redis_missed_message", "channel=%s len=%zu msg=\"stored during the outage: delivered\"",
-                         ch->name, len);
-                wsg_router_on_message(router, msg);
-                wsg_router_end_run(router);
-                wsg_msg_unref(msg);
-            }
+            WSG_INFO("redis_missed_message", "channel=%s len=%zu msg=\"stored during the outage: delivered\"",
+                     ch->name, len);
+            wsg_router_end_run(router);
+            route(router, ch, value, len);
+            wsg_router_end_run(router);
         }
     }
     free(r);
@@ -380,12 +529,14 @@ static void reread_key(wsg_router_t *router, wsg_channel_t *ch)
         free(r);
 }
 
-void wsg_router_on_subscribed(wsg_router_t *router, const char *name, size_t len)
+static void on_link_subscribed(void *arg, const char *name, size_t len)
 {
+    wsg_router_t *router = arg;
     wsg_router_end_run(router); /* a barrier confirms only the messages before it */
-    wsg_channel_t *ch = find(router, name, len, hash_name(name, len));
+    wsg_channel_t *ch = wsg_channels_find(&router->channels, name, len);
     if (ch == NULL)
         return;
+    WSG_DEBUG("redis_subscribed", "channel=%s", ch->name);
     if (ch->state != WSG_CHANNEL_SUBSCRIBING) {
         /* Replies come in order and only one subscription command is in flight per channel, so a
          * confirmation outside SUBSCRIBING is the barrier's. */
@@ -401,73 +552,52 @@ void wsg_router_on_subscribed(wsg_router_t *router, const char *name, size_t len
     for (wsg_member_t *m = ch->members; m; m = m->next) {
         if (m->needs_get) {
             m->needs_get = false;
-            wsg_conn_fetch_persisted(m->conn, (uint8_t)(m - m->conn->subs));
+            fetch_persisted(router, m);
         }
     }
     sync_channel(router, ch);
 }
 
-void wsg_router_on_unsubscribed(wsg_router_t *router, const char *name, size_t len)
+static void on_link_unsubscribed(void *arg, const char *name, size_t len)
 {
+    wsg_router_t *router = arg;
     wsg_router_end_run(router);
-    wsg_channel_t *ch = find(router, name, len, hash_name(name, len));
+    wsg_channel_t *ch = wsg_channels_find(&router->channels, name, len);
     if (ch == NULL || ch->state != WSG_CHANNEL_UNSUBSCRIBING)
         return;
+    WSG_DEBUG("redis_unsubscribed", "channel=%s", ch->name);
     ch->state = WSG_CHANNEL_UNSUBSCRIBED;
     sync_channel(router, ch);
 }
 
-/* The run's frames back to back in one buffer, or NULL when out of memory (then members get the messages
- * one by one). */
-static wsg_msg_t *join_run(const wsg_router_t *router)
+static void on_link_read_done(void *arg)
 {
-    wsg_msg_t *batch = wsg_msg_new(NULL, router->run_bytes, NULL, 0);
-    if (batch == NULL)
-        return NULL;
-    uint8_t *out = wsg_msg_payload(batch);
-    for (uint32_t i = 0; i < router->run_count; i++) {
-        memcpy(out, router->run[i]->frame, router->run[i]->frame_len);
-        out += router->run[i]->frame_len;
-    }
-    batch->frame = wsg_msg_payload(batch);
-    batch->frame_len = router->run_bytes;
-    batch->nmsgs = router->run_count;
-    batch->recv_ns = router->run[0]->recv_ns; /* the oldest: latency is counted from it for every message */
-    return batch;
+    wsg_router_end_run(arg);
 }
+
+const wsg_redis_sub_handler_t wsg_router_sub_handler = {
+    .on_ready = on_link_ready,
+    .on_down = on_link_down,
+    .on_subscribed = on_link_subscribed,
+    .on_unsubscribed = on_link_unsubscribed,
+    .on_message = on_link_message,
+    .on_read_done = on_link_read_done,
+};
 
 void wsg_router_end_run(wsg_router_t *router)
 {
     uint32_t n = router->run_count;
     if (n == 0)
         return;
-    wsg_msg_t *batch = n > 1 ? join_run(router) : NULL;
+    wsg_msg_t *run = n > 1 ? wsg_msg_new_run(router->run, n) : NULL; /* NULL: one by one */
     wsg_channel_t *ch = router->run_channel;
     router->run_count = 0;
     router->run_bytes = 0;
     router->run_channel = NULL;
-    /* Delivery only queues; no connection closes or leaves while this list is walked. */
+    /* Outputs only queue: no client closes or leaves while this list is walked. */
     for (wsg_member_t *m = ch->members; m; m = m->next)
-        wsg_conn_deliver_run(m->conn, m, batch, router->run, n);
-    wsg_msg_unref(batch);
+        deliver_run(m->client, ch, run, router->run, n);
+    wsg_msg_unref(run);
     for (uint32_t i = 0; i < n; i++)
         wsg_msg_unref(router->run[i]);
-}
-
-void wsg_router_on_message(wsg_router_t *router, wsg_msg_t *msg)
-{
-    wsg_channel_t *ch = find(router, msg->channel, msg->channel_len, hash_name(msg->channel, msg->channel_len));
-    if (ch == NULL || ch->members == NULL)
-        return;
-    /* Hashed once per message: the outage re-read and every subscriber's echo filter use it. */
-    msg->hash = wsg_hash_bytes(wsg_msg_payload(msg), msg->payload_len);
-    ch->last_live_hash = msg->hash;
-    ch->has_live = true;
-    wsg_msg_frame_data(msg);
-    if (router->run_count > 0 && (ch != router->run_channel || router->run_count == WSG_ROUTER_RUN_MAX ||
-                                  router->run_bytes + msg->frame_len > router->run_max_bytes))
-        wsg_router_end_run(router); /* every subscriber still sees the order Redis sent */
-    router->run[router->run_count++] = wsg_msg_ref(msg);
-    router->run_channel = ch;
-    router->run_bytes += msg->frame_len;
 }

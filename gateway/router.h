@@ -1,6 +1,9 @@
-/* Channels of one loop, indexed both ways: channel -> subscribed connections (members) and connection ->
- * channels (conn->subs). Drives the Redis subscriber: SUBSCRIBE for the first member, UNSUBSCRIBE after the
- * last, one command in flight per channel, and a full resubscribe after a reconnect. */
+/* Subscriptions of one loop, end to end: the channel table indexed both ways (channel -> members, client ->
+ * channels), the Redis SUBSCRIBE/UNSUBSCRIBE state machine, the stored-message GET of a joining client with its
+ * ordering barrier and the live messages held back meanwhile, the echo filter, and fan-out of Redis messages
+ * in runs. It is the subscriber link's handler (wsg_router_sub_handler). Clients are wsg_router_client_t
+ * records embedded in connections; messages leave through their outputs (wsg_outq_send), which never call
+ * back, so member lists are never changed while they are walked. */
 #ifndef WSG_GATEWAY_ROUTER_H
 #define WSG_GATEWAY_ROUTER_H
 
@@ -8,63 +11,71 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "conn.h"
-#include "msg.h"
-#include "str.h"
+#include "channels.h"
 #include "commands.h"
+#include "echo_filter.h"
+#include "msg.h"
+#include "outq.h"
+#include "stats.h"
+#include "str.h"
 #include "subscriber.h"
 
-typedef enum wsg_channel_state {
-    WSG_CHANNEL_UNSUBSCRIBED,
-    WSG_CHANNEL_SUBSCRIBING,
-    WSG_CHANNEL_SUBSCRIBED,
-    WSG_CHANNEL_UNSUBSCRIBING,
-} wsg_channel_state_t;
+typedef struct wsg_member wsg_member_t;
 
-struct wsg_channel {
-    struct wsg_channel *hash_next;
-    wsg_member_t *members;  /* doubly linked through wsg_member_t */
-    uint32_t hash;
-    uint32_t nmembers;
-    uint32_t npublishers;
-    uint64_t last_live_hash; /* the latest message relayed from Redis */
-    uint64_t stored_hash;    /* the latest value read from its key */
-    uint32_t barriers_sent; /* re-SUBSCRIBEs sent as ordering barriers (see wsg_router_on_persisted) */
-    uint32_t barriers_done; /* ... and confirmed */
-    uint16_t name_len;
-    uint8_t state;          /* wsg_channel_state_t */
-    bool is_barrier_in_flight;
-    bool has_live, has_stored;
-    bool needs_reread;      /* the subscription was lost: re-read the key once it is back */
-    char name[];            /* NUL-terminated */
-};
+struct get_request;
 
-/** A connection's subscription to a channel. */
+/** A client's subscription to a channel. */
 struct wsg_member {
     wsg_channel_t *channel;
-    wsg_conn_t *conn;
+    struct wsg_router_client *client;
     wsg_member_t *prev, *next;
-    wsg_msg_t *persisted;   /* the stored value, kept until the barrier confirms (NULL: none) */
-    uint32_t barrier;       /* the barrier generation this member waits for */
-    bool needs_get;         /* the persisted message is read once the channel is subscribed */
-    bool awaits_barrier;    /* GET answered; waiting for the barrier */
+    struct get_request *get; /* the stored-message GET in flight, if any */
+    wsg_msg_t *persisted;    /* the stored value, kept until the barrier confirms (NULL: none) */
+    uint32_t barrier;        /* the barrier generation this member waits for */
+    bool needs_get;          /* the stored message is read once the channel is subscribed */
+    bool awaits_barrier;     /* GET answered; waiting for the barrier */
 };
 
-/** Most messages one run (see wsg_router_t) holds before it is delivered. */
+struct held_msg;
+
+/** A connection as the router sees it: embedded in the connection, zeroed until it joins. */
+typedef struct wsg_router_client {
+    wsg_outq_t *out;         /* borrowed: where its messages go */
+    wsg_member_t *subs;      /* one per subscribed channel, in ws4redis order */
+    wsg_channel_t **pubs;    /* channels it publishes to */
+    struct held_msg *held;   /* live messages held back until every stored message was sent */
+    wsg_echo_filter_t echo;  /* its own publications awaited back */
+    uint32_t held_count, held_cap;
+    uint16_t gets_pending;   /* stored-message GETs (with their barriers) not finished */
+    uint8_t nsubs, npubs;
+    bool is_echo;            /* it wants its own messages back */
+} wsg_router_client_t;
+
+/** What the router reports about the subscriber link besides subscriptions (the worker logs and probes). */
+typedef struct wsg_router_observer {
+    void (*on_link_up)(void *arg);
+    void (*on_link_down)(void *arg, const char *why, uint64_t retry_ms);
+    /** A message on a channel the router does not route (the worker's probe channel). Borrowed bytes. */
+    void (*on_other_message)(void *arg, const char *channel, size_t channel_len, const uint8_t *payload,
+                             size_t len);
+} wsg_router_observer_t;
+
+/** Most messages one run holds before it is delivered. */
 #define WSG_ROUTER_RUN_MAX 256
 /** Most frame bytes of one run: enough to carry a burst of small messages in one write, small enough for one
- *  socket buffer. Never more than a quarter of the per-connection output cap (see wsg_router_init). */
+ *  socket buffer. Never more than a quarter of the soft output limit (see wsg_router_init). */
 #define WSG_ROUTER_RUN_MAX_BYTES (64 * 1024)
 
 typedef struct wsg_router {
-    wsg_channel_t **buckets;
-    uint32_t nbuckets;      /* a power of two */
-    uint32_t nchannels;
+    wsg_channels_t channels;
     wsg_redis_sub_t *sub;   /* borrowed; NULL until set */
     wsg_redis_cmd_t *cmd;   /* borrowed; NULL until set */
-    /* The run: consecutive messages of one channel from one Redis read, not yet delivered. Delivered as
-     * one frame buffer per run (one queue entry per subscriber instead of one per message) when the channel
-     * changes, the run is full, another router event comes, or the read ends (wsg_router_end_run). */
+    wsg_stats_t *stats;     /* borrowed */
+    const wsg_router_observer_t *observer;
+    void *observer_arg;
+    /* The run: consecutive messages of one channel from one Redis read, not yet delivered. Delivered as one
+     * frame buffer per run (one queue entry per subscriber instead of one per message) when the channel
+     * changes, the run is full, another router event comes, or the read ends. */
     wsg_channel_t *run_channel;
     uint32_t run_count;
     size_t run_bytes;
@@ -72,59 +83,49 @@ typedef struct wsg_router {
     wsg_msg_t *run[WSG_ROUTER_RUN_MAX];
 } wsg_router_t;
 
-/** Longest channel name: prefix, audience, identity and facility with their separators. */
-#define WSG_CHANNEL_NAME_MAX 1024
+/** The subscriber-link handler; pass the router as its argument. */
+extern const wsg_redis_sub_handler_t wsg_router_sub_handler;
 
-/** Prepares an empty router for connections whose output cap is `max_pending` bytes (runs are queued whole to
- *  each subscriber, so they stay far below it). Returns 0 or -ENOMEM. */
-int wsg_router_init(wsg_router_t *router, size_t max_pending);
+/** Prepares an empty router for clients whose soft output limit is `soft_limit` bytes (runs stay far below
+ *  it). Borrows `stats`, `observer` and `arg`. Returns 0 or -ENOMEM. */
+int wsg_router_init(wsg_router_t *router, size_t soft_limit, wsg_stats_t *stats,
+                    const wsg_router_observer_t *observer, void *arg);
 
-/** Frees the table; every connection must have left. */
+/** Frees the table; every client must have left. */
 void wsg_router_dispose(wsg_router_t *router);
 
 /** Sets the subscriber the router drives and the command link it reads keys with (both borrowed). */
 void wsg_router_set_redis(wsg_router_t *router, wsg_redis_sub_t *sub, wsg_redis_cmd_t *cmd);
 
-/** Joins `conn` to the channels `subs` (subscriptions) and `pubs` (publish targets), filling conn->subs and
- *  conn->pubs. Subscriptions go to Redis as needed; persisted messages of channels already subscribed are
- *  requested at once, the others once Redis confirms. Returns 0 or -ENOMEM (then nothing was joined). */
-int wsg_router_join(wsg_router_t *router, wsg_conn_t *conn, const wsg_str_t *subs, uint8_t nsubs,
+/** Joins `client` (its `out` and `is_echo` set) to the channels `subs` and publish targets `pubs`.
+ *  Subscriptions go to Redis as needed; each channel's stored message is read (GET) once the channel is
+ *  subscribed and sent before any live message of the client's channels. Returns 0 or -ENOMEM (then nothing
+ *  was joined). */
+int wsg_router_join(wsg_router_t *router, wsg_router_client_t *client, const wsg_str_t *subs, uint8_t nsubs,
                     const wsg_str_t *pubs, uint8_t npubs);
 
-/** Removes `conn` from the channels it subscribes to, keeping its publish targets (idempotent). */
-void wsg_router_unsubscribe(wsg_router_t *router, wsg_conn_t *conn);
+/** Stops deliveries to `client`: removes it from the channels it subscribes to and drops what was held for
+ *  it, keeping its publish targets (idempotent). */
+void wsg_router_unsubscribe(wsg_router_t *router, wsg_router_client_t *client);
 
-/** Removes `conn` from every channel (idempotent). */
-void wsg_router_leave(wsg_router_t *router, wsg_conn_t *conn);
+/** Removes `client` from every channel (idempotent). */
+void wsg_router_leave(wsg_router_t *router, wsg_router_client_t *client);
 
-/** True when `channel` is confirmed subscribed in Redis. */
-static inline bool wsg_channel_is_live(const wsg_channel_t *channel)
-{
-    return channel->state == WSG_CHANNEL_SUBSCRIBED;
-}
+/** Notes that `client` published `len` bytes (borrowed) to `channel`: without echo, the copy that comes back
+ *  through its own subscription is not sent to it. */
+void wsg_router_note_publication(wsg_router_t *router, wsg_router_client_t *client, const wsg_channel_t *channel,
+                                 const void *data, size_t len);
 
-/** The GET of member `index` of `conn` was answered with `value` (borrowed; NULL when there is none).
- *  Live messages of the channel that were published before the GET ran may still be on their way on the
- *  subscriber connection, in another socket than the GET reply: so the router re-SUBSCRIBEs the channel as a
- *  barrier (Redis confirms it after every message published before it) and only then hands the value to
- *  the connection (wsg_conn_persisted_ready), which can tell whether a held live message already is it. */
-void wsg_router_on_persisted(wsg_router_t *router, wsg_conn_t *conn, uint8_t index, wsg_msg_t *value);
+/** Forgets the publications `client` awaits back (a publish failed: its echo may never come). */
+void wsg_router_forget_publications(wsg_router_client_t *client);
 
-/* Events from the subscriber link (see wsg_redis_sub_handler_t). */
-void wsg_router_on_redis_ready(wsg_router_t *router);
-void wsg_router_on_redis_down(wsg_router_t *router);
-void wsg_router_on_subscribed(wsg_router_t *router, const char *name, size_t len);
-void wsg_router_on_unsubscribed(wsg_router_t *router, const char *name, size_t len);
-/** Frames `msg` once and adds it to the run; every member of its channel gets it when the run is delivered,
- *  at the latest at wsg_router_end_run. Borrows `msg`. */
-void wsg_router_on_message(wsg_router_t *router, wsg_msg_t *msg);
-/** Delivers the run: call once the messages of a Redis read have all been handed over. */
+/** Delivers the run: the read from Redis has ended (called by the subscriber link's on_read_done). */
 void wsg_router_end_run(wsg_router_t *router);
 
 /** Number of channels in the table (subscribed or not). */
 static inline uint32_t wsg_router_channel_count(const wsg_router_t *router)
 {
-    return router->nchannels;
+    return router->channels.count;
 }
 
 #endif

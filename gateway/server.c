@@ -90,7 +90,7 @@ static void worker_main(void *arg)
 {
     wsg_worker_t *w = arg;
     server_t *srv = the_server;
-    srv->worker_status[w->index] = wsg_worker_run(w);
+    srv->worker_status[wsg_worker_index(w)] = wsg_worker_run(w);
     uv_async_send(&srv->worker_done);
 }
 
@@ -148,10 +148,10 @@ int wsg_server_run(const wsg_config_t *cfg)
     if (bind_sockets(cfg, fds, srv->nworkers, bound, sizeof bound) < 0)
         return 1;
     for (unsigned i = 0; i < srv->nworkers; i++) {
-        srv->workers[i] = malloc(sizeof(wsg_worker_t));
+        srv->workers[i] = wsg_worker_new(i);
         if (srv->workers[i] == NULL)
             return 1;
-        srv->stats[i] = &srv->workers[i]->stats;
+        srv->stats[i] = wsg_worker_stats(srv->workers[i]);
     }
     /* The admin listener is up before any client is accepted, so a probe that sees the WebSocket port
      * open finds it too. */
@@ -167,7 +167,7 @@ int wsg_server_run(const wsg_config_t *cfg)
     }
     for (unsigned i = 0; i < srv->nworkers; i++) {
         srv->worker_status[i] = -1;
-        if (wsg_worker_init(srv->workers[i], cfg, i, fds[i]) < 0)
+        if (wsg_worker_init(srv->workers[i], cfg, fds[i]) < 0)
             return 1;
     }
     free(fds);
@@ -192,7 +192,7 @@ int wsg_server_run(const wsg_config_t *cfg)
         uv_thread_join(&srv->threads[i]);
         if (srv->worker_status[i] != 0)
             status = 1;
-        free(srv->workers[i]);
+        wsg_worker_free(srv->workers[i]);
     }
     if (uv_loop_close(&srv->loop) != 0)
         status = 1;

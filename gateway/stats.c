@@ -131,11 +131,21 @@ size_t wsg_stats_render(wsg_stats_t *const *stats, unsigned n, char *buf, size_t
            SUM(redis_probe_failures));
     metric(&o, "wsgate_publishes_failed_total", "counter", "Client messages Redis did not accept.",
            SUM(publishes_failed));
-    metric(&o, "wsgate_slow_consumer_closes_total", "counter", "Clients closed with 1008 for not reading.",
+    metric(&o, "wsgate_redis_subscriber_overflows_total", "counter",
+           "Times Redis closed the subscriber connection because the gateway fell behind (pub/sub output limit).",
+           SUM(redis_sub_overflows));
+    metric(&o, "wsgate_slow_consumer_closes_total", "counter",
+           "Clients closed with 1008 for output over WSGATE_MAX_PENDING_HARD, or over WSGATE_MAX_PENDING for "
+           "WSGATE_SLOW_GRACE.",
            SUM(slow_consumer_closes));
     metric(&o, "wsgate_slow_consumer_dropped_messages_total", "counter",
-           "Queued messages dropped when a slow consumer was closed.", SUM(slow_consumer_drops));
-    metric(&o, "wsgate_stale_closes_total", "counter", "Clients closed with 4000 after the idle timeout.",
+           "Messages not sent to slow consumers: skipped in drop mode, or unsent when one was closed.",
+           SUM(slow_consumer_drops));
+    metric(&o, "wsgate_oversize_messages_skipped_total", "counter",
+           "Messages larger than WSGATE_MAX_PENDING skipped for a client whose output was not drained.",
+           SUM(oversize_skips));
+    metric(&o, "wsgate_stale_closes_total", "counter",
+           "Clients closed with 4000 after the idle timeout without input, or with output stalled as long.",
            SUM(stale_closes));
     metric(&o, "wsgate_rate_limit_closes_total", "counter", "Clients closed with 1008 for publishing too fast.",
            SUM(rate_limit_closes));

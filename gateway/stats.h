@@ -33,6 +33,8 @@ typedef struct wsg_stats {
     _Atomic uint64_t publishes_failed;
     _Atomic uint64_t slow_consumer_closes;
     _Atomic uint64_t slow_consumer_drops;
+    _Atomic uint64_t oversize_skips;          /* messages over the soft limit skipped for a busy client */
+    _Atomic uint64_t redis_sub_overflows;     /* Redis cut the subscriber off for falling behind */
     _Atomic uint64_t stale_closes;
     _Atomic uint64_t rate_limit_closes;
     _Atomic uint64_t redis_probe_failures;

@@ -35,6 +35,13 @@ size_t wsg_frame_write_header(uint8_t *out, enum wsg_opcode opcode, bool fin, ui
     return 10;
 }
 
+size_t wsg_frame_prepend_data_header(uint8_t *payload, size_t len)
+{
+    enum wsg_opcode op = wsg_utf8_is_valid(payload, len) ? WSG_OP_TEXT : WSG_OP_BINARY;
+    size_t h = wsg_frame_header_size(len);
+    return wsg_frame_write_header(payload - h, op, true, len);
+}
+
 static bool is_control(unsigned opcode)
 {
     return (opcode & 0x08) != 0;

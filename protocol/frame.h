@@ -44,6 +44,12 @@ size_t wsg_frame_header_size(uint64_t payload_len);
  *  wsg_frame_header_size(payload_len) bytes). Returns the header length. */
 size_t wsg_frame_write_header(uint8_t *out, enum wsg_opcode opcode, bool fin, uint64_t payload_len);
 
+/** Frames a server data message in place: writes the header into the bytes right before `payload`, where the
+ *  caller left at least WSG_FRAME_HEADER_MAX bytes of room. Text when the payload is valid UTF-8, binary
+ *  otherwise (ws4redis sent everything as text; a browser would close on invalid UTF-8 in a text frame).
+ *  Returns the header length: the frame starts that many bytes before `payload`. */
+size_t wsg_frame_prepend_data_header(uint8_t *payload, size_t len);
+
 /** Writes a whole unmasked control frame (`opcode` CLOSE, PING or PONG) with `payload` into `out` (at least
  *  WSG_FRAME_CONTROL_MAX bytes). Returns the frame length, or -EMSGSIZE when `len` > 125. Borrows `payload`. */
 ssize_t wsg_frame_write_control(uint8_t *out, enum wsg_opcode opcode, const uint8_t *payload, size_t len);

@@ -19,9 +19,11 @@ enum link_state {
     LINK_CLOSING,
 };
 
-/* How many extra reads one readiness event may do while the kernel still holds data: this lets a burst of
+/* hiredis 0.14 reads at most this much per redisAsyncHandleRead (its stack buffer). */
+#define HIREDIS_READ_CHUNK (16 * 1024)
+/* Bytes one readiness event reads when the owner sets no bound: several reads per event let a burst of
  * published messages be parsed in one loop turn and fanned out with one write per subscriber. */
-#define MAX_READS_PER_EVENT 64
+#define DEFAULT_READ_BYTES_PER_EVENT (256 * 1024)
 
 struct wsg_redis_link {
     uv_loop_t *loop;
@@ -43,6 +45,7 @@ struct wsg_redis_link {
     /* Where the current attempt connects: the address, a sentinel, or the master a sentinel named. */
     char target_host[256];
     uint16_t target_port;
+    bool was_closed_by_server; /* the last ready connection ended with the server closing it */
     bool is_asking_sentinel; /* the current connection is to a sentinel, asking for the master */
     bool has_master;         /* target_host/port hold the master a sentinel named */
     unsigned sentinel_index; /* the sentinel asked next (rotates on failures) */
@@ -83,14 +86,17 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     if (status < 0)
         events = UV_READABLE | UV_WRITABLE; /* let hiredis find and report the socket error */
     if (events & UV_READABLE) {
+        /* Read while the kernel holds data, up to the byte bound: what one event reads is fanned out before
+         * the next flush, so the bound keeps one event from overflowing even a client that keeps up. */
         int fd = ac->c.fd; /* read before the call: a lost connection frees `ac` inside it */
-        redisAsyncHandleRead(ac);
-        for (int i = 0; i < MAX_READS_PER_EVENT && link->ac == ac; i++) {
+        size_t taken = 0;
+        do {
             int pending = 0;
-            if (ioctl(fd, FIONREAD, &pending) != 0 || pending <= 0)
+            if (taken > 0 && (ioctl(fd, FIONREAD, &pending) != 0 || pending <= 0))
                 break;
             redisAsyncHandleRead(ac);
-        }
+            taken += HIREDIS_READ_CHUNK;
+        } while (link->ac == ac && taken < link->opts.read_bytes_per_event);
         if (link->handler->on_read_done != NULL)
             link->handler->on_read_done(link, link->arg);
     }
@@ -251,6 +257,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         uv_timer_start(&link->timer, on_timer, 0, 0);
         return;
     }
+    link->was_closed_by_server = link->state == LINK_READY && ac->err == REDIS_ERR_EOF;
     if (link->setup_error != NULL)
         set_why(link, "setup failed", link->setup_error);
     else if (status != REDIS_OK)
@@ -495,6 +502,8 @@ wsg_redis_link_t *wsg_redis_link_new(uv_loop_t *loop, const wsg_redis_addr_t *ad
     link->opts = *opts;
     if (link->opts.connect_timeout_ms == 0)
         link->opts.connect_timeout_ms = 2000;
+    if (link->opts.read_bytes_per_event == 0)
+        link->opts.read_bytes_per_event = DEFAULT_READ_BYTES_PER_EVENT;
     if (link->opts.retry_min_ms == 0)
         link->opts.retry_min_ms = 100;
     if (link->opts.retry_max_ms < link->opts.retry_min_ms)
@@ -519,6 +528,11 @@ bool wsg_redis_link_is_ready(const wsg_redis_link_t *link)
     return link->state == LINK_READY;
 }
 
+bool wsg_redis_link_was_closed_by_server(const wsg_redis_link_t *link)
+{
+    return link->was_closed_by_server;
+}
+
 void wsg_redis_link_reset(wsg_redis_link_t *link, const char *why)
 {
     if (link->state != LINK_READY)
@@ -527,6 +541,7 @@ void wsg_redis_link_reset(wsg_redis_link_t *link, const char *why)
     set_why(link, why, NULL);
     link->state = LINK_WAITING;
     link->backoff_ms = link->opts.retry_min_ms;
+    link->was_closed_by_server = false;
     redisAsyncFree(ac); /* pending callbacks run with NULL replies */
     link->ac = NULL;
     schedule_retry(link, link->why);

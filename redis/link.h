@@ -20,8 +20,8 @@ typedef struct wsg_redis_link_handler {
     /** The connection failed or was lost (callbacks of commands in flight have been or are being called with
      *  a NULL reply). `why` is a static or short-lived text; `retry_ms` when the next attempt starts. */
     void (*on_down)(wsg_redis_link_t *link, void *arg, const char *why, uint64_t retry_ms);
-    /** Optional: the replies of one readiness event (up to MAX_READS_PER_EVENT reads) have all been handed
-     *  to their callbacks; lets the owner act once per batch instead of once per reply. */
+    /** Optional: the replies of one readiness event (at most read_bytes_per_event bytes) have all been
+     *  handed to their callbacks; lets the owner act once per batch instead of once per reply. */
     void (*on_read_done)(wsg_redis_link_t *link, void *arg);
 } wsg_redis_link_handler_t;
 
@@ -31,6 +31,7 @@ typedef struct wsg_redis_link_options {
     uint64_t connect_timeout_ms; /**< connect + AUTH/SELECT must finish within this; 0 = 2000 */
     uint64_t retry_min_ms;     /**< first backoff; 0 = 100 */
     uint64_t retry_max_ms;     /**< backoff ceiling; 0 = 5000 */
+    size_t read_bytes_per_event; /**< most bytes read per readiness event (in reads of 16 KiB); 0 = 256 KiB */
 } wsg_redis_link_options_t;
 
 /** Allocates a link and starts connecting at once. Borrows `loop`, `handler` and `arg` for its life; copies
@@ -44,6 +45,10 @@ struct redisAsyncContext *wsg_redis_link_context(wsg_redis_link_t *link);
 
 /** True between on_ready and the next on_down. */
 bool wsg_redis_link_is_ready(const wsg_redis_link_t *link);
+
+/** True when the last loss of a ready connection was the server closing it (end of stream, no error): Redis
+ *  does that to a client past its client-output-buffer-limit, or on CLIENT KILL, or when it shuts down. */
+bool wsg_redis_link_was_closed_by_server(const wsg_redis_link_t *link);
 
 /** Drops the current connection (as if lost) and reconnects after the minimum backoff; used when a probe
  *  finds the connection wedged. No-op unless ready. */

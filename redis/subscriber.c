@@ -1,4 +1,4 @@
-/* Subscriber link: SUBSCRIBE/UNSUBSCRIBE on one pub/sub connection, messages turned into wsg_msg_t. */
+/* Subscriber link: SUBSCRIBE/UNSUBSCRIBE on one pub/sub connection, messages handed on as bytes. */
 #include "subscriber.h"
 
 #include <errno.h>
@@ -37,12 +37,7 @@ static void on_pubsub_reply(redisAsyncContext *ac, void *reply_ptr, void *privda
         const redisReply *payload = reply->element[2];
         if (!is_str(payload))
             return;
-        wsg_msg_t *msg = wsg_msg_new(payload->str, payload->len, chan->str, chan->len);
-        if (msg == NULL)
-            return; /* out of memory: the message is lost for this loop; nothing better is possible */
-        msg->recv_ns = uv_hrtime();
-        sub->handler->on_message(sub->arg, msg);
-        wsg_msg_unref(msg);
+        sub->handler->on_message(sub->arg, chan->str, chan->len, (const uint8_t *)payload->str, payload->len);
     } else if (kind->len == 9 && memcmp(kind->str, "subscribe", 9) == 0) {
         sub->handler->on_subscribed(sub->arg, chan->str, chan->len);
     } else if (kind->len == 11 && memcmp(kind->str, "unsubscribe", 11) == 0) {
@@ -144,6 +139,11 @@ int wsg_redis_sub_unsubscribe(wsg_redis_sub_t *sub, const char *channel, size_t 
 bool wsg_redis_sub_is_ready(const wsg_redis_sub_t *sub)
 {
     return wsg_redis_link_is_ready(sub->link);
+}
+
+bool wsg_redis_sub_was_closed_by_server(const wsg_redis_sub_t *sub)
+{
+    return wsg_redis_link_was_closed_by_server(sub->link);
 }
 
 void wsg_redis_sub_reset(wsg_redis_sub_t *sub, const char *why)

@@ -10,7 +10,6 @@
 #include <uv.h>
 
 #include "link.h"
-#include "msg.h"
 
 typedef struct wsg_redis_sub wsg_redis_sub_t;
 
@@ -24,8 +23,9 @@ typedef struct wsg_redis_sub_handler {
     void (*on_subscribed)(void *arg, const char *channel, size_t len);
     /** Redis confirmed UNSUBSCRIBE of `channel`. */
     void (*on_unsubscribed)(void *arg, const char *channel, size_t len);
-    /** A message arrived. `msg` is borrowed: take a reference to keep it. */
-    void (*on_message)(void *arg, wsg_msg_t *msg);
+    /** A message arrived on `channel` (`channel_len` bytes, NUL-terminated) with `len` bytes of `payload`;
+     *  both borrowed for the call. */
+    void (*on_message)(void *arg, const char *channel, size_t channel_len, const uint8_t *payload, size_t len);
     /** The events of one read from Redis have all been reported (messages may be acted on as a batch). */
     void (*on_read_done)(void *arg);
 } wsg_redis_sub_handler_t;
@@ -45,6 +45,9 @@ int wsg_redis_sub_unsubscribe(wsg_redis_sub_t *sub, const char *channel, size_t 
 
 /** True between on_ready and on_down. */
 bool wsg_redis_sub_is_ready(const wsg_redis_sub_t *sub);
+
+/** True when the last loss was Redis closing the connection (see wsg_redis_link_was_closed_by_server). */
+bool wsg_redis_sub_was_closed_by_server(const wsg_redis_sub_t *sub);
 
 /** Forces a reconnect (see wsg_redis_link_reset). */
 void wsg_redis_sub_reset(wsg_redis_sub_t *sub, const char *why);

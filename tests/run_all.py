@@ -59,6 +59,11 @@ def main():
     env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
     total_passed = total_failed = 0
 
+    print("== source layout (include graph, file length)", flush=True)
+    p, f = run_counted("layout/includes", ["/usr/bin/python3", "scripts/check-includes"], env=env, timeout=60)
+    total_passed += p
+    total_failed += f
+
     print("== unit tests and corpus replays", flush=True)
     for t in meson_tests(args.build):
         p, f = run_counted(f"{t.get('suite', ['?'])[0]}/{t['name']}", t["cmd"], env=env, timeout=300)

@@ -880,6 +880,22 @@ class RawWS:
                 raise HarnessError(f"server closed ({data!r}) while waiting for a pong")
             seen.append((opcode, data))
 
+    def recv_pongs(self, payloads, timeout=DEFAULT_TIMEOUT):
+        """Waits for the answers to pings sent with `payloads`, skipping nothing else: a server may answer only
+        the latest of pings that arrive together (RFC 6455 5.5.3; the gateway keeps at most one pong waiting),
+        so the pongs must be an in-order selection of `payloads` ending with the last. Returns those answered."""
+        deadline = time.monotonic() + timeout
+        answered, at = [], 0
+        while not answered or answered[-1] != payloads[-1]:
+            fin, opcode, data = self.recv_frame(max(0.001, deadline - time.monotonic()))
+            if opcode != OP_PONG:
+                raise HarnessError(f"expected a pong, got opcode {opcode} ({data[:60]!r})")
+            if data not in payloads[at:]:
+                raise HarnessError(f"pong {data!r} answers no ping left in {payloads[at:]!r} (out of order?)")
+            at = payloads.index(data, at) + 1
+            answered.append(data)
+        return answered
+
     def close_handshake(self, code=1000, timeout=DEFAULT_TIMEOUT):
         """Client-initiated close: sends close `code`, expects the same code back and the TCP close."""
         self.send_close(code)

@@ -245,8 +245,7 @@ def test_control_frames_inside_fragmented_message(gateway):
     ws.send_pong(b"x")
     ws.send_ping(b"2")
     ws.send_frame(h.OP_CONT, "c", fin=True)
-    assert ws.recv_message() == (h.OP_PONG, b"1")
-    assert ws.recv_message() == (h.OP_PONG, b"2")
+    ws.recv_pongs([b"1", b"2"])  # both pings may arrive in one read: then only the latest is answered
     assert ws.recv_text() == "abc"
 
 

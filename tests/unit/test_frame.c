@@ -86,6 +86,31 @@ static void test_write_control(void)
     ASSERT_UINT_EQ(out[0], 0xee); /* nothing written on error */
 }
 
+static void test_prepend_data_header(void)
+{
+    uint8_t buf[WSG_FRAME_HEADER_MAX + 70000];
+    memset(buf, 0xee, WSG_FRAME_HEADER_MAX);
+    uint8_t *payload = buf + WSG_FRAME_HEADER_MAX;
+    memcpy(payload, "hi", 2);
+    ASSERT_UINT_EQ(wsg_frame_prepend_data_header(payload, 2), 2);
+    ASSERT_MEM_EQ(payload - 2, "\x81\x02hi", 4);
+    ASSERT_UINT_EQ(buf[WSG_FRAME_HEADER_MAX - 3], 0xee); /* nothing written before the header */
+    memcpy(payload, "\xff\xfe", 2); /* not UTF-8: binary */
+    ASSERT_UINT_EQ(wsg_frame_prepend_data_header(payload, 2), 2);
+    ASSERT_MEM_EQ(payload - 2, "\x82\x02", 2);
+    ASSERT_UINT_EQ(wsg_frame_prepend_data_header(payload, 0), 2);
+    ASSERT_MEM_EQ(payload - 2, "\x81\x00", 2);
+    memset(payload, 'a', 70000);
+    ASSERT_UINT_EQ(wsg_frame_prepend_data_header(payload, 300), 4);
+    ASSERT_MEM_EQ(payload - 4, "\x81\x7e\x01\x2c", 4);
+    memset(buf, 0xee, WSG_FRAME_HEADER_MAX);
+    ASSERT_UINT_EQ(wsg_frame_prepend_data_header(payload, 70000), 10);
+    ASSERT_MEM_EQ(buf, "\x81\x7f\x00\x00\x00\x00\x00\x01\x11\x70", 10);
+    payload[69999] = 0xc3; /* a cut UTF-8 sequence at the very end */
+    ASSERT_UINT_EQ(wsg_frame_prepend_data_header(payload, 70000), 10);
+    ASSERT_UINT_EQ(buf[0], 0x82);
+}
+
 static void test_write_close(void)
 {
     uint8_t out[WSG_FRAME_CONTROL_MAX + 8];
@@ -529,6 +554,7 @@ static void test_tracker_close_position(void)
 }
 
 TEST_MAIN("frame", TEST_CASE(test_header_size), TEST_CASE(test_write_header), TEST_CASE(test_write_control),
+          TEST_CASE(test_prepend_data_header),
           TEST_CASE(test_write_close), TEST_CASE(test_close_code_is_valid), TEST_CASE(test_tracker_init),
           TEST_CASE(test_tracker_single_frames), TEST_CASE(test_tracker_progress),
           TEST_CASE(test_tracker_sequences), TEST_CASE(test_tracker_errors), TEST_CASE(test_tracker_reset),

@@ -1,0 +1,99 @@
+/* Client publishing: heartbeat classification, the rate limiter, PUBLISH + SETEX per publish channel. */
+#include "publish.h"
+
+#include <errno.h>
+
+#include "frame.h"
+#include "log.h"
+
+void wsg_publish_init(wsg_client_pub_t *pub, const wsg_config_t *cfg, uint64_t now_ms)
+{
+    uint64_t tokens = cfg->publish_burst * 1000;
+    pub->pending = 0;
+    pub->tokens_milli = (uint32_t)(tokens > UINT32_MAX ? UINT32_MAX : tokens);
+    pub->refill_ms = now_ms;
+}
+
+/* Token bucket: `publish_rate` messages per second, up to `publish_burst` at once. */
+static bool take_token(wsg_client_pub_t *pub, const wsg_config_t *cfg, uint64_t now)
+{
+    if (cfg->publish_rate == 0)
+        return true;
+    uint64_t cap = cfg->publish_burst * 1000;
+    uint64_t tokens = pub->tokens_milli + (now - pub->refill_ms) * cfg->publish_rate;
+    pub->refill_ms = now;
+    if (tokens > cap)
+        tokens = cap;
+    if (tokens < 1000) {
+        pub->tokens_milli = (uint32_t)tokens;
+        return false;
+    }
+    pub->tokens_milli = (uint32_t)(tokens - 1000);
+    return true;
+}
+
+/* Answers {"type":"ping"} with {"type":"pong"} through the client's output, like any data message. */
+static void answer_json_ping(const wsg_publisher_t *p)
+{
+    wsg_msg_t *pong = wsg_msg_new_data(WSG_HEARTBEAT_JSON_PONG, sizeof WSG_HEARTBEAT_JSON_PONG - 1);
+    if (pong == NULL)
+        return;
+    wsg_outq_send(p->out, pong);
+    wsg_msg_unref(pong);
+}
+
+uint16_t wsg_publish_message(const wsg_publisher_t *p, const uint8_t *data, size_t len, const char **reason)
+{
+    wsg_ctx_t *ctx = p->ctx;
+    const wsg_config_t *cfg = ctx->cfg;
+    WSG_STAT_ADD(ctx->stats, messages_from_clients, 1);
+    switch (wsg_heartbeat_classify(&ctx->heartbeat_rules, data, len)) {
+    case WSG_INBOUND_DATA:
+        break;
+    case WSG_INBOUND_JSON_PING:
+        answer_json_ping(p);
+        return 0;
+    default:
+        return 0; /* heartbeats (ws4redis's string, JSON heartbeat_response) are never published nor stored */
+    }
+    wsg_router_client_t *client = p->client;
+    if (client->npubs == 0) {
+        WSG_DEBUG("message_ignored", "conn=%llu len=%zu why=\"no publish channel\"", (unsigned long long)p->conn_id,
+                  len);
+        return 0;
+    }
+    if (!take_token(p->pub, cfg, uv_now(ctx->loop))) {
+        WSG_WARN("publish_rate_exceeded", "conn=%llu rate=%llu burst=%llu", (unsigned long long)p->conn_id,
+                 (unsigned long long)cfg->publish_rate, (unsigned long long)cfg->publish_burst);
+        WSG_STAT_ADD(ctx->stats, rate_limit_closes, 1);
+        *reason = "publish rate exceeded";
+        return WSG_CLOSE_POLICY;
+    }
+    for (uint8_t i = 0; i < client->npubs; i++) {
+        const wsg_channel_t *ch = client->pubs[i];
+        int rc = wsg_redis_cmd_publish(ctx->cmd, ch->name, ch->name_len, data, len, (uint32_t)cfg->expire_s,
+                                       p->done, p->done_arg);
+        if (rc < 0) {
+            WSG_STAT_ADD(ctx->stats, publishes_failed, 1);
+            WSG_WARN("publish_refused", "conn=%llu channel=%s err=%d", (unsigned long long)p->conn_id, ch->name, rc);
+            *reason = rc == -ENOBUFS ? "try again later" : "internal error";
+            return rc == -ENOBUFS ? WSG_CLOSE_TRY_AGAIN_LATER : WSG_CLOSE_INTERNAL_ERROR;
+        }
+        p->pub->pending++;
+        wsg_router_note_publication(ctx->router, client, ch, data, len);
+    }
+    return 0;
+}
+
+void wsg_publish_done(const wsg_publisher_t *p, int status, const char *err)
+{
+    wsg_ctx_t *ctx = p->ctx;
+    p->pub->pending--;
+    if (status == 0)
+        return;
+    WSG_STAT_ADD(ctx->stats, publishes_failed, 1);
+    if (wsg_log_limit_allow(&ctx->publish_log_limit, uv_now(ctx->loop), 5000))
+        WSG_WARN("publish_failed", "conn=%llu err=%d redis_error=\"%s\"", (unsigned long long)p->conn_id, status,
+                 err ? err : "");
+    wsg_router_forget_publications(p->client); /* the message may never come back through the subscription */
+}

@@ -1,0 +1,342 @@
+/* Unit tests for gateway/router.c without Redis or sockets: the Redis link calls are recorded fakes
+ * (fake_redis.c), link events are driven through wsg_router_sub_handler, and each client's output writes into
+ * a kernel pipe that the test reads back. */
+#include "router.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "fake_redis.h"
+#include "test.h"
+
+#define MAX_CLIENTS 4
+
+typedef struct client {
+    uv_pipe_t pipe;
+    int read_fd;
+    wsg_outq_t out;
+    wsg_router_client_t rc;
+} client_t;
+
+typedef struct world {
+    uv_loop_t loop;
+    wsg_stats_t stats;
+    wsg_outq_ctx_t out_ctx;
+    wsg_router_t router;
+    client_t clients[MAX_CLIENTS];
+    int nclients;
+    int other_messages;
+} world_t;
+
+static void on_verdict(wsg_outq_t *q, wsg_outq_verdict_t verdict)
+{
+    abort(); /* these tests never overflow */
+}
+
+static void on_error(wsg_outq_t *q, int err)
+{
+    abort();
+}
+
+static void on_drained(wsg_outq_t *q)
+{
+}
+
+static const wsg_outq_owner_t owner = {on_verdict, on_error, on_drained};
+
+static void on_up(void *arg)
+{
+}
+
+static void on_down(void *arg, const char *why, uint64_t retry_ms)
+{
+}
+
+static void on_other(void *arg, const char *channel, size_t channel_len, const uint8_t *payload, size_t len)
+{
+    ((world_t *)arg)->other_messages++;
+}
+
+static const wsg_router_observer_t observer = {on_up, on_down, on_other};
+
+/* Dummy link handles: the fakes never look at them. */
+static int dummy_sub, dummy_cmd;
+
+static void setup(world_t *w)
+{
+    memset(w, 0, sizeof *w);
+    fake_redis_reset();
+    uv_loop_init(&w->loop);
+    wsg_outq_policy_t policy = {.soft = 1 << 20, .hard = 4 << 20, .grace_ms = 1000};
+    wsg_outq_ctx_init(&w->out_ctx, &w->loop, &policy, &owner, &w->stats);
+    if (wsg_router_init(&w->router, policy.soft, &w->stats, &observer, w) != 0)
+        abort();
+    wsg_router_set_redis(&w->router, (wsg_redis_sub_t *)&dummy_sub, (wsg_redis_cmd_t *)&dummy_cmd);
+    wsg_router_sub_handler.on_ready(&w->router);
+}
+
+static client_t *add_client(world_t *w, bool is_echo)
+{
+    client_t *c = &w->clients[w->nclients++];
+    int fds[2];
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
+        abort();
+    c->read_fd = fds[0];
+    uv_pipe_init(&w->loop, &c->pipe, 0);
+    uv_pipe_open(&c->pipe, fds[1]);
+    wsg_outq_init(&c->out, &w->out_ctx, (uv_stream_t *)&c->pipe, (uint64_t)w->nclients);
+    c->rc.out = &c->out;
+    c->rc.is_echo = is_echo;
+    return c;
+}
+
+static int join(world_t *w, client_t *c, const char *a, const char *b)
+{
+    wsg_str_t subs[2] = {wsg_str_c(a), wsg_str_c(b ? b : "")};
+    return wsg_router_join(&w->router, &c->rc, subs, b ? 2 : 1, NULL, 0);
+}
+
+static void on_client_closed(uv_handle_t *handle)
+{
+    client_t *c = (client_t *)handle;
+    wsg_outq_dispose(&c->out);
+}
+
+static void teardown(world_t *w)
+{
+    for (int i = 0; i < w->nclients; i++) {
+        client_t *c = &w->clients[i];
+        wsg_router_leave(&w->router, &c->rc);
+        wsg_outq_stop(&c->out);
+        uv_close((uv_handle_t *)&c->pipe, on_client_closed);
+        close(c->read_fd);
+    }
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    wsg_router_dispose(&w->router);
+    wsg_outq_ctx_dispose(&w->out_ctx);
+    ASSERT_INT_EQ(uv_loop_close(&w->loop), 0);
+}
+
+/* A Redis message on `channel`, as the subscriber link reports it. */
+static void message(world_t *w, const char *channel, const char *payload)
+{
+    wsg_router_sub_handler.on_message(&w->router, channel, strlen(channel), (const uint8_t *)payload,
+                                      strlen(payload));
+}
+
+static void read_done(world_t *w)
+{
+    wsg_router_sub_handler.on_read_done(&w->router);
+}
+
+static void subscribed(world_t *w, const char *channel)
+{
+    wsg_router_sub_handler.on_subscribed(&w->router, channel, strlen(channel));
+}
+
+/* Flushes the outputs and reads what client `c` got: text payloads joined with '|' into `out`. */
+static const char *received(world_t *w, client_t *c, char *out, size_t cap)
+{
+    wsg_outq_flush_all(&w->out_ctx);
+    uv_run(&w->loop, UV_RUN_NOWAIT);
+    uint8_t buf[65536];
+    ssize_t n = read(c->read_fd, buf, sizeof buf);
+    size_t len = n > 0 ? (size_t)n : 0, at = 0, used = 0;
+    out[0] = '\0';
+    while (at + 2 <= len) {
+        size_t plen = buf[at + 1] & 0x7f, h = 2;
+        if (plen == 126) {
+            plen = ((size_t)buf[at + 2] << 8) | buf[at + 3];
+            h = 4;
+        }
+        used += (size_t)snprintf(out + used, cap - used, "%s%.*s", used ? "|" : "", (int)plen,
+                                 (const char *)buf + at + h);
+        at += h + plen;
+    }
+    return out;
+}
+
+static void test_stored_message_comes_before_live_ones(void)
+{
+    world_t w;
+    setup(&w);
+    client_t *a = add_client(&w, true);
+    ASSERT_INT_EQ(join(&w, a, "broadcast:x", NULL), 0);
+    ASSERT_INT_EQ(fake_redis_find(0, "SUBSCRIBE broadcast:x"), 0);
+    subscribed(&w, "broadcast:x");
+    int get = fake_redis_find(0, "GET broadcast:x");
+    ASSERT_TRUE(get > 0);
+    message(&w, "broadcast:x", "live1"); /* published before the GET ran: held */
+    read_done(&w);
+    char got[512];
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "");
+    fake_redis_answer_get(get, 0, "stored");
+    int barrier = fake_redis_find(get, "SUBSCRIBE broadcast:x");
+    ASSERT_TRUE(barrier > get); /* the ordering barrier */
+    message(&w, "broadcast:x", "live2");
+    read_done(&w);
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "");
+    subscribed(&w, "broadcast:x"); /* the barrier's confirmation */
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "stored|live1|live2");
+    message(&w, "broadcast:x", "live3");
+    read_done(&w);
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "live3");
+    teardown(&w);
+}
+
+/* Live messages with other payloads arriving while the GET is out must not overtake the stored value, on
+ * any of the client's channels. */
+static void test_live_messages_of_other_channels_wait_for_every_stored_message(void)
+{
+    world_t w;
+    setup(&w);
+    client_t *a = add_client(&w, true);
+    join(&w, a, "broadcast:x", "broadcast:y");
+    subscribed(&w, "broadcast:x");
+    subscribed(&w, "broadcast:y");
+    int gx = fake_redis_find(0, "GET broadcast:x"), gy = fake_redis_find(0, "GET broadcast:y");
+    ASSERT_TRUE(gx >= 0 && gy >= 0);
+    fake_redis_answer_get(gx, 0, "sx");
+    subscribed(&w, "broadcast:x");
+    message(&w, "broadcast:y", "y1");
+    message(&w, "broadcast:x", "x1");
+    read_done(&w);
+    char got[512];
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "sx"); /* y's stored value is still out */
+    fake_redis_answer_get(gy, 0, NULL);
+    subscribed(&w, "broadcast:y");
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "y1|x1");
+    teardown(&w);
+}
+
+static void test_a_stored_value_already_held_is_not_sent_twice(void)
+{
+    world_t w;
+    setup(&w);
+    client_t *a = add_client(&w, true);
+    join(&w, a, "broadcast:x", NULL);
+    subscribed(&w, "broadcast:x");
+    int get = fake_redis_find(0, "GET broadcast:x");
+    message(&w, "broadcast:x", "v"); /* published (and stored) before the GET ran */
+    read_done(&w);
+    fake_redis_answer_get(get, 0, "v");
+    subscribed(&w, "broadcast:x");
+    char got[512];
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "v");
+    teardown(&w);
+}
+
+static void test_own_publications_are_filtered_without_echo(void)
+{
+    world_t w;
+    setup(&w);
+    client_t *a = add_client(&w, false), *b = add_client(&w, true);
+    join(&w, a, "broadcast:x", NULL);
+    join(&w, b, "broadcast:x", NULL);
+    subscribed(&w, "broadcast:x");
+    for (int i = fake_redis_find(0, "GET broadcast:x"); i >= 0; i = fake_redis_find(i + 1, "GET broadcast:x"))
+        fake_redis_answer_get(i, 0, NULL);
+    subscribed(&w, "broadcast:x"); /* the barrier of the first GET answered */
+    subscribed(&w, "broadcast:x"); /* the second's: it may have been sent before that GET ran */
+    wsg_channel_t *ch = a->rc.subs[0].channel;
+    wsg_router_note_publication(&w.router, &a->rc, ch, "mine", 4);
+    message(&w, "broadcast:x", "mine");
+    message(&w, "broadcast:x", "other");
+    read_done(&w);
+    char got[512];
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "other");
+    ASSERT_STR_EQ(received(&w, b, got, sizeof got), "mine|other");
+    teardown(&w);
+}
+
+static void test_runs_keep_redis_order_across_channels(void)
+{
+    world_t w;
+    setup(&w);
+    client_t *a = add_client(&w, true);
+    join(&w, a, "broadcast:x", "broadcast:y");
+    subscribed(&w, "broadcast:x");
+    subscribed(&w, "broadcast:y");
+    fake_redis_answer_get(fake_redis_find(0, "GET broadcast:x"), 0, NULL);
+    fake_redis_answer_get(fake_redis_find(0, "GET broadcast:y"), 0, NULL);
+    subscribed(&w, "broadcast:x");
+    subscribed(&w, "broadcast:y");
+    message(&w, "broadcast:x", "a");
+    message(&w, "broadcast:x", "b");
+    message(&w, "broadcast:y", "c");
+    message(&w, "broadcast:x", "d");
+    read_done(&w);
+    char got[512];
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "a|b|c|d");
+    ASSERT_UINT_EQ(WSG_STAT_GET(&w.stats, deliveries), 4); /* a run counts each message */
+    teardown(&w);
+}
+
+static void test_a_client_that_leaves_with_its_get_out_is_forgotten(void)
+{
+    world_t w;
+    setup(&w);
+    client_t *a = add_client(&w, true);
+    join(&w, a, "broadcast:x", NULL);
+    subscribed(&w, "broadcast:x");
+    int get = fake_redis_find(0, "GET broadcast:x");
+    wsg_router_leave(&w.router, &a->rc);
+    ASSERT_TRUE(fake_redis_find(0, "UNSUBSCRIBE broadcast:x") > get);
+    fake_redis_answer_get(get, 0, "late"); /* must touch nothing of the client (ASan watches) */
+    char got[512];
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "");
+    wsg_router_sub_handler.on_unsubscribed(&w.router, "broadcast:x", 11);
+    ASSERT_UINT_EQ(wsg_router_channel_count(&w.router), 0);
+    teardown(&w);
+}
+
+static void test_after_a_lost_subscription_the_key_is_read_again(void)
+{
+    world_t w;
+    setup(&w);
+    client_t *a = add_client(&w, true);
+    join(&w, a, "broadcast:x", NULL);
+    subscribed(&w, "broadcast:x");
+    fake_redis_answer_get(fake_redis_find(0, "GET broadcast:x"), 0, "first");
+    subscribed(&w, "broadcast:x");
+    message(&w, "broadcast:x", "live");
+    read_done(&w);
+    char got[512];
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "first|live");
+    wsg_router_sub_handler.on_down(&w.router, "connection lost", 100);
+    int mark = fake_ncalls;
+    wsg_router_sub_handler.on_ready(&w.router);
+    ASSERT_TRUE(fake_redis_find(mark, "SUBSCRIBE broadcast:x") >= mark);
+    subscribed(&w, "broadcast:x");
+    int reread = fake_redis_find(mark, "GET broadcast:x");
+    ASSERT_TRUE(reread > mark);
+    fake_redis_answer_get(reread, 0, "missed"); /* stored during the outage */
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "missed");
+    wsg_router_sub_handler.on_down(&w.router, "connection lost", 100);
+    mark = fake_ncalls;
+    wsg_router_sub_handler.on_ready(&w.router);
+    subscribed(&w, "broadcast:x");
+    fake_redis_answer_get(fake_redis_find(mark, "GET broadcast:x"), 0, "missed"); /* already seen */
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "");
+    teardown(&w);
+}
+
+static void test_messages_of_channels_without_members_go_to_the_observer(void)
+{
+    world_t w;
+    setup(&w);
+    message(&w, "wsgate:probe:1:0", "7");
+    read_done(&w);
+    ASSERT_INT_EQ(w.other_messages, 1);
+    teardown(&w);
+}
+
+TEST_MAIN("router", TEST_CASE(test_stored_message_comes_before_live_ones),
+          TEST_CASE(test_live_messages_of_other_channels_wait_for_every_stored_message),
+          TEST_CASE(test_a_stored_value_already_held_is_not_sent_twice),
+          TEST_CASE(test_own_publications_are_filtered_without_echo),
+          TEST_CASE(test_runs_keep_redis_order_across_channels),
+          TEST_CASE(test_a_client_that_leaves_with_its_get_out_is_forgotten),
+          TEST_CASE(test_after_a_lost_subscription_the_key_is_read_again),
+          TEST_CASE(test_messages_of_channels_without_members_go_to_the_observer))
