@@ -2,7 +2,9 @@
  * upgrade (accept key with OpenSSL SHA-1, no other check), holds one Redis subscription (PSUBSCRIBE
  * broadcast:*), frames every message once and writes everything one read of Redis brought to every socket
  * with one uv_try_write (or uv_write for the rest) per socket per loop turn. No validation, no limits, no
- * routing by facility: every client gets every message. Not a product; what wsgate does beyond this is the
+ * routing by facility: every client gets every message. When Redis drops the subscription (its pubsub output
+ * buffer limit, under overload) it reconnects and subscribes again after 100 ms; messages meanwhile are lost,
+ * the clients stay connected. Not a product; what wsgate does beyond this is the
  * price of correctness.
  *
  * Settings as wsgate's: WSGATE_LISTEN (default 127.0.0.1:8080), REDIS_URL (default redis://127.0.0.1:6379);
@@ -58,7 +60,11 @@ static struct {
     uint32_t open_count, open_cap;
     batch_t *pending;
     bool is_stopping;
-    uint64_t messages, writes_queued;
+    uv_timer_t retry;
+    char rhost[64];
+    int rport;
+    const char *pattern;
+    uint64_t messages, writes_queued, redis_losses;
 } F;
 
 static char read_buf[64 * 1024];
@@ -311,11 +317,24 @@ static void on_redis_message(redisAsyncContext *ac, void *r, void *priv)
     frame_append(payload->str, (size_t)payload->len);
 }
 
+static int redis_start(void);
+
+static void on_retry(uv_timer_t *t)
+{
+    (void)t;
+    if (!F.is_stopping && F.redis == NULL && redis_start() < 0)
+        uv_timer_start(&F.retry, on_retry, 100, 0);
+}
+
 static void on_redis_connect(const redisAsyncContext *ac, int status)
 {
     if (status != REDIS_OK) {
         fprintf(stderr, "floor: redis connect failed: %s\n", ac->errstr);
-        exit(1);
+        if (F.redis_losses == 0)
+            exit(1); /* at start-up: the harness sees the exit */
+        F.redis = NULL; /* hiredis frees the context */
+        if (!F.is_stopping)
+            uv_timer_start(&F.retry, on_retry, 100, 0);
     }
 }
 
@@ -323,9 +342,28 @@ static void on_redis_disconnect(const redisAsyncContext *ac, int status)
 {
     F.redis = NULL;
     if (!F.is_stopping) {
-        fprintf(stderr, "floor: redis connection lost: %s\n", status == REDIS_OK ? "closed" : ac->errstr);
-        exit(1); /* a yardstick does not reconnect */
+        /* Redis closes a subscriber that does not read fast enough (client-output-buffer-limit pubsub) */
+        F.redis_losses++;
+        fprintf(stderr, "floor: redis connection lost (%llu): %s; reconnecting in 100 ms\n",
+                (unsigned long long)F.redis_losses, status == REDIS_OK ? "closed" : ac->errstr);
+        uv_timer_start(&F.retry, on_retry, 100, 0);
     }
+}
+
+static int redis_start(void)
+{
+    F.redis = redisAsyncConnect(F.rhost, F.rport);
+    if (!F.redis || F.redis->err || redisLibuvAttach(F.redis, F.loop) != REDIS_OK) {
+        fprintf(stderr, "floor: redis %s:%d: %s\n", F.rhost, F.rport, F.redis ? F.redis->errstr : "out of memory");
+        if (F.redis)
+            redisAsyncFree(F.redis);
+        F.redis = NULL;
+        return -1;
+    }
+    redisAsyncSetConnectCallback(F.redis, on_redis_connect);
+    redisAsyncSetDisconnectCallback(F.redis, on_redis_disconnect);
+    redisAsyncCommand(F.redis, on_redis_message, NULL, "PSUBSCRIBE %s", F.pattern);
+    return 0;
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -406,15 +444,12 @@ int main(void)
         fprintf(stderr, "floor: listen %s: %s\n", listen, uv_strerror(rc));
         return 1;
     }
-    F.redis = redisAsyncConnect(rhost, rport);
-    if (!F.redis || F.redis->err || redisLibuvAttach(F.redis, F.loop) != REDIS_OK) {
-        fprintf(stderr, "floor: redis %s:%d: %s\n", rhost, rport,
-                F.redis ? F.redis->errstr : "out of memory");
+    snprintf(F.rhost, sizeof F.rhost, "%s", rhost);
+    F.rport = rport;
+    F.pattern = pattern;
+    uv_timer_init(F.loop, &F.retry);
+    if (redis_start() < 0)
         return 1;
-    }
-    redisAsyncSetConnectCallback(F.redis, on_redis_connect);
-    redisAsyncSetDisconnectCallback(F.redis, on_redis_disconnect);
-    redisAsyncCommand(F.redis, on_redis_message, NULL, "PSUBSCRIBE %s", pattern);
 
     uv_check_init(F.loop, &F.flush);
     uv_check_start(&F.flush, on_flush);
@@ -429,8 +464,9 @@ int main(void)
         batch_unref(F.pending);
     free(F.open);
     rc = uv_loop_close(F.loop);
-    fprintf(stderr, "floor: stopped after %llu messages, %llu queued writes%s\n",
+    fprintf(stderr, "floor: stopped after %llu messages, %llu queued writes, %llu Redis connection losses%s\n",
             (unsigned long long)F.messages, (unsigned long long)F.writes_queued,
+            (unsigned long long)F.redis_losses,
             rc == 0 ? "" : " (loop not empty)");
     return rc == 0 ? 0 : 1;
 }

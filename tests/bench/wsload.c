@@ -3,8 +3,10 @@
  * client shows. Bounded in connections and time; stops by itself.
  *
  *   wsload --url ws://127.0.0.1:8080/ws/foo?subscribe-broadcast -n 1000 --idle --hold 5
- *   wsload --url ... -n 1000 --recv --expect 1000 --duration 30 [--control-stdin] [--ready-file F]
+ *   wsload --url ... -n 1000 --recv --expect 1000 --duration 30 [--control-stdin] [--ready-file F] [--drain S]
  *
+ * Connections the server ends while the run goes on are counted by how they ended: close frame (by its status
+ * code; 1005 when it had none), EOF without a close frame, reset, other read error.
  * One key=value line on stdout ("wsload mode=... p50_us=..."), a human summary on stderr. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -52,6 +54,13 @@ enum phase { PH_CONNECTING, PH_RUNNING, PH_FINISHING };
 enum fail_kind { FAIL_CONNECT, FAIL_STATUS, FAIL_ACCEPT, FAIL_CLOSED, FAIL_TIMEOUT, FAIL_KINDS };
 static const char *const fail_names[FAIL_KINDS] = {"connect", "status", "accept", "closed", "timeout"};
 
+/* How an open connection ended before the end of the run: a close frame's status code (below 5000; 1005 when
+ * the frame had none, as RFC 6455 says), or one of these past the code range ("protocol": wsload gave up on a
+ * bad control frame, the only way not counted as closed by the server). */
+#define CODE_MAX 5000u
+enum end_kind { END_EOF = CODE_MAX, END_RESET, END_ERROR, END_PROTOCOL, END_KINDS };
+static const char *const end_names[END_KINDS - CODE_MAX] = {"eof", "reset", "error", "protocol"};
+
 struct load;
 
 typedef struct conn {
@@ -62,6 +71,7 @@ typedef struct conn {
     uint8_t state;
     bool is_init;
     bool was_open;
+    bool was_closed; /* ended by the server before the end of the run */
     bool is_complete;
     /* handshake response, only until the 101 is parsed */
     char *hs;
@@ -106,6 +116,7 @@ typedef struct load {
     double hold;
     double duration;
     double quiet;
+    double drain;
     bool has_expect;
     uint64_t expect;
     const char *ready_file;
@@ -116,6 +127,9 @@ typedef struct load {
     enum phase phase;
     uint32_t started, opened, failed, inflight, closed_early, server_closes, complete;
     uint32_t fails[FAIL_KINDS];
+    uint32_t closed;            /* ended by the server (close frame, EOF, reset, error) before the end */
+    uint32_t ends[END_KINDS];   /* by close code or end_kind */
+    uint64_t lost_on_closed;    /* expected messages missing on those connections (filled in by report) */
     int last_bad_status;
     uint64_t t_start, t_ready, t_end, t_first_msg, t_last_msg, t_quiet_from;
     bool timed_out;
@@ -204,14 +218,24 @@ static void conn_fail(conn_t *c, enum fail_kind kind)
     conn_close(c);
 }
 
-/* A connection that was OPEN and is closed by the server or by an error before the end. */
-static void conn_lost(conn_t *c)
+/* A connection that was OPEN and is closed by the server or by an error before the end; `how` is a close code
+ * or an end_kind. */
+static void conn_lost(conn_t *c, unsigned how)
 {
     load_t *L = c->load;
     if (c->state != ST_OPEN)
         return;
-    if (L->phase != PH_FINISHING)
+    if (L->phase != PH_FINISHING) {
         L->closed_early++;
+        if (how != END_PROTOCOL)
+            L->closed++;
+        L->ends[how < END_KINDS ? how : END_ERROR]++;
+        c->was_closed = true;
+    }
+    if (c->is_complete) {
+        c->is_complete = false; /* "complete" counts the connections still open */
+        L->complete--;
+    }
     conn_close(c);
 }
 
@@ -318,7 +342,10 @@ static bool frame_done(conn_t *c, uint64_t now)
             send_pong(c);
         } else if (op == 0x8) {
             L->server_closes++;
-            conn_lost(c);
+            unsigned code = 1005; /* no status code in the frame */
+            if (c->ctl_len >= 2)
+                code = ((unsigned)(uint8_t)c->ctl[0] << 8) | (uint8_t)c->ctl[1];
+            conn_lost(c, code < CODE_MAX ? code : END_ERROR); /* an invalid code is shown as it is */
             return false;
         }
         return true;
@@ -366,7 +393,7 @@ static void conn_feed(conn_t *c, const char *p, size_t len, uint64_t now)
             if (op >= 0x8) {
                 if (plen > CTL_CAP) {
                     L->protocol_errors++;
-                    conn_lost(c);
+                    conn_lost(c, END_PROTOCOL);
                     return;
                 }
                 c->ctl_len = 0;
@@ -487,7 +514,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (c->state == ST_HANDSHAKE)
             conn_fail(c, FAIL_CLOSED);
         else
-            conn_lost(c);
+            conn_lost(c, nread == UV_EOF ? END_EOF : nread == UV_ECONNRESET ? END_RESET : END_ERROR);
         return;
     }
     uint64_t now = bench_now_ns();
@@ -591,7 +618,7 @@ static void recount_complete(load_t *L)
     L->complete = 0;
     for (uint32_t i = 0; i < L->n; i++) {
         conn_t *c = &L->conns[i];
-        c->is_complete = L->has_expect && c->received >= L->expect;
+        c->is_complete = L->has_expect && c->state == ST_OPEN && c->received >= L->expect;
         L->complete += c->is_complete;
     }
 }
@@ -636,6 +663,8 @@ static void on_tick(uv_timer_t *t)
         uint64_t from = L->t_last_msg > L->t_quiet_from ? L->t_last_msg : L->t_quiet_from;
         if (secs(now - from) >= L->quiet)
             finish(L, "quiet");
+        else if (L->drain > 0 && secs(now - L->t_quiet_from) >= L->drain)
+            finish(L, "drain"); /* messages still coming: a backlog the target has not worked off */
     } else if (!L->has_ctl_pipe && L->total > 0) {
         arm_quiet(L);
     }
@@ -709,6 +738,23 @@ static void finish(load_t *L, const char *reason)
 
 /* ---- report ---- */
 
+/* "1008:997,eof:3" (close codes, then the other ways a connection ended), or "-". */
+static void print_ends(const load_t *L, FILE *f)
+{
+    bool any = false;
+    for (unsigned k = 0; k < END_KINDS; k++) {
+        if (!L->ends[k])
+            continue;
+        if (k < CODE_MAX)
+            fprintf(f, "%s%u:%u", any ? "," : "", k, L->ends[k]);
+        else
+            fprintf(f, "%s%s:%u", any ? "," : "", end_names[k - CODE_MAX], L->ends[k]);
+        any = true;
+    }
+    if (!any)
+        fputs("-", f);
+}
+
 static void report(load_t *L)
 {
     struct rusage ru;
@@ -732,6 +778,8 @@ static void report(load_t *L)
         if (L->has_expect && c->received < L->expect) {
             lost += L->expect - c->received;
             short_conns++;
+            if (c->was_closed)
+                L->lost_on_closed += L->expect - c->received;
         }
     }
     if (counted == 0)
@@ -743,16 +791,20 @@ static void report(load_t *L)
            L->failed);
     for (int k = 0; k < FAIL_KINDS; k++)
         printf(" fail_%s=%u", fail_names[k], L->fails[k]);
-    printf(" last_bad_status=%d closed_early=%u server_closes=%u connect_s=%.3f run_s=%.3f end=%s",
-           L->last_bad_status, L->closed_early, L->server_closes, secs(L->t_ready - L->t_start), run_wall,
-           L->end_reason);
+    printf(" last_bad_status=%d closed_early=%u server_closes=%u closed=%u codes=", L->last_bad_status,
+           L->closed_early, L->server_closes, L->closed);
+    print_ends(L, stdout);
+    printf(" connect_s=%.3f run_s=%.3f end=%s", secs(L->t_ready - L->t_start), run_wall, L->end_reason);
     char expect_s[24] = "-", lost_s[24] = "-";
     if (L->has_expect) {
         snprintf(expect_s, sizeof expect_s, "%" PRIu64, L->expect);
         snprintf(lost_s, sizeof lost_s, "%" PRIu64, lost);
     }
-    printf(" msgs=%" PRIu64 " expect=%s per_conn_min=%u per_conn_max=%u short_conns=%u lost=%s", L->total,
-           expect_s, cmin, cmax, short_conns, lost_s);
+    char lost_closed_s[24] = "-";
+    if (L->has_expect)
+        snprintf(lost_closed_s, sizeof lost_closed_s, "%" PRIu64, L->lost_on_closed);
+    printf(" msgs=%" PRIu64 " expect=%s per_conn_min=%u per_conn_max=%u short_conns=%u lost=%s lost_on_closed=%s",
+           L->total, expect_s, cmin, cmax, short_conns, lost_s, lost_closed_s);
     printf(" untimed=%" PRIu64 " order_errors=%" PRIu64 " control_frames=%" PRIu64
            " protocol_errors=%" PRIu64,
            L->untimed, L->order_errors, L->control_frames, L->protocol_errors);
@@ -770,8 +822,10 @@ static void report(load_t *L)
     for (int k = 0; k < FAIL_KINDS; k++)
         if (L->fails[k])
             fprintf(stderr, ", %s %u", fail_names[k], L->fails[k]);
-    fprintf(stderr, ") in %.2fs, %u closed early; ended by %s after %.2fs\n", secs(L->t_ready - L->t_start),
-            L->closed_early, L->end_reason, run_wall);
+    fprintf(stderr, ") in %.2fs, %u closed early (%u by the server: ", secs(L->t_ready - L->t_start),
+            L->closed_early, L->closed);
+    print_ends(L, stderr);
+    fprintf(stderr, "); ended by %s after %.2fs\n", L->end_reason, run_wall);
     if (!L->is_idle) {
         fprintf(stderr, "wsload: %" PRIu64 " messages (%u..%u per connection", L->total, cmin, cmax);
         if (L->has_expect)
@@ -835,6 +889,8 @@ static void usage(FILE *f)
             "  --expect M          --recv: stop when every open connection got M messages\n"
             "  --duration S        --recv: hard limit after all connections are open (default 60)\n"
             "  --quiet S           --recv: stop S seconds after the last message once armed (default 1)\n"
+            "  --drain S           --recv: stop S seconds after --quiet was armed even if messages still come\n"
+            "                      (end=drain; default 0 = no such limit)\n"
             "  --control-stdin     read 'expect M' and 'done' lines on stdin ('done' or EOF arms --quiet);\n"
             "                      without it --quiet is armed by the first message\n"
             "  --ready-file F      write 'opened=.. failed=..' to F once every connection is open or failed\n"
@@ -877,6 +933,7 @@ int main(int argc, char **argv)
         O_EXP,
         O_DUR,
         O_QUIET,
+        O_DRAIN,
         O_CTL,
         O_READY
     };
@@ -891,6 +948,7 @@ int main(int argc, char **argv)
                                          {"expect", required_argument, 0, O_EXP},
                                          {"duration", required_argument, 0, O_DUR},
                                          {"quiet", required_argument, 0, O_QUIET},
+                                         {"drain", required_argument, 0, O_DRAIN},
                                          {"control-stdin", no_argument, 0, O_CTL},
                                          {"ready-file", required_argument, 0, O_READY},
                                          {"help", no_argument, 0, 'h'},
@@ -944,6 +1002,10 @@ int main(int argc, char **argv)
             if (!parse_double(optarg, &d))
                 goto Usage;
             L->quiet = d;
+            break;
+        case O_DRAIN:
+            if (!parse_double(optarg, &L->drain) || L->drain > 3600)
+                goto Usage;
             break;
         case O_CTL:
             is_ctl = true;

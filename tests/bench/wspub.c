@@ -4,18 +4,23 @@
  *
  *   wspub --redis redis://127.0.0.1:6379 --channel broadcast:foo --rate 100 --duration 10
  *   wspub --http http://127.0.0.1:8080/pub/foo --unpaced --duration 5 --probe ws://127.0.0.1:8080/ws/foo
+ *   wspub --redis redis://127.0.0.1:6379 --channel broadcast:foo --flood --duration 5
  *
  * With --probe, the unpaced window also counts messages not yet seen by four WebSocket subscribers of its own
  * (through the target), so that the publisher runs at the speed of the target's fan-out instead of piling up
  * a backlog. With --go-stdin, two probes subscribe at once and two only after a line on stdin: the
  * subscribers under test, connected in between, lie between them in whatever order the target serves them,
  * and with several workers the probes are likely to land on more than one.
+ * With --flood (Redis only) there is no window at all: PUBLISH commands are written, pipelined, as fast as Redis
+ * reads them (non-blocking writes, replies read as they come), whatever the subscribers do: the gateway may fall
+ * behind and build a backlog (the overload scenario of scripts/bench).
  * One key=value line on stdout ("wspub mode=... sent=..."), a human summary on stderr. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -36,7 +41,7 @@
 
 #define MAX_SIZE 65536
 #define MAX_COUNT 100000000ull
-#define BATCH 64 /* messages written with one write() in unpaced mode */
+#define BATCH 64 /* messages written with one write() in unpaced and flood mode */
 #define PROBES 4 /* half subscribe before the subscribers under test, half after */
 
 /* A WebSocket subscriber of the publisher's own: the highest sequence number it has seen. */
@@ -53,6 +58,7 @@ typedef struct pub {
     /* options */
     bool is_http;
     bool is_unpaced;
+    bool is_flood;
     double rate;
     double duration;
     double drain;
@@ -501,15 +507,68 @@ static void run_unpaced(pub_t *P)
     }
 }
 
+/* --flood: no window, no probe. Batches of BATCH PUBLISH commands are written with non-blocking writes as fast
+ * as the Redis connection takes them; replies are read whenever they are there (so that they do not pile up in
+ * Redis). Stops appending at the end of --duration, then finishes the batch it has begun (bounded by --drain),
+ * so that every message counted as sent was written whole. */
+static void run_flood(pub_t *P)
+{
+    uint64_t end = P->t_start + (uint64_t)(P->duration * 1e9);
+    uint64_t finish_by = end + (uint64_t)(P->drain * 1e9);
+    int fd = P->rc->fd;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        P->err = "cannot make the Redis connection non-blocking";
+        return;
+    }
+    P->rc->flags &= ~REDIS_BLOCK; /* redisBufferRead: EAGAIN means "nothing yet", not an error */
+    size_t off = 0;
+    while (!P->err) {
+        uint64_t now = bench_now_ns();
+        if (off == P->out_len) {
+            off = P->out_len = 0;
+            if (now >= end || P->sent >= P->count)
+                break;
+            for (int i = 0; i < BATCH && P->sent < P->count; i++)
+                append_message(P);
+        }
+        ssize_t n = write(fd, P->out + off, P->out_len - off);
+        if (n > 0) {
+            off += (size_t)n;
+        } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            P->err = "write to Redis failed";
+            break;
+        }
+        /* replies that are there; when the socket is full, wait until it takes more (or until the end) */
+        bool is_blocked = off < P->out_len;
+        uint64_t limit = now < end ? end : finish_by;
+        if (is_blocked && now >= finish_by) {
+            P->err = "Redis took no more bytes before the end of --drain";
+            break;
+        }
+        struct pollfd pf = {fd, (short)(POLLIN | (is_blocked ? POLLOUT : 0)), 0};
+        struct timespec ts = {0, 0};
+        if (is_blocked && limit > now) {
+            ts.tv_sec = (time_t)((limit - now) / 1000000000u);
+            ts.tv_nsec = (long)((limit - now) % 1000000000u);
+        }
+        if (ppoll(&pf, 1, &ts, NULL) > 0 && (pf.revents & (POLLIN | POLLERR | POLLHUP)))
+            redis_read(P);
+    }
+    P->out_len = 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: wspub (--redis redis://127.0.0.1:PORT --channel NAME | --http "
             "http://127.0.0.1:PORT/pub/NAME)\n"
-            "             (--rate R --duration S | --unpaced --duration S [--window W] [--probe ws://...])\n"
+            "             (--rate R --duration S | --unpaced --duration S [--window W] [--probe ws://...]\n"
+            "              | --flood --duration S)\n"
             "  --count N    at most N messages (paced: default R*S)\n"
             "  --size B     payload bytes (default 64, at least %d)\n"
             "  --window W   unpaced: messages unanswered (and not yet seen by a probe) at most (default 64)\n"
+            "  --flood      no window (Redis only): PUBLISH as fast as Redis reads, pipelined, for --duration S\n"
             "  --go-stdin   connect (and half the probes), print 'wspub ready', wait for a line on stdin,\n"
             "               then the other probes and the first message\n"
             "  --drain S    after sending, wait up to S seconds for replies and the probe (default 10)\n"
@@ -536,6 +595,7 @@ int main(int argc, char **argv)
         O_RATE,
         O_DUR,
         O_UNPACED,
+        O_FLOOD,
         O_COUNT,
         O_SIZE,
         O_WIN,
@@ -549,6 +609,7 @@ int main(int argc, char **argv)
                                          {"rate", required_argument, 0, O_RATE},
                                          {"duration", required_argument, 0, O_DUR},
                                          {"unpaced", no_argument, 0, O_UNPACED},
+                                         {"flood", no_argument, 0, O_FLOOD},
                                          {"count", required_argument, 0, O_COUNT},
                                          {"size", required_argument, 0, O_SIZE},
                                          {"window", required_argument, 0, O_WIN},
@@ -577,6 +638,9 @@ int main(int argc, char **argv)
             break;
         case O_UNPACED:
             P->is_unpaced = true;
+            break;
+        case O_FLOOD:
+            P->is_unpaced = P->is_flood = true;
             break;
         case O_COUNT:
             P->count = strtoull(optarg, NULL, 10);
@@ -609,6 +673,10 @@ int main(int argc, char **argv)
         P->size < BENCH_PAYLOAD_MIN || P->size > MAX_SIZE || P->window == 0 || P->drain < 0 ||
         P->drain > 600 || (!P->is_unpaced && (P->rate <= 0 || P->rate > 1e6))) {
         usage(stderr);
+        return 2;
+    }
+    if (P->is_flood && (http_url || probe_url)) {
+        fprintf(stderr, "wspub: --flood publishes with Redis PUBLISH only, without --probe\n");
         return 2;
     }
     if (!has_count)
@@ -676,7 +744,9 @@ int main(int argc, char **argv)
     }
 
     P->t_start = bench_now_ns();
-    if (P->is_unpaced)
+    if (P->is_flood)
+        run_flood(P);
+    else if (P->is_unpaced)
         run_unpaced(P);
     else
         run_paced(P);
@@ -701,7 +771,7 @@ int main(int argc, char **argv)
     printf("wspub mode=%s via=%s sent=%" PRIu64 " acked=%" PRIu64 " errors=%" PRIu64
            " zero_receivers=%" PRIu64 " send_s=%.3f rate=%.0f probes=%d probe_msgs=%" PRIu64
            " probe_seen=%" PRIu64 " drain_s=%.3f error=%s\n",
-           P->is_unpaced ? "unpaced" : "paced", P->is_http ? "http" : "redis", P->sent, P->acked, P->errors,
+           P->is_flood ? "flood" : P->is_unpaced ? "unpaced" : "paced", P->is_http ? "http" : "redis", P->sent, P->acked, P->errors,
            P->zero_receivers, send_s, send_s > 0 ? (double)P->sent / send_s : 0.0, probes_open, probe_msgs,
            seen, secs(P->t_end - P->t_end_send), P->err ? "1" : "0");
     fflush(stdout);
