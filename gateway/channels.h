@@ -27,21 +27,21 @@ typedef struct wsg_channel {
     uint32_t hash;
     uint32_t nmembers;
     uint32_t npublishers;
-    uint64_t last_live_hash;   /* the latest message relayed from Redis */
-    uint64_t stored_hash;      /* the latest value read from its key */
-    uint32_t barriers_sent;    /* re-SUBSCRIBEs sent as ordering barriers (see the GET path in router.c) */
-    uint32_t barriers_done;    /* ... and confirmed */
+    uint64_t last_live_hash; /* the latest message relayed from Redis */
+    uint64_t stored_hash;    /* the latest value read from its key */
+    uint32_t barriers_sent;  /* re-SUBSCRIBEs sent as ordering barriers (see the GET path in router.c) */
+    uint32_t barriers_done;  /* ... and confirmed */
     uint16_t name_len;
-    uint8_t state;             /* wsg_channel_state_t */
+    uint8_t state; /* wsg_channel_state_t */
     bool is_barrier_in_flight;
     bool has_live, has_stored;
-    bool needs_reread;         /* the subscription was lost: re-read the key once it is back */
-    char name[];               /* NUL-terminated */
+    bool needs_reread; /* the subscription was lost: re-read the key once it is back */
+    char name[];       /* NUL-terminated */
 } wsg_channel_t;
 
 typedef struct wsg_channels {
     wsg_channel_t **buckets;
-    uint32_t nbuckets;         /* a power of two */
+    uint32_t nbuckets; /* a power of two */
     uint32_t count;
 } wsg_channels_t;
 
@@ -54,8 +54,8 @@ void wsg_channels_dispose(wsg_channels_t *table);
 /** The channel called `name` (`len` bytes), or NULL. */
 wsg_channel_t *wsg_channels_find(const wsg_channels_t *table, const char *name, size_t len);
 
-/** The channel called `name`, created (unsubscribed, zeroed) when missing. NULL when out of memory or the name
- *  is longer than WSG_CHANNEL_NAME_MAX. */
+/** The channel called `name`, created (unsubscribed, zeroed) when missing. NULL when out of memory or the
+ * name is longer than WSG_CHANNEL_NAME_MAX. */
 wsg_channel_t *wsg_channels_get(wsg_channels_t *table, wsg_str_t name);
 
 /** Removes `channel` from the table and frees it. */

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -152,8 +154,8 @@ const char *wsg_conn_peer_name(wsg_conn_t *conn, char *out, size_t cap)
 }
 
 /* "sub1,sub2" / "pub1" lists of channel names for the logs. */
-static const char *channel_list(char *out, size_t cap, wsg_channel_t *const *chans, const wsg_member_t *members,
-                                uint8_t n)
+static const char *channel_list(char *out, size_t cap, wsg_channel_t *const *chans,
+                                const wsg_member_t *members, uint8_t n)
 {
     size_t used = 0;
     out[0] = '\0';
@@ -176,7 +178,8 @@ static void log_close(wsg_conn_t *conn, const char *why)
         return;
     conn->is_close_logged = true;
     if (conn->opened_ms == 0) {
-        WSG_DEBUG("conn_drop", "conn=%llu phase=handshake why=\"%s\"", (unsigned long long)wsg_conn_id(conn), why);
+        WSG_DEBUG("conn_drop", "conn=%llu phase=handshake why=\"%s\"", (unsigned long long)wsg_conn_id(conn),
+                  why);
         return;
     }
     const wsg_router_client_t *c = &conn->client;
@@ -185,8 +188,8 @@ static void log_close(wsg_conn_t *conn, const char *why)
              "conn=%llu peer=%s channels=%s publish=%s code=%u peer_code=%u duration_ms=%llu why=\"%s\"",
              (unsigned long long)wsg_conn_id(conn), wsg_conn_peer_name(conn, peer, sizeof peer),
              channel_list(subs, sizeof subs, NULL, c->subs, c->nsubs),
-             channel_list(pubs, sizeof pubs, c->pubs, NULL, c->npubs), conn->close_code, conn->peer_close_code,
-             (unsigned long long)(now_ms(conn) - conn->opened_ms), why);
+             channel_list(pubs, sizeof pubs, c->pubs, NULL, c->npubs), conn->close_code,
+             conn->peer_close_code, (unsigned long long)(now_ms(conn) - conn->opened_ms), why);
 }
 
 /* Drops the connection. With `reset`, output the kernel still holds is discarded with an RST (SO_LINGER 0)
@@ -215,8 +218,8 @@ static void drop(wsg_conn_t *conn, const char *why, bool reset)
         (wsg_outq_pending(&conn->out) > 0 || (ioctl(fd, TIOCOUTQ, &unsent) == 0 && unsent > 0))) {
         struct linger hard = {.l_onoff = 1, .l_linger = 0};
         if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard) == 0)
-            WSG_DEBUG("conn_reset", "conn=%llu pending_bytes=%zu kernel_bytes=%d", (unsigned long long)wsg_conn_id(conn),
-                      wsg_outq_pending(&conn->out), unsent);
+            WSG_DEBUG("conn_reset", "conn=%llu pending_bytes=%zu kernel_bytes=%d",
+                      (unsigned long long)wsg_conn_id(conn), wsg_outq_pending(&conn->out), unsent);
     }
     wsg_outq_stop(&conn->out);
     move_to(conn, WSG_CONN_CLOSED);
@@ -254,9 +257,17 @@ wsg_conn_t *wsg_conn_new(wsg_ctx_t *ctx, int fd, int *err)
     wsg_http_request_init(conn->http);
     wsg_ws_reader_init(&conn->reader);
     uv_tcp_nodelay(&conn->tcp, 1);
+    /* Output the peer does not acknowledge (a peer gone, or one whose receive window stays shut because it never
+     * reads) makes the kernel end the connection, even when our own queue is empty. The stall rule and the
+     * close handshake come first (idle timeout, then close timeout); this is the backstop behind them. */
+    const wsg_config_t *cfg = ctx->cfg;
+    uint64_t unacked_ms = cfg->idle_timeout_ms > 0 ? cfg->idle_timeout_ms + cfg->close_timeout_ms : 0;
+    unsigned user_timeout_ms = (unsigned)(unacked_ms > UINT32_MAX ? UINT32_MAX : unacked_ms);
+    if (user_timeout_ms > 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);
     move_to(conn, WSG_CONN_HANDSHAKE);
     WSG_STAT_ADD(ctx->stats, connections_total, 1);
-    conn->has_slot = take_slot(ctx->cfg->max_connections);
+    conn->has_slot = take_slot(cfg->max_connections);
     return conn;
 }
 
@@ -398,7 +409,8 @@ void wsg_conn_open(wsg_conn_t *conn, wsg_msg_t *response, const wsg_access_t *ac
     wsg_publish_init(&conn->pub, ctx->cfg, conn->opened_ms);
     conn->client.out = &conn->out;
     conn->client.is_echo = access->is_echo;
-    if (wsg_router_join(ctx->router, &conn->client, access->subs, access->nsubs, access->pubs, access->npubs) < 0) {
+    if (wsg_router_join(ctx->router, &conn->client, access->subs, access->nsubs, access->pubs,
+                        access->npubs) < 0) {
         free(http);
         wsg_conn_close(conn, WSG_CLOSE_INTERNAL_ERROR, "internal error");
         return;
@@ -417,7 +429,8 @@ void wsg_conn_open(wsg_conn_t *conn, wsg_msg_t *response, const wsg_access_t *ac
         wsg_conn_read_start(conn, conn_on_read);
 }
 
-/* ---- the loop's connections ----------------------------------------------------------------------------- */
+/* ---- the loop's connections -----------------------------------------------------------------------------
+ */
 
 void wsg_conn_send_to_all(wsg_ctx_t *ctx, wsg_msg_t *msg)
 {
@@ -430,14 +443,16 @@ void wsg_conn_send_to_all(wsg_ctx_t *ctx, wsg_msg_t *msg)
 void wsg_conn_sweep(wsg_ctx_t *ctx, uint64_t now)
 {
     const wsg_config_t *cfg = ctx->cfg;
-    while (ctx->handshaking.head != NULL && now - ctx->handshaking.head->since_ms >= cfg->handshake_timeout_ms) {
+    while (ctx->handshaking.head != NULL &&
+           now - ctx->handshaking.head->since_ms >= cfg->handshake_timeout_ms) {
         wsg_conn_t *conn = ctx->handshaking.head;
         WSG_INFO("handshake_timeout", "conn=%llu waited_ms=%llu", (unsigned long long)wsg_conn_id(conn),
                  (unsigned long long)(now - conn->since_ms));
         drop(conn, "handshake timeout", true);
     }
     /* The open list is ordered by last input (touch), so the stale are at its head. */
-    while (cfg->idle_timeout_ms > 0 && ctx->open.head != NULL && now - ctx->open.head->since_ms >= cfg->idle_timeout_ms) {
+    while (cfg->idle_timeout_ms > 0 && ctx->open.head != NULL &&
+           now - ctx->open.head->since_ms >= cfg->idle_timeout_ms) {
         wsg_conn_t *conn = ctx->open.head;
         WSG_STAT_ADD(ctx->stats, stale_closes, 1);
         WSG_INFO("stale", "conn=%llu idle_ms=%llu", (unsigned long long)wsg_conn_id(conn),

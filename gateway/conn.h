@@ -25,33 +25,33 @@ typedef enum wsg_conn_state {
 } wsg_conn_state_t;
 
 typedef struct wsg_conn {
-    uv_tcp_t tcp;            /* first: the handle's address is the connection's */
+    uv_tcp_t tcp; /* first: the handle's address is the connection's */
     wsg_ctx_t *ctx;
     struct wsg_conn *prev, *next; /* in the context's list for `state` */
-    uint64_t since_ms;       /* when the current state began, or the last input while open (lists are
-                                ordered by it) */
+    uint64_t since_ms;            /* when the current state began, or the last input while open (lists are
+                                     ordered by it) */
     uint64_t opened_ms;
-    wsg_http_request_t *http; /* only during the handshake */
+    wsg_http_request_t *http;      /* only during the handshake */
     struct wsg_auth_request *auth; /* the authorization callback in flight, if any */
     wsg_ws_reader_t reader;
-    wsg_outq_t out;          /* everything the client is sent goes through it */
+    wsg_outq_t out; /* everything the client is sent goes through it */
     wsg_router_client_t client;
     wsg_client_pub_t pub;
-    uint32_t refcount;       /* the socket's + one per Redis command in flight */
-    uint16_t close_code;     /* the code we sent (or 1006 when dropped) */
+    uint32_t refcount;   /* the socket's + one per Redis command in flight */
+    uint16_t close_code; /* the code we sent (or 1006 when dropped) */
     uint16_t peer_close_code;
-    uint8_t state;           /* wsg_conn_state_t */
+    uint8_t state; /* wsg_conn_state_t */
     bool is_reading : 1;
     bool peer_closed : 1;          /* the peer's close frame arrived */
     bool close_reply_deferred : 1; /* answer the peer's close once its publishes are done */
     bool close_after_flush : 1;    /* drop TCP once the output is written (HTTP errors, close replies) */
     bool is_lingering : 1;         /* shut down our side; draining input until EOF */
     bool is_close_logged : 1;
-    bool has_slot : 1;             /* holds one of the WSGATE_MAX_CONNECTIONS slots */
+    bool has_slot : 1; /* holds one of the WSGATE_MAX_CONNECTIONS slots */
 } wsg_conn_t;
 
 /** Takes over the accepted socket `fd` (closed on failure) as a new connection in the handshake state, with
- *  its request buffer; reading is not started. `*has_slot` tells whether it got one of the process-wide
+ *  its request buffer; reading is not started. Its `has_slot` tells whether it got one of the process-wide
  *  WSGATE_MAX_CONNECTIONS slots. Returns the connection, or NULL with `*err` set to a libuv error. */
 wsg_conn_t *wsg_conn_new(wsg_ctx_t *ctx, int fd, int *err);
 

@@ -10,8 +10,8 @@
 void conn_update_reading(wsg_conn_t *conn)
 {
     uint32_t pending = conn->pub.pending;
-    bool want = conn->state != WSG_CONN_CLOSED &&
-                (pending < WSG_PUBLISH_MAX_IN_FLIGHT / 2 || (conn->is_reading && pending < WSG_PUBLISH_MAX_IN_FLIGHT));
+    bool want = conn->state != WSG_CONN_CLOSED && (pending < WSG_PUBLISH_MAX_IN_FLIGHT / 2 ||
+                                                   (conn->is_reading && pending < WSG_PUBLISH_MAX_IN_FLIGHT));
     if (want && !conn->is_reading)
         wsg_conn_read_start(conn, conn_on_read);
     else if (!want && conn->is_reading)
@@ -93,9 +93,7 @@ static void on_ws_ping(void *arg, const uint8_t *data, size_t len)
         wsg_outq_pong(&conn->out, data, len);
 }
 
-static void on_ws_pong(void *arg, const uint8_t *data, size_t len)
-{
-}
+static void on_ws_pong(void *arg, const uint8_t *data, size_t len) {}
 
 static void on_ws_close(void *arg, uint16_t code, const uint8_t *reason, size_t reason_len)
 {
@@ -149,8 +147,8 @@ void conn_feed_frames(wsg_conn_t *conn, const uint8_t *data, size_t len)
         WSG_INFO("frame_error", "conn=%llu code=%u why=\"%s\"", (unsigned long long)wsg_conn_id(conn), code,
                  close_reason_text(code));
         if (conn->state == WSG_CONN_OPEN) {
-            /* RFC 6455 7.1.7: after a protocol failure the connection is failed, not negotiated: send the close
-             * frame and drop the socket without waiting for the peer's close. */
+            /* RFC 6455 7.1.7: after a protocol failure the connection is failed, not negotiated: send the
+             * close frame and drop the socket without waiting for the peer's close. */
             wsg_conn_close(conn, code, close_reason_text(code));
             conn_close_after_flush(conn);
         } else {

@@ -30,15 +30,15 @@ typedef struct wsg_ctx {
     wsg_stats_t *stats;
     wsg_router_t *router;
     wsg_redis_cmd_t *cmd;
-    wsg_outq_ctx_t out;                 /* every connection's output shares it */
+    wsg_outq_ctx_t out; /* every connection's output shares it */
     wsg_conn_list_t handshaking, open, closing;
     wsg_heartbeat_rules_t heartbeat_rules;
     bool is_shutting_down;
     uint64_t shutdown_deadline_ms;
-    wsg_log_limit_t publish_log_limit;  /* failed client publishes */
-    void (*on_conn_freed)(void *arg);   /* a connection's memory is gone (shutdown waits for the last) */
+    wsg_log_limit_t publish_log_limit; /* failed client publishes */
+    void (*on_conn_freed)(void *arg);  /* a connection's memory is gone (shutdown waits for the last) */
     void *on_conn_freed_arg;
-    uint8_t read_buf[64 * 1024];        /* every read of every connection lands here first */
+    uint8_t read_buf[64 * 1024]; /* every read of every connection lands here first */
 } wsg_ctx_t;
 
 #endif

@@ -44,7 +44,7 @@ bool wsg_echo_filter_take(wsg_echo_filter_t *f, const void *channel, uint64_t ha
         if (p->channel != channel)
             continue;
         if (p->len != len || p->hash != hash)
-            return false; /* only the oldest entry of a channel can match */
+            return false;                /* only the oldest entry of a channel can match */
         for (uint16_t j = i; j > 0; j--) /* remove entry i, keeping order */
             *entry(f, j) = *entry(f, (uint16_t)(j - 1));
         f->head = (uint16_t)((f->head + 1) % f->cap);

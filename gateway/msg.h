@@ -1,6 +1,6 @@
-/* Outbound messages: reference-counted buffers holding bytes ready for the socket (a framed data message, a run
- * of one channel's messages framed back to back, a control frame or an HTTP response). A message is framed
- * once and the same buffer sits in the output of every connection that sends it. */
+/* Outbound messages: reference-counted buffers holding bytes ready for the socket (a framed data message, a
+ * run of one channel's messages framed back to back, a control frame or an HTTP response). A message is
+ * framed once and the same buffer sits in the output of every connection that sends it. */
 #ifndef WSG_GATEWAY_MSG_H
 #define WSG_GATEWAY_MSG_H
 
@@ -12,20 +12,21 @@
 
 /** What a message is to the output policy (see outq.h). */
 typedef enum wsg_msg_kind {
-    WSG_MSG_DATA,    /**< data frames (Redis messages, heartbeats, notices): subject to the slow-consumer policy */
+    WSG_MSG_DATA, /**< data frames (Redis messages, heartbeats, notices): subject to the slow-consumer policy
+                   */
     WSG_MSG_CONTROL, /**< a control frame (ping, pong, close): never dropped */
     WSG_MSG_HTTP,    /**< an HTTP response before the upgrade: never dropped */
 } wsg_msg_kind_t;
 
 typedef struct wsg_msg {
     uint32_t refcount;
-    uint32_t nmsgs;         /**< messages the bytes carry: 1, or n for a run of n messages framed back to back */
-    const uint8_t *frame;   /**< the bytes to write (inside the message's own allocation, or borrowed) */
+    uint32_t nmsgs; /**< messages the bytes carry: 1, or n for a run of n messages framed back to back */
+    const uint8_t *frame; /**< the bytes to write (inside the message's own allocation, or borrowed) */
     size_t frame_len;
-    size_t payload_len;     /**< of a single data message: its payload is the last payload_len bytes of frame */
-    uint64_t recv_ns;       /**< uv_hrtime() when it arrived from Redis (latency metrics); 0 otherwise */
-    uint64_t hash;          /**< wsg_hash_bytes of the payload of a Redis message (echo filter); 0 otherwise */
-    uint8_t kind;           /**< wsg_msg_kind_t */
+    size_t payload_len; /**< of a single data message: its payload is the last payload_len bytes of frame */
+    uint64_t recv_ns;   /**< uv_hrtime() when it arrived from Redis (latency metrics); 0 otherwise */
+    uint64_t hash;      /**< wsg_hash_bytes of the payload of a Redis message (echo filter); 0 otherwise */
+    uint8_t kind;       /**< wsg_msg_kind_t */
 } wsg_msg_t;
 
 /** A data message (refcount 1) framed from a copy of `payload`: text when it is valid UTF-8, binary

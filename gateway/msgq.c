@@ -58,7 +58,8 @@ void wsg_msgq_pop(wsg_msgq_t *q, uint32_t n)
     shrink_if_empty(q);
 }
 
-uint32_t wsg_msgq_remove_if(wsg_msgq_t *q, uint32_t from, bool (*drop)(const wsg_msg_t *msg, void *arg), void *arg)
+uint32_t wsg_msgq_remove_if(wsg_msgq_t *q, uint32_t from, bool (*drop)(const wsg_msg_t *msg, void *arg),
+                            void *arg)
 {
     uint32_t kept = from;
     for (uint32_t i = from; i < q->count; i++) {

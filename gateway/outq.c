@@ -1,5 +1,5 @@
-/* The output of one connection: a ring of shared messages, written with writev (uv_try_write, then at most one
- * uv_write), its pong and close frames, and the end-of-turn flush. The policy is in outq_policy.c. */
+/* The output of one connection: a ring of shared messages, written with writev (uv_try_write, then at most
+ * one uv_write), its pong and close frames, and the end-of-turn flush. The policy is in outq_policy.c. */
 #include "outq.h"
 
 #include <assert.h>
@@ -20,10 +20,10 @@
 /* Pong and close frames of one connection, taken from the loop's spares while one is queued: a control frame
  * never needs an allocation of its own, and an idle connection holds none. */
 struct outq_ctl {
-    wsg_msg_t pong[2];         /* one may be on its way while the other waits */
+    wsg_msg_t pong[2]; /* one may be on its way while the other waits */
     wsg_msg_t close;
     struct outq_ctl *next_spare;
-    bool is_pong_started[2];   /* its bytes are in the running write or partly written */
+    bool is_pong_started[2]; /* its bytes are in the running write or partly written */
     uint8_t pong_frame[2][WSG_FRAME_CONTROL_MAX];
     uint8_t close_frame[WSG_FRAME_CONTROL_MAX];
 };
@@ -32,7 +32,8 @@ static void on_write_done(uv_write_t *req, int status);
 
 /* ---- helpers ------------------------------------------------------------------------------------- */
 
-/* Loop time in milliseconds, 32 bits (differences stay right across the wrap); never 0, which means "unset". */
+/* Loop time in milliseconds, 32 bits (differences stay right across the wrap); never 0, which means "unset".
+ */
 uint32_t outq_now(const wsg_outq_t *q)
 {
     uint32_t t = (uint32_t)uv_now(q->ctx->loop);

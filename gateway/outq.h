@@ -49,11 +49,11 @@ typedef enum wsg_outq_result {
 
 /** The limits of the policy (see the top of this file). */
 typedef struct wsg_outq_policy {
-    size_t soft;          /**< WSGATE_MAX_PENDING */
-    size_t hard;          /**< WSGATE_MAX_PENDING_HARD (>= soft) */
-    uint64_t grace_ms;    /**< WSGATE_SLOW_GRACE */
-    uint64_t stall_ms;    /**< WSGATE_IDLE_TIMEOUT; 0 = never */
-    bool is_drop;         /**< WSGATE_SLOW_CONSUMER=drop */
+    size_t soft;       /**< WSGATE_MAX_PENDING */
+    size_t hard;       /**< WSGATE_MAX_PENDING_HARD (>= soft) */
+    uint64_t grace_ms; /**< WSGATE_SLOW_GRACE */
+    uint64_t stall_ms; /**< WSGATE_IDLE_TIMEOUT; 0 = never */
+    bool is_drop;      /**< WSGATE_SLOW_CONSUMER=drop */
 } wsg_outq_policy_t;
 
 /** What an output tells its owner (the connection). Called from wsg_outq_flush_all or a write callback,
@@ -74,9 +74,9 @@ typedef struct wsg_outq_ctx {
     wsg_outq_policy_t policy;
     const wsg_outq_owner_t *owner;
     wsg_stats_t *stats;
-    wsg_outq_t *flush_head;     /* outputs with something to do this loop turn (singly linked) */
-    wsg_outq_t *backlog_head;   /* outputs holding bytes the kernel refused (checked by wsg_outq_sweep) */
-    uv_write_t *spare_reqs;     /* write requests kept for reuse (linked through ->data) */
+    wsg_outq_t *flush_head;      /* outputs with something to do this loop turn (singly linked) */
+    wsg_outq_t *backlog_head;    /* outputs holding bytes the kernel refused (checked by wsg_outq_sweep) */
+    uv_write_t *spare_reqs;      /* write requests kept for reuse (linked through ->data) */
     struct outq_ctl *spare_ctls; /* control-frame blocks kept for reuse */
     unsigned nspare_reqs, nspare_ctls;
     wsg_log_limit_t drop_log_limit;
@@ -89,28 +89,28 @@ struct outq_ctl;
 struct wsg_outq {
     wsg_outq_ctx_t *ctx;
     uv_stream_t *stream;
-    wsg_msgq_t ring;            /* what is queued, in order */
-    struct outq_ctl *ctl;       /* pong and close frames, only while one is queued */
-    uv_write_t *req;            /* the running write, only while one runs */
+    wsg_msgq_t ring;      /* what is queued, in order */
+    struct outq_ctl *ctl; /* pong and close frames, only while one is queued */
+    uv_write_t *req;      /* the running write, only while one runs */
     wsg_outq_t *flush_next;
     wsg_outq_t *backlog_prev, *backlog_next;
-    uint64_t id;                /* the connection's id, for log lines */
-    size_t queued;              /* bytes of the items not yet written (those of the running write included) */
-    size_t in_flight_bytes;     /* bytes handed to the running uv_write */
-    uint32_t in_flight;         /* items [0, in_flight) belong to the running uv_write */
-    uint32_t first_offset;      /* bytes of the first item already written */
-    uint32_t over_soft_since;   /* loop time (ms, wrapping; 0 = not over) pending was first seen above soft */
-    uint32_t progress_ms;       /* loop time the kernel last took bytes, or output started waiting */
-    uint32_t seen_wqs;          /* the running write's unsent bytes at the last look */
-    size_t verdict_pending;     /* the pending bytes the verdict was reached on (for its log line) */
-    int16_t error;              /* a write error to report at the next flush */
-    uint8_t verdict;            /* wsg_outq_verdict_t to carry out at the next flush */
+    uint64_t id;              /* the connection's id, for log lines */
+    size_t queued;            /* bytes of the items not yet written (those of the running write included) */
+    size_t in_flight_bytes;   /* bytes handed to the running uv_write */
+    size_t verdict_pending;   /* the pending bytes the verdict was reached on (for its log line) */
+    uint32_t in_flight;       /* items [0, in_flight) belong to the running uv_write */
+    uint32_t first_offset;    /* bytes of the first item already written */
+    uint32_t over_soft_since; /* loop time (ms, wrapping; 0 = not over) pending was first seen above soft */
+    uint32_t progress_ms;     /* loop time the kernel last took bytes, or output started waiting */
+    uint32_t seen_wqs;        /* the running write's unsent bytes at the last look */
+    int16_t error;            /* a write error to report at the next flush */
+    uint8_t verdict;          /* wsg_outq_verdict_t to carry out at the next flush */
     bool is_flush_queued : 1;
     bool is_backlogged : 1;
-    bool has_oversize : 1;      /* a message larger than the soft limit is queued */
-    bool is_closed : 1;         /* a close frame is queued: nothing follows it */
-    bool is_given_up : 1;       /* a verdict was carried out: only the close frame may follow */
-    bool is_stopped : 1;        /* the connection is being dropped: nothing more is written */
+    bool has_oversize : 1; /* a message larger than the soft limit is queued */
+    bool is_closed : 1;    /* a close frame is queued: nothing follows it */
+    bool is_given_up : 1;  /* a verdict was carried out: only the close frame may follow */
+    bool is_stopped : 1;   /* the connection is being dropped: nothing more is written */
     bool wants_drained : 1;
 };
 

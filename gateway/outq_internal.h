@@ -9,7 +9,8 @@
 
 /* outq.c */
 
-/** Loop time in milliseconds, 32 bits (differences stay right across the wrap); never 0, which means "unset". */
+/** Loop time in milliseconds, 32 bits (differences stay right across the wrap); never 0, which means "unset".
+ */
 uint32_t outq_now(const wsg_outq_t *q);
 
 /** A data message larger than the soft limit: it travels alone and only to a drained client. */

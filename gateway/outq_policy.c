@@ -81,7 +81,8 @@ void outq_give_up(wsg_outq_t *q)
     } else {
         bool is_hard = verdict == WSG_OUTQ_SLOW_HARD;
         WSG_STAT_ADD(ctx->stats, slow_consumer_closes, 1);
-        WSG_WARN("slow_consumer", "conn=%llu pending_bytes=%zu limit=%s limit_bytes=%zu over_ms=%u dropped_messages=%u",
+        WSG_WARN("slow_consumer",
+                 "conn=%llu pending_bytes=%zu limit=%s limit_bytes=%zu over_ms=%u dropped_messages=%u",
                  (unsigned long long)q->id, q->verdict_pending, is_hard ? "hard" : "soft",
                  is_hard ? ctx->policy.hard : ctx->policy.soft, is_hard ? 0 : over_ms, dropped);
     }
@@ -102,8 +103,8 @@ wsg_outq_result_t outq_admit(wsg_outq_t *q, const wsg_msg_t *msg)
             return WSG_OUTQ_QUEUED;
         WSG_STAT_ADD(ctx->stats, oversize_skips, msg->nmsgs);
         if (wsg_log_limit_allow(&ctx->skip_log_limit, uv_now(ctx->loop), 5000))
-            WSG_WARN("oversize_skip", "conn=%llu len=%zu pending_bytes=%zu limit_bytes=%zu", (unsigned long long)q->id,
-                     msg->frame_len, pending, p->soft);
+            WSG_WARN("oversize_skip", "conn=%llu len=%zu pending_bytes=%zu limit_bytes=%zu",
+                     (unsigned long long)q->id, msg->frame_len, pending, p->soft);
         return WSG_OUTQ_SKIPPED;
     }
     if (q->queued + msg->frame_len <= p->soft) { /* pending <= queued: far from any limit */
@@ -123,8 +124,8 @@ wsg_outq_result_t outq_admit(wsg_outq_t *q, const wsg_msg_t *msg)
     if (p->is_drop) {
         WSG_STAT_ADD(ctx->stats, slow_consumer_drops, msg->nmsgs);
         if (wsg_log_limit_allow(&ctx->drop_log_limit, uv_now(ctx->loop), 5000))
-            WSG_WARN("slow_consumer_drop", "conn=%llu pending_bytes=%zu limit=%s", (unsigned long long)q->id, judged,
-                     verdict == WSG_OUTQ_SLOW_HARD ? "hard" : "soft");
+            WSG_WARN("slow_consumer_drop", "conn=%llu pending_bytes=%zu limit=%s", (unsigned long long)q->id,
+                     judged, verdict == WSG_OUTQ_SLOW_HARD ? "hard" : "soft");
         return WSG_OUTQ_DROPPED;
     }
     set_verdict(q, verdict, judged);

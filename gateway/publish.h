@@ -19,8 +19,8 @@
 
 /** A client's publishing state, embedded in its connection. */
 typedef struct wsg_client_pub {
-    uint32_t pending;        /**< PUBLISH commands awaiting Redis */
-    uint32_t tokens_milli;   /**< token bucket of WSGATE_PUBLISH_RATE, in thousandths of a message */
+    uint32_t pending;      /**< PUBLISH commands awaiting Redis */
+    uint32_t tokens_milli; /**< token bucket of WSGATE_PUBLISH_RATE, in thousandths of a message */
     uint64_t refill_ms;
 } wsg_client_pub_t;
 
@@ -32,7 +32,7 @@ typedef struct wsg_publisher {
     wsg_router_client_t *client;
     wsg_outq_t *out;
     uint64_t conn_id;
-    wsg_redis_done_cb done;  /**< called once per command issued; must call wsg_publish_done */
+    wsg_redis_done_cb done; /**< called once per command issued; must call wsg_publish_done */
     void *done_arg;
 } wsg_publisher_t;
 

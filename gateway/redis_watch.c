@@ -52,11 +52,13 @@ void wsg_redis_watch_sub_up(wsg_redis_watch_t *watch)
     if (watch->is_overflow_suspected && watch->cmd_losses == watch->cmd_losses_at_sub_loss &&
         wsg_redis_cmd_is_ready(watch->cmd)) {
         WSG_STAT_ADD(watch->stats, redis_sub_overflows, 1);
-        WSG_WARN("redis_subscriber_overflow",
-                 "down_ms=%llu msg=\"Redis closed the subscriber connection while the command connection stayed up: "
-                 "the gateway fell behind its pub/sub output limit (client-output-buffer-limit pubsub) or it was "
-                 "killed; resubscribed, stored messages re-read\"",
-                 (unsigned long long)(uv_now(watch->loop) - watch->sub_down_since_ms));
+        WSG_WARN(
+            "redis_subscriber_overflow",
+            "down_ms=%llu msg=\"Redis closed the subscriber connection while the command connection stayed "
+            "up: "
+            "the gateway fell behind its pub/sub output limit (client-output-buffer-limit pubsub) or it was "
+            "killed; resubscribed, stored messages re-read\"",
+            (unsigned long long)(uv_now(watch->loop) - watch->sub_down_since_ms));
     }
     watch->is_overflow_suspected = false;
     log_up(watch, "subscriber", &watch->sub_was_ready, &watch->sub_down_since_ms);
@@ -66,8 +68,8 @@ void wsg_redis_watch_sub_up(wsg_redis_watch_t *watch)
 void wsg_redis_watch_sub_down(wsg_redis_watch_t *watch, const char *why, uint64_t retry_ms)
 {
     if (watch->sub_was_ready) {
-        watch->is_overflow_suspected = wsg_redis_sub_was_closed_by_server(watch->sub) &&
-                                       wsg_redis_cmd_is_ready(watch->cmd);
+        watch->is_overflow_suspected =
+            wsg_redis_sub_was_closed_by_server(watch->sub) && wsg_redis_cmd_is_ready(watch->cmd);
         watch->cmd_losses_at_sub_loss = watch->cmd_losses;
     }
     log_down(watch, "subscriber", &watch->sub_was_ready, &watch->sub_down_since_ms, why, retry_ms);
@@ -89,8 +91,8 @@ void wsg_redis_watch_cmd_down(wsg_redis_watch_t *watch, const char *why, uint64_
 
 /* ---- the probe ---------------------------------------------------------------------------------------
  * A Redis that stops answering without closing the connection (a frozen process, a black-holed network, a
- * proxy that lost the server) leaves hiredis waiting forever. Every probe interval a numbered PUBLISH goes to a
- * channel only this worker subscribes: the command connection must answer it and the subscriber connection
+ * proxy that lost the server) leaves hiredis waiting forever. Every probe interval a numbered PUBLISH goes to
+ * a channel only this worker subscribes: the command connection must answer it and the subscriber connection
  * must deliver it within WSGATE_REDIS_TIMEOUT, or that connection is rebuilt. */
 
 static void on_probe_answered(void *arg, int status, const char *err)
@@ -128,7 +130,8 @@ static void on_probe_timer(uv_timer_t *timer)
                          (unsigned long long)(now - watch->probe_sent_ms));
                 wsg_redis_cmd_reset(watch->cmd, "probe not answered");
             } else {
-                WSG_WARN("redis_probe_failed", "role=subscriber waited_ms=%llu msg=\"not delivered: resubscribing\"",
+                WSG_WARN("redis_probe_failed",
+                         "role=subscriber waited_ms=%llu msg=\"not delivered: resubscribing\"",
                          (unsigned long long)(now - watch->probe_sent_ms));
                 wsg_redis_sub_reset(watch->sub, "probe not delivered");
             }
@@ -136,12 +139,13 @@ static void on_probe_timer(uv_timer_t *timer)
         }
         return;
     }
-    if (!wsg_redis_sub_is_ready(watch->sub) || !wsg_redis_cmd_is_ready(watch->cmd) || !watch->is_probe_subscribed)
+    if (!wsg_redis_sub_is_ready(watch->sub) || !wsg_redis_cmd_is_ready(watch->cmd) ||
+        !watch->is_probe_subscribed)
         return;
     char payload[24];
     int n = snprintf(payload, sizeof payload, "%llu", (unsigned long long)++watch->probe_counter);
-    if (wsg_redis_cmd_publish(watch->cmd, watch->probe_channel, strlen(watch->probe_channel), payload, (size_t)n, 0,
-                              on_probe_answered, watch) < 0)
+    if (wsg_redis_cmd_publish(watch->cmd, watch->probe_channel, strlen(watch->probe_channel), payload,
+                              (size_t)n, 0, on_probe_answered, watch) < 0)
         return;
     watch->probe_seq = watch->probe_counter;
     watch->is_probe_queued = true;
@@ -151,8 +155,8 @@ static void on_probe_timer(uv_timer_t *timer)
 
 /* ---- Sentinel ------------------------------------------------------------------------------------
  * With a redis-sentinel:// URL both connections find the master through the sentinels on every (re)connect
- * and check its ROLE. A failover that leaves the old master reachable (as a replica) would not drop them, so a
- * subscription to +switch-master on a sentinel rebuilds them at once. */
+ * and check its ROLE. A failover that leaves the old master reachable (as a replica) would not drop them, so
+ * a subscription to +switch-master on a sentinel rebuilds them at once. */
 
 static void on_sentinel_ready(void *arg)
 {
@@ -168,9 +172,7 @@ static void on_sentinel_down(void *arg, const char *why, uint64_t retry_ms)
     WSG_DEBUG("sentinel_watch_down", "why=\"%s\" retry_ms=%llu", why, (unsigned long long)retry_ms);
 }
 
-static void on_sentinel_confirm(void *arg, const char *channel, size_t len)
-{
-}
+static void on_sentinel_confirm(void *arg, const char *channel, size_t len) {}
 
 static void on_sentinel_message(void *arg, const char *channel, size_t channel_len, const uint8_t *payload,
                                 size_t len)
@@ -197,8 +199,8 @@ static const wsg_redis_sub_handler_t sentinel_handler = {
 
 /* ---- lifecycle ---------------------------------------------------------------------------------------- */
 
-int wsg_redis_watch_start(wsg_redis_watch_t *watch, uv_loop_t *loop, const wsg_config_t *cfg, wsg_stats_t *stats,
-                          wsg_redis_sub_t *sub, wsg_redis_cmd_t *cmd, unsigned index)
+int wsg_redis_watch_start(wsg_redis_watch_t *watch, uv_loop_t *loop, const wsg_config_t *cfg,
+                          wsg_stats_t *stats, wsg_redis_sub_t *sub, wsg_redis_cmd_t *cmd, unsigned index)
 {
     memset(watch, 0, sizeof *watch);
     watch->loop = loop;

@@ -19,30 +19,31 @@ typedef struct wsg_redis_watch {
     uv_loop_t *loop;
     const wsg_config_t *cfg;
     wsg_stats_t *stats;
-    wsg_redis_sub_t *sub;            /* borrowed */
-    wsg_redis_cmd_t *cmd;            /* borrowed */
-    wsg_redis_sub_t *sentinel_watch; /* with a redis-sentinel:// URL: +switch-master from the first sentinel */
+    wsg_redis_sub_t *sub; /* borrowed */
+    wsg_redis_cmd_t *cmd; /* borrowed */
+    wsg_redis_sub_t
+        *sentinel_watch; /* with a redis-sentinel:// URL: +switch-master from the first sentinel */
     uv_timer_t probe_timer;
     char probe_channel[96];
-    uint64_t probe_seq;              /* the probe in flight (0: none) */
+    uint64_t probe_seq; /* the probe in flight (0: none) */
     uint64_t probe_counter;
     uint64_t probe_sent_ms;
-    bool probe_answered;             /* the command connection answered the probe's PUBLISH */
-    bool probe_delivered;            /* the subscriber connection delivered it */
+    bool probe_answered;  /* the command connection answered the probe's PUBLISH */
+    bool probe_delivered; /* the subscriber connection delivered it */
     bool is_probe_subscribed;
-    bool is_probe_queued;            /* the probe's PUBLISH is still in the command link */
+    bool is_probe_queued; /* the probe's PUBLISH is still in the command link */
     bool sub_was_ready, cmd_was_ready;
-    bool is_overflow_suspected;      /* Redis closed the subscriber while the command link stayed up */
+    bool is_overflow_suspected; /* Redis closed the subscriber while the command link stayed up */
     uint64_t sub_down_since_ms, cmd_down_since_ms;
-    uint64_t cmd_losses;             /* command-link losses so far */
+    uint64_t cmd_losses; /* command-link losses so far */
     uint64_t cmd_losses_at_sub_loss;
-    wsg_log_limit_t log_limit;       /* "Redis still down" */
+    wsg_log_limit_t log_limit; /* "Redis still down" */
 } wsg_redis_watch_t;
 
 /** Starts watching `sub` and `cmd` (borrowed) of worker `index`: the probe timer and, with Sentinel, the
  *  +switch-master subscription. Returns 0 or -ENOMEM. */
-int wsg_redis_watch_start(wsg_redis_watch_t *watch, uv_loop_t *loop, const wsg_config_t *cfg, wsg_stats_t *stats,
-                          wsg_redis_sub_t *sub, wsg_redis_cmd_t *cmd, unsigned index);
+int wsg_redis_watch_start(wsg_redis_watch_t *watch, uv_loop_t *loop, const wsg_config_t *cfg,
+                          wsg_stats_t *stats, wsg_redis_sub_t *sub, wsg_redis_cmd_t *cmd, unsigned index);
 
 /* Link events, from the worker's wiring. */
 void wsg_redis_watch_sub_up(wsg_redis_watch_t *watch);

@@ -33,7 +33,8 @@ int wsg_router_init(wsg_router_t *router, size_t soft_limit, wsg_stats_t *stats,
                     const wsg_router_observer_t *observer, void *arg)
 {
     memset(router, 0, sizeof *router);
-    router->run_max_bytes = soft_limit / 4 < WSG_ROUTER_RUN_MAX_BYTES ? soft_limit / 4 : WSG_ROUTER_RUN_MAX_BYTES;
+    router->run_max_bytes =
+        soft_limit / 4 < WSG_ROUTER_RUN_MAX_BYTES ? soft_limit / 4 : WSG_ROUTER_RUN_MAX_BYTES;
     router->stats = stats;
     router->observer = observer;
     router->observer_arg = arg;
@@ -118,7 +119,8 @@ static void deliver(wsg_router_client_t *client, const wsg_channel_t *channel, w
 static void deliver_run(wsg_router_client_t *client, const wsg_channel_t *channel, wsg_msg_t *run,
                         wsg_msg_t *const *msgs, uint32_t n)
 {
-    if (run != NULL && client->gets_pending == 0 && (client->is_echo || wsg_echo_filter_is_empty(&client->echo))) {
+    if (run != NULL && client->gets_pending == 0 &&
+        (client->is_echo || wsg_echo_filter_is_empty(&client->echo))) {
         wsg_outq_send(client->out, run);
         return;
     }
@@ -238,11 +240,11 @@ static void on_get_done(void *arg, int status, const char *value, size_t len)
     m->get = NULL;
     wsg_msg_t *msg = NULL;
     if (status < 0)
-        WSG_WARN("persisted_get_failed", "conn=%llu channel=%s err=%d", (unsigned long long)conn_id(m->client),
-                 m->channel->name, status);
+        WSG_WARN("persisted_get_failed", "conn=%llu channel=%s err=%d",
+                 (unsigned long long)conn_id(m->client), m->channel->name, status);
     else if (value != NULL && len > 0 && (msg = wsg_msg_new_data(value, len)) == NULL)
-        WSG_WARN("persisted_get_failed", "conn=%llu channel=%s len=%zu err=%d", (unsigned long long)conn_id(m->client),
-                 m->channel->name, len, -ENOMEM);
+        WSG_WARN("persisted_get_failed", "conn=%llu channel=%s len=%zu err=%d",
+                 (unsigned long long)conn_id(m->client), m->channel->name, len, -ENOMEM);
     on_persisted(router, m, msg);
     wsg_msg_unref(msg);
 }
@@ -259,15 +261,16 @@ static void fetch_persisted(wsg_router_t *router, wsg_member_t *m)
     }
     if (rc < 0) {
         free(req);
-        WSG_WARN("persisted_get_failed", "conn=%llu channel=%s err=%d", (unsigned long long)conn_id(m->client),
-                 ch->name, rc);
+        WSG_WARN("persisted_get_failed", "conn=%llu channel=%s err=%d",
+                 (unsigned long long)conn_id(m->client), ch->name, rc);
         get_finished(m->client);
         return;
     }
     m->get = req;
 }
 
-/* ---- joining and leaving -------------------------------------------------------------------------------- */
+/* ---- joining and leaving --------------------------------------------------------------------------------
+ */
 
 int wsg_router_join(wsg_router_t *router, wsg_router_client_t *client, const wsg_str_t *subs, uint8_t nsubs,
                     const wsg_str_t *pubs, uint8_t npubs)
@@ -362,8 +365,8 @@ void wsg_router_leave(wsg_router_t *router, wsg_router_client_t *client)
 
 /* ---- the echo filter ---------------------------------------------------------------------------------- */
 
-void wsg_router_note_publication(wsg_router_t *router, wsg_router_client_t *client, const wsg_channel_t *channel,
-                                 const void *data, size_t len)
+void wsg_router_note_publication(wsg_router_t *router, wsg_router_client_t *client,
+                                 const wsg_channel_t *channel, const void *data, size_t len)
 {
     if (client->is_echo || channel->state != WSG_CHANNEL_SUBSCRIBED)
         return; /* without a live subscription the message cannot come back */
@@ -474,7 +477,8 @@ static void route(wsg_router_t *router, wsg_channel_t *ch, const void *payload, 
     wsg_msg_unref(msg);
 }
 
-static void on_link_message(void *arg, const char *channel, size_t channel_len, const uint8_t *payload, size_t len)
+static void on_link_message(void *arg, const char *channel, size_t channel_len, const uint8_t *payload,
+                            size_t len)
 {
     wsg_router_t *router = arg;
     wsg_channel_t *ch = wsg_channels_find(&router->channels, channel, channel_len);

@@ -1,9 +1,9 @@
 /* Subscriptions of one loop, end to end: the channel table indexed both ways (channel -> members, client ->
- * channels), the Redis SUBSCRIBE/UNSUBSCRIBE state machine, the stored-message GET of a joining client with its
- * ordering barrier and the live messages held back meanwhile, the echo filter, and fan-out of Redis messages
- * in runs. It is the subscriber link's handler (wsg_router_sub_handler). Clients are wsg_router_client_t
- * records embedded in connections; messages leave through their outputs (wsg_outq_send), which never call
- * back, so member lists are never changed while they are walked. */
+ * channels), the Redis SUBSCRIBE/UNSUBSCRIBE state machine, the stored-message GET of a joining client with
+ * its ordering barrier and the live messages held back meanwhile, the echo filter, and fan-out of Redis
+ * messages in runs. It is the subscriber link's handler (wsg_router_sub_handler). Clients are
+ * wsg_router_client_t records embedded in connections; messages leave through their outputs (wsg_outq_send),
+ * which never call back, so member lists are never changed while they are walked. */
 #ifndef WSG_GATEWAY_ROUTER_H
 #define WSG_GATEWAY_ROUTER_H
 
@@ -40,15 +40,15 @@ struct held_msg;
 
 /** A connection as the router sees it: embedded in the connection, zeroed until it joins. */
 typedef struct wsg_router_client {
-    wsg_outq_t *out;         /* borrowed: where its messages go */
-    wsg_member_t *subs;      /* one per subscribed channel, in ws4redis order */
-    wsg_channel_t **pubs;    /* channels it publishes to */
-    struct held_msg *held;   /* live messages held back until every stored message was sent */
-    wsg_echo_filter_t echo;  /* its own publications awaited back */
+    wsg_outq_t *out;        /* borrowed: where its messages go */
+    wsg_member_t *subs;     /* one per subscribed channel, in ws4redis order */
+    wsg_channel_t **pubs;   /* channels it publishes to */
+    struct held_msg *held;  /* live messages held back until every stored message was sent */
+    wsg_echo_filter_t echo; /* its own publications awaited back */
     uint32_t held_count, held_cap;
-    uint16_t gets_pending;   /* stored-message GETs (with their barriers) not finished */
+    uint16_t gets_pending; /* stored-message GETs (with their barriers) not finished */
     uint8_t nsubs, npubs;
-    bool is_echo;            /* it wants its own messages back */
+    bool is_echo; /* it wants its own messages back */
 } wsg_router_client_t;
 
 /** What the router reports about the subscriber link besides subscriptions (the worker logs and probes). */
@@ -68,9 +68,9 @@ typedef struct wsg_router_observer {
 
 typedef struct wsg_router {
     wsg_channels_t channels;
-    wsg_redis_sub_t *sub;   /* borrowed; NULL until set */
-    wsg_redis_cmd_t *cmd;   /* borrowed; NULL until set */
-    wsg_stats_t *stats;     /* borrowed */
+    wsg_redis_sub_t *sub; /* borrowed; NULL until set */
+    wsg_redis_cmd_t *cmd; /* borrowed; NULL until set */
+    wsg_stats_t *stats;   /* borrowed */
     const wsg_router_observer_t *observer;
     void *observer_arg;
     /* The run: consecutive messages of one channel from one Redis read, not yet delivered. Delivered as one
@@ -79,7 +79,7 @@ typedef struct wsg_router {
     wsg_channel_t *run_channel;
     uint32_t run_count;
     size_t run_bytes;
-    size_t run_max_bytes;   /* frame bytes per run (WSG_ROUTER_RUN_MAX_BYTES or less) */
+    size_t run_max_bytes; /* frame bytes per run (WSG_ROUTER_RUN_MAX_BYTES or less) */
     wsg_msg_t *run[WSG_ROUTER_RUN_MAX];
 } wsg_router_t;
 
@@ -113,8 +113,8 @@ void wsg_router_leave(wsg_router_t *router, wsg_router_client_t *client);
 
 /** Notes that `client` published `len` bytes (borrowed) to `channel`: without echo, the copy that comes back
  *  through its own subscription is not sent to it. */
-void wsg_router_note_publication(wsg_router_t *router, wsg_router_client_t *client, const wsg_channel_t *channel,
-                                 const void *data, size_t len);
+void wsg_router_note_publication(wsg_router_t *router, wsg_router_client_t *client,
+                                 const wsg_channel_t *channel, const void *data, size_t len);
 
 /** Forgets the publications `client` awaits back (a publish failed: its echo may never come). */
 void wsg_router_forget_publications(wsg_router_client_t *client);

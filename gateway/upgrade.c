@@ -24,8 +24,9 @@ static void refuse(wsg_conn_t *conn, int status, const char *body, const char *e
     char response[1024];
     wsg_stats_count_refusal(conn->ctx->stats, status);
     char peer[80];
-    WSG_INFO("handshake_refused", "conn=%llu peer=%s status=%d why=\"%s\"", (unsigned long long)wsg_conn_id(conn),
-             wsg_conn_peer_name(conn, peer, sizeof peer), status, body);
+    WSG_INFO("handshake_refused", "conn=%llu peer=%s status=%d why=\"%s\"",
+             (unsigned long long)wsg_conn_id(conn), wsg_conn_peer_name(conn, peer, sizeof peer), status,
+             body);
     ssize_t n = wsg_http_write_response(response, sizeof response, status, extra_headers, wsg_str_c(body));
     wsg_conn_respond_and_close(conn, n < 0 ? NULL : wsg_msg_new_http(response, (size_t)n, NULL, 0));
 }
@@ -46,10 +47,11 @@ static bool serve_static(wsg_conn_t *conn, wsg_str_t path)
     if (f->name == NULL)
         return false;
     char head[256];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-cache\r\n"
-                     "Connection: close\r\n\r\n",
-                     f->content_type, f->len);
+    int n =
+        snprintf(head, sizeof head,
+                 "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-cache\r\n"
+                 "Connection: close\r\n\r\n",
+                 f->content_type, f->len);
     WSG_DEBUG("static_file", "conn=%llu file=%s", (unsigned long long)wsg_conn_id(conn), name);
     wsg_conn_respond_and_close(conn, wsg_msg_new_http(head, (size_t)n, f->data, f->len));
     return true;
@@ -72,8 +74,10 @@ static void on_authorized(void *arg, int status, const char *body, size_t len)
     if (status == 200) {
         wsg_token_claims_t *identity = malloc(sizeof(*identity));
         const char *why = "out of memory";
-        if (identity == NULL || wsg_token_claims_from_identity(body, len, cfg->max_groups, identity, &why) < 0) {
-            WSG_WARN("auth_callback_invalid", "conn=%llu why=\"%s\"", (unsigned long long)wsg_conn_id(conn), why);
+        if (identity == NULL ||
+            wsg_token_claims_from_identity(body, len, cfg->max_groups, identity, &why) < 0) {
+            WSG_WARN("auth_callback_invalid", "conn=%llu why=\"%s\"", (unsigned long long)wsg_conn_id(conn),
+                     why);
             refuse(conn, 503, "authorization service answered an invalid identity", NULL);
         } else {
             complete_upgrade(conn, (wsg_str_t){facility, facility_len}, identity);
@@ -114,7 +118,8 @@ static void ask_authorization(wsg_conn_t *conn, wsg_str_t facility)
         snprintf(ip, sizeof ip, "%.*s", (int)ip_len, peer);
     }
     char *request = malloc(WSG_HTTP_HEAD_MAX + 2048);
-    ssize_t n = request ? wsg_access_callback_request(cfg, conn->http, facility, ip, request, WSG_HTTP_HEAD_MAX + 2048)
+    ssize_t n = request ? wsg_access_callback_request(cfg, conn->http, facility, ip, request,
+                                                      WSG_HTTP_HEAD_MAX + 2048)
                         : -ENOMEM;
     if (n > 0)
         conn->auth = wsg_auth_request_start(conn->ctx->loop, (const struct sockaddr *)&cfg->auth_addr,
@@ -149,8 +154,9 @@ static void upgrade(wsg_conn_t *conn)
         return;
     }
     if (rc < 0) {
-        refuse(conn, 400, rc == -E2BIG ? "Facility name is too long (at most 256 bytes)"
-                                       : "Facility name must be UTF-8 without control characters",
+        refuse(conn, 400,
+               rc == -E2BIG ? "Facility name is too long (at most 256 bytes)"
+                            : "Facility name must be UTF-8 without control characters",
                NULL);
         return;
     }
@@ -168,8 +174,9 @@ static void complete_upgrade(wsg_conn_t *conn, wsg_str_t facility, const wsg_tok
     wsg_http_request_t *http = conn->http;
     wsg_access_t access;
     const char *why = NULL;
-    int status = identity != NULL ? wsg_access_decide_for(cfg, http, facility, identity, &access, &why)
-                                  : wsg_access_decide(cfg, http, facility, (int64_t)time(NULL), &access, &why);
+    int status = identity != NULL
+                     ? wsg_access_decide_for(cfg, http, facility, identity, &access, &why)
+                     : wsg_access_decide(cfg, http, facility, (int64_t)time(NULL), &access, &why);
     if (status != 0) {
         refuse(conn, status, why, NULL);
         return;

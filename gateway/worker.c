@@ -25,7 +25,7 @@
 #define ACCEPT_PAUSE_MS 250
 
 struct wsg_worker {
-    wsg_ctx_t ctx;            /* what connections share; its read buffer makes the worker large */
+    wsg_ctx_t ctx; /* what connections share; its read buffer makes the worker large */
     uv_loop_t loop;
     const wsg_config_t *cfg;
     unsigned index;
@@ -33,19 +33,19 @@ struct wsg_worker {
     wsg_redis_sub_t *sub;
     wsg_redis_cmd_t *cmd;
     wsg_redis_watch_t watch;
-    uv_poll_t listener;       /* readiness of listen_fd: we accept ourselves */
-    uv_timer_t accept_timer;  /* resumes accepting after running out of descriptors */
+    uv_poll_t listener;      /* readiness of listen_fd: we accept ourselves */
+    uv_timer_t accept_timer; /* resumes accepting after running out of descriptors */
     int listen_fd;
     bool has_listener;
     uv_timer_t heartbeat_timer;
     uv_timer_t ping_timer;
     uv_timer_t sweep_timer;
-    uv_prepare_t prepare;     /* flush before the loop blocks (output made by timers and write callbacks) */
-    uv_check_t check;         /* flush after I/O callbacks (output made by reads and Redis replies) */
+    uv_prepare_t prepare;      /* flush before the loop blocks (output made by timers and write callbacks) */
+    uv_check_t check;          /* flush after I/O callbacks (output made by reads and Redis replies) */
     uv_async_t shutdown_async; /* another thread asks for a graceful shutdown */
-    wsg_msg_t *heartbeat_msg; /* the magic string, framed once at start */
-    wsg_msg_t *ping_msg;      /* a protocol PING, framed once at start */
-    bool is_finishing;        /* Redis links and timers are closing; the loop ends when they are closed */
+    wsg_msg_t *heartbeat_msg;  /* the magic string, framed once at start */
+    wsg_msg_t *ping_msg;       /* a protocol PING, framed once at start */
+    bool is_finishing;         /* Redis links and timers are closing; the loop ends when they are closed */
     unsigned closing_links;
     wsg_log_limit_t accept_log_limit;
     wsg_stats_t stats;
@@ -119,11 +119,12 @@ static void on_sweep(uv_timer_t *timer)
     maybe_finish(w);
 }
 
-/* The sweep runs four times per shortest deadline (the slow-consumer grace included), between 10 ms and 1 s. */
+/* The sweep runs four times per shortest deadline (the slow-consumer grace included), between 10 ms and 1 s.
+ */
 static uint64_t sweep_interval(const wsg_config_t *cfg)
 {
-    uint64_t sweep = cfg->handshake_timeout_ms < cfg->close_timeout_ms ? cfg->handshake_timeout_ms
-                                                                       : cfg->close_timeout_ms;
+    uint64_t sweep =
+        cfg->handshake_timeout_ms < cfg->close_timeout_ms ? cfg->handshake_timeout_ms : cfg->close_timeout_ms;
     if (cfg->idle_timeout_ms > 0 && cfg->idle_timeout_ms < sweep)
         sweep = cfg->idle_timeout_ms;
     if (cfg->slow_grace_ms > 0 && cfg->slow_grace_ms < sweep)
@@ -132,7 +133,8 @@ static uint64_t sweep_interval(const wsg_config_t *cfg)
     return sweep < 10 ? 10 : sweep > 1000 ? 1000 : sweep;
 }
 
-/* ---- Redis wiring ---------------------------------------------------------------------------------------- */
+/* ---- Redis wiring ----------------------------------------------------------------------------------------
+ */
 
 static void on_sub_up(void *arg)
 {
@@ -146,7 +148,8 @@ static void on_sub_down(void *arg, const char *why, uint64_t retry_ms)
     wsg_redis_watch_sub_down(&w->watch, why, retry_ms);
 }
 
-static void on_other_message(void *arg, const char *channel, size_t channel_len, const uint8_t *payload, size_t len)
+static void on_other_message(void *arg, const char *channel, size_t channel_len, const uint8_t *payload,
+                             size_t len)
 {
     wsg_worker_t *w = arg;
     wsg_redis_watch_message(&w->watch, channel, channel_len, payload, len);
@@ -205,8 +208,8 @@ static void on_listen_ready(uv_poll_t *poll, int status, int events)
                 uv_timer_start(&w->accept_timer, on_accept_resume, ACCEPT_PAUSE_MS, 0);
                 WSG_STAT_ADD(&w->stats, accept_pauses, 1);
                 if (wsg_log_limit_allow(&w->accept_log_limit, uv_now(&w->loop), 10000))
-                    WSG_WARN("accept_paused", "err=\"%s\" open=%u resume_ms=%d", strerror(err), w->ctx.open.count,
-                             ACCEPT_PAUSE_MS);
+                    WSG_WARN("accept_paused", "err=\"%s\" open=%u resume_ms=%d", strerror(err),
+                             w->ctx.open.count, ACCEPT_PAUSE_MS);
                 return;
             }
             if (wsg_log_limit_allow(&w->accept_log_limit, uv_now(&w->loop), 1000))
@@ -308,7 +311,8 @@ static void maybe_finish(wsg_worker_t *w)
     w->is_finishing = true;
     size_t pending = wsg_redis_cmd_pending(w->cmd) - probe;
     if (pending > 0)
-        WSG_ERROR("shutdown_unsent", "commands=%zu why=\"Redis unreachable until the shutdown timeout\"", pending);
+        WSG_ERROR("shutdown_unsent", "commands=%zu why=\"Redis unreachable until the shutdown timeout\"",
+                  pending);
     WSG_INFO("shutdown_complete", "worker=%u connections_total=%llu", w->index,
              (unsigned long long)WSG_STAT_GET(&w->stats, connections_total));
     w->closing_links = 2;
@@ -331,7 +335,8 @@ static void on_conn_freed(void *arg)
         maybe_finish(w);
 }
 
-/* ---- lifecycle ------------------------------------------------------------------------------------------- */
+/* ---- lifecycle -------------------------------------------------------------------------------------------
+ */
 
 wsg_worker_t *wsg_worker_new(unsigned index)
 {
@@ -378,7 +383,9 @@ static int start_redis(wsg_worker_t *w)
         .connect_timeout_ms = cfg->redis_timeout_ms,
         .retry_min_ms = 100,
         .retry_max_ms = cfg->redis_retry_max_ms,
-        .read_bytes_per_event = read_bound < 16384 ? 16384 : read_bound > 262144 ? 262144 : read_bound,
+        .read_bytes_per_event = read_bound < 16384    ? 16384
+                                : read_bound > 262144 ? 262144
+                                                      : read_bound,
     };
     opts.name = "wsgate-sub";
     w->sub = wsg_redis_sub_new(&w->loop, &cfg->redis, &opts, &wsg_router_sub_handler, &w->router);
@@ -430,7 +437,8 @@ int wsg_worker_init(wsg_worker_t *w, const wsg_config_t *cfg, int listen_fd)
     uv_timer_init(&w->loop, &w->heartbeat_timer);
     w->heartbeat_timer.data = w;
     if (w->heartbeat_msg != NULL || cfg->is_json_heartbeat)
-        uv_timer_start(&w->heartbeat_timer, on_heartbeat, cfg->heartbeat_interval_ms, cfg->heartbeat_interval_ms);
+        uv_timer_start(&w->heartbeat_timer, on_heartbeat, cfg->heartbeat_interval_ms,
+                       cfg->heartbeat_interval_ms);
     uv_timer_init(&w->loop, &w->ping_timer);
     w->ping_timer.data = w;
     if (cfg->ping_interval_ms > 0)

@@ -556,6 +556,31 @@ def test_a_ping_flood_from_a_client_that_never_reads_is_bounded_and_closed(gatew
     assert other.ping_roundtrip() == []
 
 
+@with_env(WSGATE_IDLE_TIMEOUT="1s", WSGATE_CLOSE_TIMEOUT="1s")
+def test_a_client_whose_window_stays_shut_is_cut_by_the_kernel_with_nothing_queued(gateway, redis):
+    """A client that never reads but keeps pinging slowly: a little data shuts its receive window, and its
+    output (the data, then its pongs) waits unacknowledged in the kernel while the gateway's own queue stays
+    empty, so neither the idle sweep (it keeps sending) nor the stall rule (nothing pending) sees it. The kernel
+    ends the connection once output has gone unacknowledged for the idle and close timeouts (TCP_USER_TIMEOUT)."""
+    ws = never_reading_client(gateway, "/ws/shut?subscribe-broadcast")
+    h.wait_numsub("broadcast:shut", 1)
+    conn = conn_id_of(gateway, ws)
+    port = ws.sock.getsockname()[1]
+    publish_pipelined(redis, "broadcast:shut", [b"w" * 4000 for _ in range(25)])  # 100 KB: shuts a 4 KiB window
+    h.wait_until(lambda: (tcp_socket(gateway.port, port) or (0, 0, 0))[1] > 0, 5,
+                 what="output waiting unacknowledged in the gateway's kernel")
+    start, close = time.monotonic(), None
+    while close is None and time.monotonic() - start < 20:
+        ws.send_ping(b"k")  # input: alive for the idle sweep
+        time.sleep(0.2)
+        close = (log_events(gateway, "conn_close", conn=conn) or [None])[0]
+    assert close is not None, "the client with a shut window was not cut within 20 s"
+    assert close["why"] == "connection timed out", close
+    assert time.monotonic() - start < 15
+    assert metric(gateway, "wsgate_slow_consumer_closes_total") == 0  # nothing was ever pending
+    h.wait_until(lambda: gateway.metrics()["wsgate_connections_open"] == 0, 5, what="the connection gone")
+
+
 # --------------------------------------------------------------------------------------------------------------
 # 4. Messages and stored values larger than the limits
 

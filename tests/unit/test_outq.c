@@ -61,8 +61,8 @@ static void setup(harness_t *h, bool is_drop, uint64_t stall_ms)
     uv_loop_init(&h->loop);
     uv_pipe_init(&h->loop, &h->pipe, 0);
     uv_pipe_open(&h->pipe, fds[1]);
-    wsg_outq_policy_t policy = {.soft = SOFT, .hard = HARD, .grace_ms = GRACE_MS, .stall_ms = stall_ms,
-                                .is_drop = is_drop};
+    wsg_outq_policy_t policy = {
+        .soft = SOFT, .hard = HARD, .grace_ms = GRACE_MS, .stall_ms = stall_ms, .is_drop = is_drop};
     wsg_outq_ctx_init(&h->ctx, &h->loop, &policy, &owner, &h->stats);
     wsg_outq_init(&h->q, &h->ctx, (uv_stream_t *)&h->pipe, 7);
 }
@@ -130,7 +130,8 @@ static wsg_outq_result_t send_data(harness_t *h, size_t len, char fill)
 
 /* Parses server frames in `buf`; calls back with each frame's opcode and payload. Returns the frame count,
  * or -1 when the bytes do not end at a frame boundary. */
-static int each_frame(const uint8_t *buf, size_t len, void (*fn)(void *, int, const uint8_t *, size_t), void *arg)
+static int each_frame(const uint8_t *buf, size_t len, void (*fn)(void *, int, const uint8_t *, size_t),
+                      void *arg)
 {
     size_t at = 0;
     int frames = 0;
@@ -244,7 +245,8 @@ static void test_over_the_hard_limit_is_a_verdict_at_once(void)
     size_t got = drain(&h, buf, 1 << 20);
     int frames = each_frame(buf, got, NULL, NULL);
     ASSERT_TRUE(frames >= 2);
-    ASSERT_UINT_EQ((uint64_t)frames - 1 + dropped, (uint64_t)sent - 1); /* every queued message: sent or dropped */
+    ASSERT_UINT_EQ((uint64_t)frames - 1 + dropped,
+                   (uint64_t)sent - 1);  /* every queued message: sent or dropped */
     ASSERT_UINT_EQ(buf[got - 17], 0x88); /* close frame: 0x88, length 15, 1008, "slow consumer" */
     ASSERT_MEM_EQ(buf + got - 15, "\x03\xf0slow consumer", 15);
     free(buf);
@@ -342,7 +344,8 @@ static void test_an_oversize_message_goes_to_a_drained_client_and_is_not_counted
     teardown(&h);
 }
 
-/* Many pings from a client that does not read: at most two pongs wait, and the last one answers the latest. */
+/* Many pings from a client that does not read: at most two pongs wait, and the last one answers the latest.
+ */
 typedef struct pongs {
     int count;
     char last[8];
@@ -442,4 +445,5 @@ TEST_MAIN("outq", TEST_CASE(test_writes_at_once_when_the_kernel_takes_it),
           TEST_CASE(test_drop_mode_skips_whole_messages_and_counts_them),
           TEST_CASE(test_an_oversize_message_goes_to_a_drained_client_and_is_not_counted),
           TEST_CASE(test_pongs_coalesce), TEST_CASE(test_close_is_last_and_drained_is_reported),
-          TEST_CASE(test_output_that_makes_no_progress_is_stalled), TEST_CASE(test_a_write_error_reaches_the_owner))
+          TEST_CASE(test_output_that_makes_no_progress_is_stalled),
+          TEST_CASE(test_a_write_error_reaches_the_owner))

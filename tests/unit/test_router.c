@@ -39,19 +39,13 @@ static void on_error(wsg_outq_t *q, int err)
     abort();
 }
 
-static void on_drained(wsg_outq_t *q)
-{
-}
+static void on_drained(wsg_outq_t *q) {}
 
 static const wsg_outq_owner_t owner = {on_verdict, on_error, on_drained};
 
-static void on_up(void *arg)
-{
-}
+static void on_up(void *arg) {}
 
-static void on_down(void *arg, const char *why, uint64_t retry_ms)
-{
-}
+static void on_down(void *arg, const char *why, uint64_t retry_ms) {}
 
 static void on_other(void *arg, const char *channel, size_t channel_len, const uint8_t *payload, size_t len)
 {
