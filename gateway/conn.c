@@ -257,9 +257,9 @@ wsg_conn_t *wsg_conn_new(wsg_ctx_t *ctx, int fd, int *err)
     wsg_http_request_init(conn->http);
     wsg_ws_reader_init(&conn->reader);
     uv_tcp_nodelay(&conn->tcp, 1);
-    /* Output the peer does not acknowledge (a peer gone, or one whose receive window stays shut because it never
-     * reads) makes the kernel end the connection, even when our own queue is empty. The stall rule and the
-     * close handshake come first (idle timeout, then close timeout); this is the backstop behind them. */
+    /* Output the peer does not acknowledge (a peer gone, or one whose receive window stays shut because it
+     * never reads) makes the kernel end the connection, even when our own queue is empty. The stall rule and
+     * the close handshake come first (idle timeout, then close timeout); this is the backstop behind them. */
     const wsg_config_t *cfg = ctx->cfg;
     uint64_t unacked_ms = cfg->idle_timeout_ms > 0 ? cfg->idle_timeout_ms + cfg->close_timeout_ms : 0;
     unsigned user_timeout_ms = (unsigned)(unacked_ms > UINT32_MAX ? UINT32_MAX : unacked_ms);
@@ -278,6 +278,15 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     wsg_conn_t *conn = wsg_conn_of(handle);
     buf->base = (char *)conn->ctx->read_buf;
     buf->len = sizeof conn->ctx->read_buf;
+}
+
+bool wsg_conn_take_read(wsg_conn_t *conn, ssize_t nread)
+{
+    if (nread < 0)
+        wsg_conn_abort(conn, nread == UV_EOF ? "peer closed the connection" : uv_strerror((int)nread));
+    else if (nread > 0)
+        WSG_STAT_ADD(conn->ctx->stats, bytes_received, nread);
+    return nread > 0;
 }
 
 void wsg_conn_read_start(wsg_conn_t *conn, uv_read_cb cb)

@@ -67,6 +67,10 @@ static inline uint64_t wsg_conn_id(const wsg_conn_t *conn)
     return conn->out.id;
 }
 
+/** The common start of a read callback: counts what was read and drops the connection on end of stream or an
+ *  error. Returns true when there are bytes to handle. */
+bool wsg_conn_take_read(wsg_conn_t *conn, ssize_t nread);
+
 /** Starts reading into the shared read buffer with `cb` (the handshake's reader or the connection's own). */
 void wsg_conn_read_start(wsg_conn_t *conn, uv_read_cb cb);
 

@@ -21,13 +21,8 @@ void conn_update_reading(wsg_conn_t *conn)
 void conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     wsg_conn_t *conn = wsg_conn_of((uv_handle_t *)stream);
-    if (nread == 0)
+    if (!wsg_conn_take_read(conn, nread))
         return;
-    if (nread < 0) {
-        wsg_conn_abort(conn, nread == UV_EOF ? "peer closed the connection" : uv_strerror((int)nread));
-        return;
-    }
-    WSG_STAT_ADD(conn->ctx->stats, bytes_received, nread);
     if (conn->is_lingering)
         return; /* draining until the peer closes */
     if (conn->state == WSG_CONN_OPEN) {

@@ -200,13 +200,8 @@ static void complete_upgrade(wsg_conn_t *conn, wsg_str_t facility, const wsg_tok
 static void on_handshake_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     wsg_conn_t *conn = wsg_conn_of((uv_handle_t *)stream);
-    if (nread == 0)
+    if (!wsg_conn_take_read(conn, nread))
         return;
-    if (nread < 0) {
-        wsg_conn_abort(conn, nread == UV_EOF ? "peer closed the connection" : uv_strerror((int)nread));
-        return;
-    }
-    WSG_STAT_ADD(conn->ctx->stats, bytes_received, nread);
     if (conn->state != WSG_CONN_HANDSHAKE)
         return; /* refused: the rest of the request is not read */
     int rc = wsg_http_request_feed(conn->http, (const uint8_t *)buf->base, (size_t)nread);
