@@ -1,0 +1,204 @@
+/* Fuzz target: the router driven by a sequence of events decoded from the input: clients joining, leaving and
+ * closing, Redis messages and read ends, SUBSCRIBE/UNSUBSCRIBE confirmations (expected or not), answers to
+ * the stored-message GETs (a value, none, an error), link losses and reconnects, and own publications. Redis
+ * calls are recorded fakes (tests/unit/fake_redis.c); client outputs only queue (no socket, never flushed),
+ * so what each client was sent can be read back from its queue. Invariants: no sanitizer report or leak; a
+ * client's pending GETs never exceed its channels, and nothing is held once they are done; every client gets
+ * each channel's live messages in publish order, none twice. */
+#include <stdio.h>
+#include <string.h>
+
+#include "fake_redis.h"
+#include "fuzz.h"
+#include "log.h"
+#include "router.h"
+
+#define NCLIENTS 4
+#define NCHANNELS 4
+
+static const char *const channel_names[NCHANNELS] = {"broadcast:a", "broadcast:b", "group:g:a", "user:u:a"};
+
+typedef struct client {
+    wsg_outq_t out;
+    wsg_router_client_t rc;
+    bool is_joined, is_closing;
+} client_t;
+
+static void on_verdict(wsg_outq_t *q, wsg_outq_verdict_t verdict) {}
+
+static void on_error(wsg_outq_t *q, int err) {}
+
+static void on_drained(wsg_outq_t *q) {}
+
+static const wsg_outq_owner_t owner = {on_verdict, on_error, on_drained};
+
+static void on_up(void *arg) {}
+
+static void on_down(void *arg, const char *why, uint64_t retry_ms) {}
+
+static void on_other(void *arg, const char *channel, size_t channel_len, const uint8_t *payload, size_t len)
+{
+}
+
+static const wsg_router_observer_t observer = {on_up, on_down, on_other};
+static int dummy_link;
+
+/* Live payloads are "L<channel digit><6-digit sequence>"; stored values start with 'S'. */
+static void live_payload(char out[16], int channel, unsigned seq)
+{
+    snprintf(out, 16, "L%d%06u", channel, seq);
+}
+
+/* Checks the frames queued for `c`: per channel, live sequence numbers strictly increase. */
+static void check_order(const client_t *c)
+{
+    long last[NCHANNELS];
+    for (int i = 0; i < NCHANNELS; i++)
+        last[i] = -1;
+    for (uint32_t i = 0; i < c->out.ring.count; i++) {
+        const wsg_msg_t *m = wsg_msgq_at(&c->out.ring, i);
+        if (m->kind != WSG_MSG_DATA)
+            continue;
+        size_t at = 0;
+        while (at < m->frame_len) { /* a run holds several frames */
+            const uint8_t *f = m->frame + at;
+            size_t plen = f[1] & 0x7f, h = 2;
+            if (plen == 126) {
+                plen = ((size_t)f[2] << 8) | f[3];
+                h = 4;
+            }
+            FUZZ_ASSERT(plen <= 125 || h == 4);
+            const char *p = (const char *)f + h;
+            if (plen == 8 && p[0] == 'L') {
+                int ch = p[1] - '0';
+                long seq = 0;
+                for (int d = 2; d < 8; d++)
+                    seq = seq * 10 + (p[d] - '0');
+                FUZZ_ASSERT(ch >= 0 && ch < NCHANNELS);
+                FUZZ_ASSERT(seq > last[ch]); /* in publish order, never twice */
+                last[ch] = seq;
+            }
+            at += h + plen;
+        }
+    }
+}
+
+static void check_client(const client_t *c)
+{
+    FUZZ_ASSERT(c->rc.gets_pending <= c->rc.nsubs);
+    if (c->rc.gets_pending == 0)
+        FUZZ_ASSERT(c->rc.held_count == 0);
+    check_order(c);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    uv_loop_t loop;
+    wsg_stats_t stats;
+    wsg_outq_ctx_t out_ctx;
+    wsg_router_t router;
+    client_t clients[NCLIENTS];
+    unsigned seq[NCHANNELS] = {0};
+    wsg_log_threshold = WSG_LOG_ERROR; /* the router's info lines are not under test */
+    memset(&stats, 0, sizeof stats);
+    memset(clients, 0, sizeof clients);
+    fake_redis_reset();
+    uv_loop_init(&loop);
+    /* Limits no sequence reaches: the router, not the policy, is under test. */
+    wsg_outq_policy_t policy = {.soft = 1u << 30, .hard = 1u << 30, .grace_ms = 1000};
+    wsg_outq_ctx_init(&out_ctx, &loop, &policy, &owner, &stats);
+    FUZZ_ASSERT(wsg_router_init(&router, policy.soft, &stats, &observer, NULL) == 0);
+    wsg_router_set_redis(&router, (wsg_redis_sub_t *)&dummy_link, (wsg_redis_cmd_t *)&dummy_link);
+    for (int k = 0; k < NCLIENTS; k++)
+        wsg_outq_init(&clients[k].out, &out_ctx, NULL, (uint64_t)k + 1);
+    const wsg_redis_sub_handler_t *link = &wsg_router_sub_handler;
+    link->on_ready(&router);
+
+    for (size_t i = 0; i + 1 < size && i < 4096; i += 2) {
+        uint8_t op = data[i] % 12, arg = data[i + 1];
+        client_t *c = &clients[arg % NCLIENTS];
+        int ch = (arg >> 2) % NCHANNELS;
+        const char *name = channel_names[ch];
+        char payload[16];
+        switch (op) {
+        case 0: /* a client joins the channels of a mask */
+            if (!c->is_joined && !c->is_closing) {
+                wsg_str_t subs[NCHANNELS], pubs[1] = {wsg_str_c(name)};
+                uint8_t n = 0;
+                for (int b = 0; b < NCHANNELS; b++)
+                    if (arg & (0x10 << b))
+                        subs[n++] = wsg_str_c(channel_names[b]);
+                c->rc.out = &c->out;
+                c->rc.is_echo = (arg & 2) != 0;
+                c->is_joined = wsg_router_join(&router, &c->rc, subs, n, pubs, 1) == 0;
+            }
+            break;
+        case 1: /* its close begins: no more deliveries */
+            if (c->is_joined) {
+                wsg_router_unsubscribe(&router, &c->rc);
+                c->is_closing = true;
+            }
+            break;
+        case 2: /* it is gone */
+            wsg_router_leave(&router, &c->rc);
+            c->is_joined = false;
+            break;
+        case 3: /* a live message */
+            live_payload(payload, ch, seq[ch]++);
+            link->on_message(&router, name, strlen(name), (const uint8_t *)payload, strlen(payload));
+            break;
+        case 4:
+            link->on_read_done(&router);
+            break;
+        case 5:
+            link->on_subscribed(&router, name, strlen(name));
+            break;
+        case 6:
+            link->on_unsubscribed(&router, name, strlen(name));
+            break;
+        case 7: /* the oldest GET still waiting is answered: a value, no value, or an error */
+            for (int g = 0; g < fake_ncalls; g++) {
+                if (fake_calls[g].get_cb == NULL)
+                    continue;
+                snprintf(payload, sizeof payload, "S%d", arg);
+                fake_redis_answer_get(g, arg % 5 == 0 ? -5 : 0, arg % 3 == 0 ? NULL : payload);
+                break;
+            }
+            break;
+        case 8:
+            link->on_down(&router, "lost", 100);
+            break;
+        case 9:
+            link->on_ready(&router);
+            break;
+        case 10: /* the client publishes what will be the channel's next live message */
+            if (c->is_joined && !c->is_closing) {
+                live_payload(payload, ch, seq[ch]);
+                const wsg_channel_t *target = wsg_channels_find(&router.channels, name, strlen(name));
+                if (target != NULL)
+                    wsg_router_note_publication(&router, &c->rc, target, payload, strlen(payload));
+            }
+            break;
+        default: /* a message on a channel nobody uses */
+            link->on_message(&router, "wsgate:probe:1:0", 16, (const uint8_t *)"1", 1);
+            break;
+        }
+        if (fake_ncalls > FAKE_REDIS_MAX - 16)
+            break; /* the recorder is nearly full: stop rather than lose GETs */
+        for (int k = 0; k < NCLIENTS; k++)
+            check_client(&clients[k]);
+    }
+    wsg_router_end_run(&router);
+    for (int k = 0; k < NCLIENTS; k++) {
+        check_client(&clients[k]);
+        wsg_router_leave(&router, &clients[k].rc);
+    }
+    for (int g = 0; g < fake_ncalls; g++) /* GETs still out: their replies find nobody */
+        fake_redis_answer_get(g, -125, NULL);
+    for (int k = 0; k < NCLIENTS; k++)
+        wsg_outq_dispose(&clients[k].out);
+    wsg_router_dispose(&router);
+    wsg_outq_ctx_dispose(&out_ctx);
+    FUZZ_ASSERT(uv_loop_close(&loop) == 0);
+    return 0;
+}
