@@ -205,6 +205,11 @@ int wsg_http_request_feed(wsg_http_request_t *req, const uint8_t *data, size_t l
     if (take < len)
         return -EPROTO;
 
+    /* Folded lines, bare CRs and control characters are refused before llhttp sees the head: a folded
+     * Sec-WebSocket-Protocol would otherwise be reflected in the 101 with the line break in it, and a folded
+     * Cookie or Authorization passed on to the authorization callback as it is. */
+    if (wsg_http_check_head_lines(req->buf, req->head_len) < 0)
+        return -EBADMSG;
     llhttp_settings_t settings;
     llhttp_settings_init(&settings);
     settings.on_url = on_url;

@@ -27,8 +27,9 @@ void wsg_http_request_init(wsg_http_request_t *req);
 
 /** Appends `len` received bytes (borrowed) and parses the head once its blank line has arrived.
  *  Returns 1 when the head is complete and parsed (bytes after it are at buf[head_len..len)), 0 when more
- *  bytes are needed, -E2BIG when the head exceeds WSG_HTTP_HEAD_MAX (answer 431), or -EPROTO when it is
- *  not valid HTTP/1.x (answer 400). Once it has returned 1 or an error, the request must not be fed again. */
+ *  bytes are needed, -E2BIG when the head exceeds WSG_HTTP_HEAD_MAX (answer 431), -EBADMSG when a line is
+ *  folded or holds a bare CR or a control character (answer 400, see wsg_http_check_head_lines), or -EPROTO
+ *  when it is not valid HTTP/1.x otherwise (answer 400). Once it has returned 1 or an error, the request must not be fed again. */
 int wsg_http_request_feed(wsg_http_request_t *req, const uint8_t *data, size_t len);
 
 #endif

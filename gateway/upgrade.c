@@ -209,6 +209,8 @@ static void on_handshake_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t
         return;
     if (rc == -E2BIG)
         refuse(conn, 431, "Request header fields too large", NULL);
+    else if (rc == -EBADMSG)
+        refuse(conn, 400, "Header lines must not be folded or hold control characters", NULL);
     else if (rc < 0)
         refuse(conn, 400, "Malformed HTTP request", NULL);
     else

@@ -81,10 +81,46 @@ wsg_str_t wsg_handshake_pick_subprotocol(wsg_str_t offered)
     wsg_str_t elem;
     while (wsg_str_next_elem(&offered, ',', &elem)) {
         elem = wsg_str_trim(elem);
-        if (elem.len > 0)
+        if (wsg_http_is_token(elem))
             return elem;
     }
     return WSG_STR_NULL;
+}
+
+bool wsg_http_is_token(wsg_str_t s)
+{
+    if (s.len == 0)
+        return false;
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.ptr[i];
+        bool is_alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        if (!is_alnum && (c == '\0' || strchr("!#$%&'*+-.^_`|~", c) == NULL))
+            return false;
+    }
+    return true;
+}
+
+int wsg_http_check_head_lines(const char *head, size_t len)
+{
+    bool at_line_start = false; /* the request line itself may not be folded into anything */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)head[i];
+        if (at_line_start && (c == ' ' || c == '\t'))
+            return -EBADMSG; /* obs-fold: a header continued on the next line */
+        at_line_start = false;
+        if (c == '\r') {
+            if (i + 1 >= len || head[i + 1] != '\n')
+                return -EBADMSG; /* a bare CR */
+            continue;
+        }
+        if (c == '\n') {
+            at_line_start = true;
+            continue;
+        }
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return -EBADMSG;
+    }
+    return 0;
 }
 
 __attribute__((format(printf, 2, 3))) static void put_fmt(wsg_writer_t *w, const char *fmt, ...)

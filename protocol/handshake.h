@@ -44,8 +44,9 @@ wsg_handshake_verdict_t wsg_handshake_check(const wsg_upgrade_req_t *req);
  *  WSG_ACCEPT_KEY_LEN + 1 bytes, NUL-terminated. Borrows `key`. */
 void wsg_handshake_accept_key(wsg_str_t key, char out[WSG_ACCEPT_KEY_LEN + 1]);
 
-/** The subprotocol to echo: the first non-empty token of the comma-separated `offered` list, trimmed; the
- *  empty view when none was offered. The result borrows `offered`. */
+/** The subprotocol to echo: the first element of the comma-separated `offered` list that, trimmed, is an
+ *  RFC 7230 token (see wsg_http_is_token); other elements are ignored, so nothing that is not a token is ever
+ *  reflected. The empty view when there is none. The result borrows `offered`. */
 wsg_str_t wsg_handshake_pick_subprotocol(wsg_str_t offered);
 
 /** Writes a complete "101 Switching Protocols" response into `buf` (capacity `cap`): Upgrade, Connection,
@@ -58,6 +59,15 @@ ssize_t wsg_handshake_write_101(char *buf, size_t cap, const char *accept_key, w
  *  line ending in "\r\n"; 426 adds "Sec-WebSocket-Version: 13" by itself), a blank line, then `body`.
  *  Returns the length written, or -ENOSPC when `cap` is too small. Borrows every argument. */
 ssize_t wsg_http_write_response(char *buf, size_t cap, int status, const char *extra_headers, wsg_str_t body);
+
+/** True when `s` is a non-empty RFC 7230 token: only ALPHA, DIGIT and !#$%&'*+-.^_`|~ . */
+bool wsg_http_is_token(wsg_str_t s);
+
+/** Checks the lines of a request head (`len` bytes of `head`, the request line and the header lines) for what
+ *  RFC 7230 lets a server refuse with 400 and this server does: a folded header line (obs-fold, 3.2.4: a line
+ *  that starts with a space or a tab), a CR that is not followed by LF (3.5), and control characters other than
+ *  the tab (NUL, DEL, ...). Returns 0, or -EBADMSG. Borrows `head`. */
+int wsg_http_check_head_lines(const char *head, size_t len);
 
 /** The standard reason phrase of an HTTP status ("Bad Request" for 400, ...); "Error" for unknown ones. */
 const char *wsg_http_reason_phrase(int status);

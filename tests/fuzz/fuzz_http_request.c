@@ -1,5 +1,6 @@
 /* Fuzzes the handshake path as the gateway runs it: head accumulation across arbitrary read splits, llhttp
- * parsing, the compat-table checks, facility and query parsing, and the 101 / error responses. */
+ * parsing (folded lines, bare CRs and control characters refused first), the compat-table checks, facility and
+ * query parsing, and the 101 / error responses. */
 #include <errno.h>
 #include <string.h>
 
@@ -34,9 +35,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Where the head ends does not depend on how the bytes arrived. */
     if (rc == 1 && rc_split == 1)
         FUZZ_ASSERT(whole.head_len == split.head_len);
-    FUZZ_ASSERT(rc == 1 || rc == 0 || rc == -E2BIG || rc == -EPROTO);
+    FUZZ_ASSERT(rc == 1 || rc == 0 || rc == -E2BIG || rc == -EPROTO || rc == -EBADMSG);
     if (rc != 1)
         return 0;
+    /* A head that was accepted holds no folded line, bare CR or control character: no header value read from
+     * it can break a line of anything it is copied into. */
+    const wsg_str_t values[] = {whole.upgrade.ws_protocol, whole.cookie, whole.authorization, whole.origin,
+                                whole.host, whole.forwarded_for, whole.target};
+    for (size_t v = 0; v < sizeof values / sizeof values[0]; v++)
+        for (size_t i = 0; values[v].ptr != NULL && i < values[v].len; i++)
+            FUZZ_ASSERT(values[v].ptr[i] != '\r' && values[v].ptr[i] != '\n' && values[v].ptr[i] != '\0');
     FUZZ_ASSERT(whole.head_len <= whole.len && whole.len <= WSG_HTTP_HEAD_MAX);
     FUZZ_ASSERT(whole.target.ptr >= whole.buf && whole.target.ptr + whole.target.len <= whole.buf + whole.len);
 
@@ -57,7 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char accept[WSG_ACCEPT_KEY_LEN + 1];
     wsg_handshake_accept_key(whole.upgrade.ws_key, accept);
     FUZZ_ASSERT(strlen(accept) == WSG_ACCEPT_KEY_LEN);
-    (void)wsg_handshake_write_101(response, sizeof response, accept,
-                                  wsg_handshake_pick_subprotocol(whole.upgrade.ws_protocol));
+    wsg_str_t subprotocol = wsg_handshake_pick_subprotocol(whole.upgrade.ws_protocol);
+    FUZZ_ASSERT(subprotocol.len == 0 || wsg_http_is_token(subprotocol)); /* only tokens are reflected */
+    (void)wsg_handshake_write_101(response, sizeof response, accept, subprotocol);
     return 0;
 }

@@ -56,6 +56,38 @@ async def test_real_client_negotiates_first_subprotocol(gateway):
     assert ws.close_code == 1000
 
 
+def test_only_a_token_subprotocol_is_echoed(gateway):
+    ws = gateway.raw()
+    resp = ws.handshake("/ws/foo", headers={"Sec-WebSocket-Protocol": "a b, \"q\", x/y, v1.chat"})
+    ws.assert_upgraded(resp)
+    assert resp.headers.get("sec-websocket-protocol") == "v1.chat", resp
+    ws = gateway.raw()
+    resp = ws.handshake("/ws/foo", headers={"Sec-WebSocket-Protocol": "a b, (c)"})
+    ws.assert_upgraded(resp)
+    assert "sec-websocket-protocol" not in resp.headers, resp  # nothing that is not a token is reflected
+
+
+def test_folded_header_lines_are_refused_and_never_reflected(gateway):
+    """obs-fold (RFC 7230 3.2.4): a line that starts with white space continues the previous header. A folded
+    Sec-WebSocket-Protocol must not carry a forged header into the 101; a folded Cookie or Authorization must not
+    reach the authorization callback as it is."""
+    for name, folded in (("Sec-WebSocket-Protocol", "chat\r\n Set-Cookie: a=b"),
+                         ("Cookie", "a=b\r\n\tsessionid=forged"),
+                         ("Authorization", "Bearer x\r\n y")):
+        resp = error_response(gateway, head=h.upgrade_request("/ws/foo", headers={name: folded}))
+        assert_error(resp, 400, "Header lines must not be folded")
+        assert "set-cookie" not in resp.headers and b"Set-Cookie" not in resp.raw_head, resp
+    assert gateway.wait_log(r"event=handshake_refused .*status=400")
+
+
+def test_bare_cr_and_control_characters_in_headers_are_refused(gateway):
+    for value in ("a\rb", "a\x00b", "a\x01b", "a\x7fb"):
+        resp = error_response(gateway, head=h.upgrade_request("/ws/foo", headers={"X-Test": value}))
+        assert_error(resp, 400, "control characters")
+    ws = gateway.raw()  # a tab and UTF-8 are fine
+    ws.assert_upgraded(ws.handshake("/ws/foo", headers={"X-Test": "a\tb caf\u00e9"}))
+
+
 def test_upgrade_header_is_case_insensitive(gateway):
     ws = gateway.raw()
     resp = ws.handshake("/ws/foo", headers={"Upgrade": "WebSocket"})

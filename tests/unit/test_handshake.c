@@ -244,7 +244,56 @@ static void test_pick_subprotocol(void)
     PICK(",,,", "");
     PICK(" , \t ", "");
     PICK(NULL, "");
-    PICK("a b, c", "a b");
+    /* Only RFC 7230 tokens are echoed: anything else is skipped, never reflected. */
+    PICK("a b, c", "c");
+    PICK("chat\r\n Set-Cookie: a=b", "");
+    PICK("chat\r\n Set-Cookie: a=b, v1", "v1");
+    PICK("\"quoted\", x/y, (c), ok", "ok");
+    PICK("caf\xc3\xa9, plain", "plain");
+    PICK("v1;q=1, v2", "v2");
+    PICK("!#$%&'*+-.^_`|~09azAZ", "!#$%&'*+-.^_`|~09azAZ");
+}
+
+static void test_is_token(void)
+{
+    ASSERT_TRUE(wsg_http_is_token(S("websocket")));
+    ASSERT_TRUE(wsg_http_is_token(S("wsgate.v1")));
+    ASSERT_TRUE(wsg_http_is_token(S("x-!#$%&'*+.^_`|~")));
+    ASSERT_FALSE(wsg_http_is_token(S("")));
+    ASSERT_FALSE(wsg_http_is_token(WSG_STR_NULL));
+    const char *bad[] = {"a b", "a\tb", "a,b", "a;b", "a=b", "\"a\"", "(a)", "a/b", "a:b", "a@b", "a[b]",
+                         "a{b}", "a?b", "a<b>", "a\\b", "caf\xc3\xa9", "a\x7f", "a\r\nb"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (wsg_http_is_token(S(bad[i])))
+            TEST_FAIL_AT("\"%s\" taken for a token", bad[i]);
+    ASSERT_FALSE(wsg_http_is_token((wsg_str_t){"a\0b", 3})); /* an embedded NUL */
+}
+
+static void check_head(const char *head, size_t len, int want, int line)
+{
+    int got = wsg_http_check_head_lines(head, len);
+    if (got != want)
+        TEST_FAIL_AT("line %d: check_head_lines(\"%.*s\") = %d, want %d", line, (int)len, head, got, want);
+}
+#define HEAD_OK(text) check_head(text, sizeof text - 1, 0, __LINE__)
+#define HEAD_BAD(text) check_head(text, sizeof text - 1, -EBADMSG, __LINE__)
+
+static void test_check_head_lines(void)
+{
+    HEAD_OK("GET /ws/x HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n");
+    HEAD_OK("GET /ws/x HTTP/1.1\nHost: h\n\n"); /* bare LF line ends are tolerated (RFC 7230 3.5) */
+    HEAD_OK("GET / HTTP/1.1\r\nX-Tab: a\tb\r\nX-Utf8: caf\xc3\xa9\r\n\r\n");
+    HEAD_BAD("GET / HTTP/1.1\r\nSec-WebSocket-Protocol: chat\r\n Set-Cookie: a=b\r\n\r\n"); /* obs-fold */
+    HEAD_BAD("GET / HTTP/1.1\r\nCookie: a=b\r\n\tsessionid=x\r\n\r\n");
+    HEAD_BAD("GET / HTTP/1.1\nX: a\n b\n\n");
+    HEAD_BAD("GET / HTTP/1.1\r\nX: a\rb\r\n\r\n");      /* a bare CR */
+    HEAD_BAD("GET / HTTP/1.1\r\nX: a\r\r\n\r\n");
+    HEAD_BAD("GET / HTTP/1.1\r\nX: a\r");
+    HEAD_BAD("GET / HTTP/1.1\r\nX: a\x01b\r\n\r\n");    /* control characters */
+    HEAD_BAD("GET / HTTP/1.1\r\nX: a\x7f\r\n\r\n");
+    HEAD_BAD("GET /\x1b HTTP/1.1\r\n\r\n");
+    check_head("GET / HTTP/1.1\r\nX: a\0b\r\n\r\n", 27, -EBADMSG, __LINE__);
+    HEAD_OK("");
 }
 
 static void test_write_101(void)
@@ -383,5 +432,6 @@ static void test_reason_phrase(void)
 TEST_MAIN("handshake", TEST_CASE(test_check_ok), TEST_CASE(test_check_method),
           TEST_CASE(test_check_http_version), TEST_CASE(test_check_upgrade), TEST_CASE(test_check_connection),
           TEST_CASE(test_check_ws_version), TEST_CASE(test_check_key), TEST_CASE(test_check_order),
-          TEST_CASE(test_accept_key), TEST_CASE(test_pick_subprotocol), TEST_CASE(test_write_101),
+          TEST_CASE(test_accept_key), TEST_CASE(test_pick_subprotocol), TEST_CASE(test_is_token),
+          TEST_CASE(test_check_head_lines), TEST_CASE(test_write_101),
           TEST_CASE(test_write_response), TEST_CASE(test_reason_phrase))
