@@ -64,12 +64,21 @@ static void on_publish_done(void *arg, int status, const char *err)
     conn_unref(conn);
 }
 
+/* Once the connection has decided to close, what the client sends is discarded (only the close handshake goes
+ * on): a client closed for flooding, not reading or breaking the protocol gets nothing more done. The one
+ * exception is a graceful shutdown (1001): a client may have sent messages before it saw our close frame, and
+ * they are published, as on any other day, until its own close frame arrives. */
+static bool is_sent_before_our_close_reached_it(const wsg_conn_t *conn)
+{
+    return conn->state == WSG_CONN_CLOSING && !conn->peer_closed && conn->opened_ms != 0 &&
+           conn->close_code == WSG_CLOSE_GOING_AWAY;
+}
+
 static void on_ws_message(void *arg, bool is_text, const uint8_t *data, size_t len)
 {
     wsg_conn_t *conn = arg;
-    /* After our close frame the client may still send until it sees it: those messages are published too. */
-    if (conn->state != WSG_CONN_OPEN && !(conn->state == WSG_CONN_CLOSING && !conn->peer_closed))
-        return;
+    if (conn->state != WSG_CONN_OPEN && !is_sent_before_our_close_reached_it(conn))
+        return; /* a close is final: not published, logged or counted */
     wsg_publisher_t p = publisher_of(conn);
     uint32_t before = conn->pub.pending;
     const char *reason = NULL;

@@ -37,6 +37,28 @@ def test_publish_rate_limit_closes_flooding_client_with_1008(gateway):
     assert got == [f"m{i}".encode() for i in range(5)], got
 
 
+@with_env(WSGATE_PUBLISH_RATE="5", WSGATE_PUBLISH_BURST="5", WSGATE_CLOSE_TIMEOUT="2s")
+def test_after_a_rate_limit_close_nothing_more_is_published_logged_or_counted(gateway):
+    """A close is final: the frames a flooding client keeps sending after its 1008 are read (to find its close
+    frame) but not published, logged or counted."""
+    sub = h.Subscriber("broadcast:final")
+    ws = gateway.open_raw("/ws/final?publish-broadcast")
+    h.wait_numsub("broadcast:final", 1)
+    ws.send_raw(b"".join(h.build_frame(h.OP_TEXT, f"f{i}") for i in range(10000)))
+    code, reason = ws.recv_close(5)
+    assert (code, reason) == (1008, b"publish rate exceeded"), (code, reason)
+    ws.send_close(1008)
+    ws.wait_eof(5)
+    assert [sub.get(3) for _ in range(5)] == [f"f{i}".encode() for i in range(5)]
+    sub.expect_none(0.5)  # nothing after the burst
+    metrics = gateway.metrics()
+    assert metrics["wsgate_rate_limit_closes_total"] == 1
+    assert metrics['wsgate_messages_received_total{source="client"}'] == 6  # the burst and the one refused
+    log = gateway.log_text()
+    assert len(re.findall(r"event=publish_rate_exceeded", log)) == 1, "logged more than once"
+    assert len(re.findall(r"event=conn_close ", log)) == 1
+
+
 @with_env(WSGATE_PUBLISH_RATE="10", WSGATE_PUBLISH_BURST="2")
 def test_client_within_the_rate_is_not_limited(gateway):
     sub = h.Subscriber("broadcast:calm")
