@@ -191,7 +191,7 @@ wsg_admin_t *wsg_admin_start(uv_loop_t *loop, const wsg_config_t *cfg, wsg_stats
     snprintf(port, sizeof port, "%u", cfg->admin_port);
     int gai = getaddrinfo(cfg->admin_host, port, &hints, &res);
     if (gai != 0 || res == NULL) {
-        WSG_ERROR("admin_listen_failed", "addr=%s err=\"%s\"", cfg->admin_listen, gai_strerror(gai));
+        WSG_ERROR("admin_listen_failed", WSG_F_STR("addr", cfg->admin_listen), WSG_F_STR("err", gai_strerror(gai)));
         return NULL;
     }
     wsg_admin_t *admin = calloc(1, sizeof(*admin));
@@ -208,11 +208,11 @@ wsg_admin_t *wsg_admin_start(uv_loop_t *loop, const wsg_config_t *cfg, wsg_stats
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&admin->listener, 64, on_connection);
     if (rc < 0) {
-        WSG_ERROR("admin_listen_failed", "addr=%s err=\"%s\"", cfg->admin_listen, uv_strerror(rc));
+        WSG_ERROR("admin_listen_failed", WSG_F_STR("addr", cfg->admin_listen), WSG_F_STR("err", uv_strerror(rc)));
         uv_close((uv_handle_t *)&admin->listener, on_listener_closed); /* frees `admin` on the next loop turn */
         return NULL;
     }
-    WSG_INFO("admin_listening", "addr=%s endpoints=/metrics,/healthz,/readyz", cfg->admin_listen);
+    WSG_INFO("admin_listening", WSG_F_STR("addr", cfg->admin_listen), WSG_F_STR("endpoints", "/metrics,/healthz,/readyz"));
     return admin;
 }
 

@@ -424,9 +424,10 @@ void wsg_config_print_usage(const char *program)
 void wsg_config_log(const wsg_config_t *cfg)
 {
     if (cfg->token_cookie[0] != '\0' && cfg->allowed_origins[0] == '\0')
-        WSG_WARN("insecure_config", "msg=\"WSGATE_TOKEN_COOKIE is set without WSGATE_ALLOWED_ORIGINS: any web page a "
-                                    "user visits can open a WebSocket with the user's cookie (cross-site WebSocket "
-                                    "hijacking)\"");
+        WSG_WARN("insecure_config",
+                 WSG_F_STR("msg", "WSGATE_TOKEN_COOKIE is set without WSGATE_ALLOWED_ORIGINS: any web page a user "
+                                  "visits can open a WebSocket with the user's cookie (cross-site WebSocket "
+                                  "hijacking)"));
     char masked[1100];
     const char *url = cfg->redis_url;
     const char *at = strrchr(url, '@');
@@ -438,32 +439,29 @@ void wsg_config_log(const wsg_config_t *cfg)
     } else {
         snprintf(masked, sizeof masked, "%s", url);
     }
-    char hb[64];
-    WSG_INFO("config",
-             "listen=%s redis_url=%s websocket_url=%s prefix=%s expire=%llu heartbeat=%s "
-             "heartbeat_interval_ms=%llu heartbeat_mode=%s json_ping=%d ping_interval_ms=%llu idle_timeout_ms=%llu "
-             "max_payload=%llu max_pending=%llu max_pending_hard=%llu slow_grace_ms=%llu slow_consumer=%s "
-             "handshake_timeout_ms=%llu "
-             "close_timeout_ms=%llu shutdown_timeout_ms=%llu publish_queue=%llu max_connections=%llu "
-             "publish_rate=%llu publish_burst=%llu redis_timeout_ms=%llu "
-             "redis_retry_max_ms=%llu workers=%llu admin_listen=%s demo=%d auth=%s token_cookie=%s "
-             "anonymous_publish=%d auth_url=%s allowed_origins=%s log_level=%s log_format=%s",
-             cfg->listen, masked, cfg->websocket_url, cfg->prefix[0] ? cfg->prefix : "(none)",
-             (unsigned long long)cfg->expire_s,
-             cfg->heartbeat_len ? wsg_log_quote(hb, sizeof hb, cfg->heartbeat, cfg->heartbeat_len) : "(off)",
-             (unsigned long long)cfg->heartbeat_interval_ms, cfg->is_json_heartbeat ? "json" : "ws4redis",
-             cfg->json_ping, (unsigned long long)cfg->ping_interval_ms, (unsigned long long)cfg->idle_timeout_ms,
-             (unsigned long long)cfg->max_payload,
-             (unsigned long long)cfg->max_pending, (unsigned long long)cfg->max_pending_hard,
-             (unsigned long long)cfg->slow_grace_ms, cfg->slow_consumer, (unsigned long long)cfg->handshake_timeout_ms,
-             (unsigned long long)cfg->close_timeout_ms, (unsigned long long)cfg->shutdown_timeout_ms,
-             (unsigned long long)cfg->publish_queue, (unsigned long long)cfg->max_connections,
-             (unsigned long long)cfg->publish_rate, (unsigned long long)cfg->publish_burst,
-             (unsigned long long)cfg->redis_timeout_ms,
-             (unsigned long long)cfg->redis_retry_max_ms, (unsigned long long)cfg->workers,
-             cfg->admin_listen[0] ? cfg->admin_listen : "(off)", cfg->demo,
-             cfg->jwt_secret_len ? "hs256" : "(none)", cfg->token_cookie[0] ? cfg->token_cookie : "(none)",
-             cfg->anonymous_publish, cfg->auth_url[0] ? cfg->auth_url : "(none)",
-             cfg->allowed_origins[0] ? "(list)" : "(any)", wsg_log_level_name(cfg->log_level),
-             cfg->log_format);
+    WSG_INFO("config", WSG_F_STR("listen", cfg->listen), WSG_F_STR("redis_url", masked),
+             WSG_F_STR("websocket_url", cfg->websocket_url), WSG_F_STR("prefix", cfg->prefix[0] ? cfg->prefix : "(none)"),
+             WSG_F_UINT("expire", cfg->expire_s),
+             cfg->heartbeat_len ? WSG_F_BYTES("heartbeat", cfg->heartbeat, cfg->heartbeat_len)
+                                : WSG_F_STR("heartbeat", "(off)"),
+             WSG_F_UINT("heartbeat_interval_ms", cfg->heartbeat_interval_ms),
+             WSG_F_STR("heartbeat_mode", cfg->is_json_heartbeat ? "json" : "ws4redis"),
+             WSG_F_INT("json_ping", cfg->json_ping), WSG_F_UINT("ping_interval_ms", cfg->ping_interval_ms),
+             WSG_F_UINT("idle_timeout_ms", cfg->idle_timeout_ms), WSG_F_UINT("max_payload", cfg->max_payload),
+             WSG_F_UINT("max_pending", cfg->max_pending), WSG_F_UINT("max_pending_hard", cfg->max_pending_hard),
+             WSG_F_UINT("slow_grace_ms", cfg->slow_grace_ms), WSG_F_STR("slow_consumer", cfg->slow_consumer),
+             WSG_F_UINT("handshake_timeout_ms", cfg->handshake_timeout_ms),
+             WSG_F_UINT("close_timeout_ms", cfg->close_timeout_ms),
+             WSG_F_UINT("shutdown_timeout_ms", cfg->shutdown_timeout_ms),
+             WSG_F_UINT("publish_queue", cfg->publish_queue), WSG_F_UINT("max_connections", cfg->max_connections),
+             WSG_F_UINT("publish_rate", cfg->publish_rate), WSG_F_UINT("publish_burst", cfg->publish_burst),
+             WSG_F_UINT("redis_timeout_ms", cfg->redis_timeout_ms),
+             WSG_F_UINT("redis_retry_max_ms", cfg->redis_retry_max_ms), WSG_F_UINT("workers", cfg->workers),
+             WSG_F_STR("admin_listen", cfg->admin_listen[0] ? cfg->admin_listen : "(off)"),
+             WSG_F_INT("demo", cfg->demo), WSG_F_STR("auth", cfg->jwt_secret_len ? "hs256" : "(none)"),
+             WSG_F_STR("token_cookie", cfg->token_cookie[0] ? cfg->token_cookie : "(none)"),
+             WSG_F_INT("anonymous_publish", cfg->anonymous_publish),
+             WSG_F_STR("auth_url", cfg->auth_url[0] ? cfg->auth_url : "(none)"),
+             WSG_F_STR("allowed_origins", cfg->allowed_origins[0] ? "(list)" : "(any)"),
+             WSG_F_STR("log_level", wsg_log_level_name(cfg->log_level)), WSG_F_STR("log_format", cfg->log_format));
 }

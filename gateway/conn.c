@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "auth_client.h"
+#include "channel.h"
 #include "conn_internal.h"
 #include "log.h"
 
@@ -153,21 +154,21 @@ const char *wsg_conn_peer_name(wsg_conn_t *conn, char *out, size_t cap)
     return out;
 }
 
-/* "sub1,sub2" / "pub1" lists of channel names for the logs. */
+/* "sub1,sub2" / "pub1" lists of channel names for the logs, session keys redacted (cut with "..." when long;
+ * the log renderer quotes and escapes the whole). */
 static const char *channel_list(char *out, size_t cap, wsg_channel_t *const *chans,
                                 const wsg_member_t *members, uint8_t n)
 {
     size_t used = 0;
     out[0] = '\0';
-    for (uint8_t i = 0; i < n && used + 4 < cap; i++) {
+    for (uint8_t i = 0; i < n && used + 8 < cap; i++) {
         const wsg_channel_t *ch = members ? members[i].channel : chans[i];
-        int w = snprintf(out + used, cap - used, "%s%s", i ? "," : "", ch->name);
-        if (w < 0)
-            break;
-        used += (size_t)w;
+        if (i > 0)
+            out[used++] = ',';
+        used += wsg_channel_redact(ch->name, ch->name_len, out + used, cap - used);
     }
-    if (used >= cap)
-        strcpy(out + cap - 4, "...");
+    if (used + 8 >= cap && n > 0)
+        strcpy(out + (used < cap - 4 ? used : cap - 4), "...");
     return n ? out : "-";
 }
 
@@ -178,18 +179,18 @@ static void log_close(wsg_conn_t *conn, const char *why)
         return;
     conn->is_close_logged = true;
     if (conn->opened_ms == 0) {
-        WSG_DEBUG("conn_drop", "conn=%llu phase=handshake why=\"%s\"", (unsigned long long)wsg_conn_id(conn),
-                  why);
+        WSG_DEBUG("conn_drop", WSG_F_UINT("conn", wsg_conn_id(conn)), WSG_F_STR("phase", "handshake"),
+                  WSG_F_STR("why", why));
         return;
     }
     const wsg_router_client_t *c = &conn->client;
     char peer[80], subs[512], pubs[512];
-    WSG_INFO("conn_close",
-             "conn=%llu peer=%s channels=%s publish=%s code=%u peer_code=%u duration_ms=%llu why=\"%s\"",
-             (unsigned long long)wsg_conn_id(conn), wsg_conn_peer_name(conn, peer, sizeof peer),
-             channel_list(subs, sizeof subs, NULL, c->subs, c->nsubs),
-             channel_list(pubs, sizeof pubs, c->pubs, NULL, c->npubs), conn->close_code,
-             conn->peer_close_code, (unsigned long long)(now_ms(conn) - conn->opened_ms), why);
+    WSG_INFO("conn_close", WSG_F_UINT("conn", wsg_conn_id(conn)),
+             WSG_F_STR("peer", wsg_conn_peer_name(conn, peer, sizeof peer)),
+             WSG_F_STR("channels", channel_list(subs, sizeof subs, NULL, c->subs, c->nsubs)),
+             WSG_F_STR("publish", channel_list(pubs, sizeof pubs, c->pubs, NULL, c->npubs)),
+             WSG_F_UINT("code", conn->close_code), WSG_F_UINT("peer_code", conn->peer_close_code),
+             WSG_F_UINT("duration_ms", now_ms(conn) - conn->opened_ms), WSG_F_STR("why", why));
 }
 
 /* Drops the connection. With `reset`, output the kernel still holds is discarded with an RST (SO_LINGER 0)
@@ -202,7 +203,7 @@ static void drop(wsg_conn_t *conn, const char *why, bool reset)
     if (conn->close_code == 0)
         conn->close_code = WSG_CLOSE_ABNORMAL;
     if (conn->is_close_logged)
-        WSG_DEBUG("conn_drop", "conn=%llu why=\"%s\"", (unsigned long long)wsg_conn_id(conn), why);
+        WSG_DEBUG("conn_drop", WSG_F_UINT("conn", wsg_conn_id(conn)), WSG_F_STR("why", why));
     log_close(conn, why);
     wsg_router_leave(ctx->router, &conn->client);
     free(conn->http);
@@ -218,8 +219,8 @@ static void drop(wsg_conn_t *conn, const char *why, bool reset)
         (wsg_outq_pending(&conn->out) > 0 || (ioctl(fd, TIOCOUTQ, &unsent) == 0 && unsent > 0))) {
         struct linger hard = {.l_onoff = 1, .l_linger = 0};
         if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard) == 0)
-            WSG_DEBUG("conn_reset", "conn=%llu pending_bytes=%zu kernel_bytes=%d",
-                      (unsigned long long)wsg_conn_id(conn), wsg_outq_pending(&conn->out), unsent);
+            WSG_DEBUG("conn_reset", WSG_F_UINT("conn", wsg_conn_id(conn)),
+                      WSG_F_UINT("pending_bytes", wsg_outq_pending(&conn->out)), WSG_F_INT("kernel_bytes", unsent));
     }
     wsg_outq_stop(&conn->out);
     move_to(conn, WSG_CONN_CLOSED);
@@ -425,12 +426,13 @@ void wsg_conn_open(wsg_conn_t *conn, wsg_msg_t *response, const wsg_access_t *ac
         return;
     }
     const wsg_router_client_t *c = &conn->client;
-    char peer[80], subs[512], pubs[512], fac[300];
-    WSG_INFO("conn_open", "conn=%llu peer=%s user=%s facility=%s channels=%s publish=%s echo=%d",
-             (unsigned long long)wsg_conn_id(conn), wsg_conn_peer_name(conn, peer, sizeof peer),
-             access->user[0] ? access->user : "-", wsg_log_quote(fac, sizeof fac, facility.ptr, facility.len),
-             channel_list(subs, sizeof subs, NULL, c->subs, c->nsubs),
-             channel_list(pubs, sizeof pubs, c->pubs, NULL, c->npubs), c->is_echo);
+    char peer[80], subs[512], pubs[512];
+    WSG_INFO("conn_open", WSG_F_UINT("conn", wsg_conn_id(conn)),
+             WSG_F_STR("peer", wsg_conn_peer_name(conn, peer, sizeof peer)),
+             WSG_F_STR("user", access->user[0] ? access->user : "-"), WSG_F_BYTES("facility", facility.ptr, facility.len),
+             WSG_F_STR("channels", channel_list(subs, sizeof subs, NULL, c->subs, c->nsubs)),
+             WSG_F_STR("publish", channel_list(pubs, sizeof pubs, c->pubs, NULL, c->npubs)),
+             WSG_F_INT("echo", c->is_echo));
     if (early_len > 0)
         conn_feed_frames(conn, early, early_len); /* a client may pipeline frames right behind its request */
     free(http);
@@ -455,8 +457,7 @@ void wsg_conn_sweep(wsg_ctx_t *ctx, uint64_t now)
     while (ctx->handshaking.head != NULL &&
            now - ctx->handshaking.head->since_ms >= cfg->handshake_timeout_ms) {
         wsg_conn_t *conn = ctx->handshaking.head;
-        WSG_INFO("handshake_timeout", "conn=%llu waited_ms=%llu", (unsigned long long)wsg_conn_id(conn),
-                 (unsigned long long)(now - conn->since_ms));
+        WSG_INFO("handshake_timeout", WSG_F_UINT("conn", wsg_conn_id(conn)), WSG_F_UINT("waited_ms", now - conn->since_ms));
         drop(conn, "handshake timeout", true);
     }
     /* The open list is ordered by last input (touch), so the stale are at its head. */
@@ -464,14 +465,12 @@ void wsg_conn_sweep(wsg_ctx_t *ctx, uint64_t now)
            now - ctx->open.head->since_ms >= cfg->idle_timeout_ms) {
         wsg_conn_t *conn = ctx->open.head;
         WSG_STAT_ADD(ctx->stats, stale_closes, 1);
-        WSG_INFO("stale", "conn=%llu idle_ms=%llu", (unsigned long long)wsg_conn_id(conn),
-                 (unsigned long long)(now - conn->since_ms));
+        WSG_INFO("stale", WSG_F_UINT("conn", wsg_conn_id(conn)), WSG_F_UINT("idle_ms", now - conn->since_ms));
         wsg_conn_close(conn, WSG_CLOSE_STALE, "stale");
     }
     while (ctx->closing.head != NULL && now - ctx->closing.head->since_ms >= cfg->close_timeout_ms) {
         wsg_conn_t *conn = ctx->closing.head;
-        WSG_DEBUG("close_timeout", "conn=%llu waited_ms=%llu", (unsigned long long)wsg_conn_id(conn),
-                  (unsigned long long)(now - conn->since_ms));
+        WSG_DEBUG("close_timeout", WSG_F_UINT("conn", wsg_conn_id(conn)), WSG_F_UINT("waited_ms", now - conn->since_ms));
         drop(conn, "close timeout", true);
     }
     if (ctx->is_shutting_down && now >= ctx->shutdown_deadline_ms) {

@@ -148,8 +148,8 @@ void conn_feed_frames(wsg_conn_t *conn, const uint8_t *data, size_t len)
     int rc = wsg_ws_reader_feed(&conn->reader, data, len, conn->ctx->cfg->max_payload, &reader_handler, conn,
                                 &code);
     if (rc < 0) {
-        WSG_INFO("frame_error", "conn=%llu code=%u why=\"%s\"", (unsigned long long)wsg_conn_id(conn), code,
-                 close_reason_text(code));
+        WSG_INFO("frame_error", WSG_F_UINT("conn", wsg_conn_id(conn)), WSG_F_UINT("code", code),
+                 WSG_F_STR("why", close_reason_text(code)));
         if (conn->state == WSG_CONN_OPEN) {
             /* RFC 6455 7.1.7: after a protocol failure the connection is failed, not negotiated: send the
              * close frame and drop the socket without waiting for the peer's close. */

@@ -1,9 +1,8 @@
-/* key=value logging to stderr, one write per line so that concurrent workers do not interleave lines. */
+/* The log renderer (logfmt or JSON from typed fields) and the writer: one write(2) per line, so that the
+ * lines of concurrent workers never interleave. */
 #include "log.h"
-#include "str.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -11,10 +10,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "channel.h"
 #include "utf8.h"
 
 wsg_log_level_t wsg_log_threshold = WSG_LOG_INFO;
 bool wsg_log_json = false;
+
+/* The longest line; what does not fit is left out and the line says so. */
+#define LINE_MAX_BYTES 4096
+/* Room kept at the end of every line for the marker of a cut line and the newline. */
+#define TAIL_ROOM 24
+/* Worst case of one escaped value: every byte as \u00XX, plus quotes and the "..." of a cut value. */
+#define VALUE_ROOM (WSG_LOG_VALUE_MAX * 6 + 16)
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -38,380 +45,189 @@ const char *wsg_log_level_name(wsg_log_level_t level)
     return (unsigned)level < 4 ? level_names[level] : "unknown";
 }
 
-void wsg_log_write(wsg_log_level_t level, const char *event, const char *fmt, ...)
+/* ---- values --------------------------------------------------------------------------------------- */
+
+typedef struct buf {
+    char *p;
+    size_t cap, len;
+} buf_t;
+
+static void put(buf_t *b, const char *s, size_t n)
 {
-    char line[2048];
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    struct tm tm;
-    gmtime_r(&tv.tv_sec, &tm);
-    /* JSON lines are converted from the same text, so both formats carry the same fields; the JSON name of
-     * the level is "level". */
-    int n = snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s=%s event=%s",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     (long)(tv.tv_usec / 1000), wsg_log_json ? "level" : "lvl", wsg_log_level_name(level),
-                     event);
-    if (n < 0)
+    if (n > b->cap - b->len)
+        n = b->cap - b->len; /* callers size their buffers; this only guards them */
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void puts_(buf_t *b, const char *s)
+{
+    put(b, s, strlen(s));
+}
+
+/* The length of the valid UTF-8 sequence that starts at p (at most `left` bytes), or 0 when there is none. */
+static size_t utf8_seq(const unsigned char *p, size_t left)
+{
+    size_t n = p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc0 ? 2 : 0;
+    return n != 0 && n <= left && wsg_utf8_is_valid(p, n) ? n : 0;
+}
+
+static bool is_bare_byte(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != 0 && strchr("-._:/@,+*#%()[]!?~^&|<>;", c) != NULL);
+}
+
+/* Writes the value `s` (`n` bytes; cut to WSG_LOG_VALUE_MAX) into `b`: logfmt bare or quoted, or a JSON
+ * string. */
+static void put_string(buf_t *b, const char *s, size_t n, bool is_json)
+{
+    bool is_cut = n > WSG_LOG_VALUE_MAX;
+    if (is_cut)
+        n = wsg_utf8_cut((const uint8_t *)s, n, WSG_LOG_VALUE_MAX);
+    bool is_bare = !is_json && !is_cut && n > 0;
+    for (size_t i = 0; is_bare && i < n; i++)
+        is_bare = is_bare_byte((unsigned char)s[i]);
+    if (is_bare) {
+        put(b, s, n);
         return;
-    size_t used = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
-    if (fmt != NULL && fmt[0] != '\0' && used < sizeof line - 2) {
-        line[used++] = ' ';
-        va_list ap;
-        va_start(ap, fmt);
-        int m = vsnprintf(line + used, sizeof line - used, fmt, ap);
-        va_end(ap);
-        if (m > 0)
-            used += (size_t)m < sizeof line - used ? (size_t)m : sizeof line - used - 1;
     }
-    if (wsg_log_json) {
-        char json[4096];
-        size_t jlen = wsg_log_kv_to_json(line, used, json, sizeof json - 1);
-        json[jlen++] = '\n';
-        ssize_t ignored = write(STDERR_FILENO, json, jlen);
-        (void)ignored;
-        return;
-    }
-    if (used >= sizeof line - 1)
-        used = sizeof line - 2;
-    line[used++] = '\n';
-    ssize_t ignored = write(STDERR_FILENO, line, used);
-    (void)ignored; /* nowhere to report a failing stderr */
-}
-
-/* ---- key=value text to JSON ------------------------------------------------------------------------- */
-
-/* One token of the key=value text: `key` (has_key) and the raw value, without its quotes when quoted. */
-typedef struct kv_token {
-    bool has_key;
-    const char *key;
-    size_t key_len;
-    const char *val;
-    size_t val_len;
-    bool is_quoted;
-} kv_token_t;
-
-/* Scans a quoted text starting after its opening quote; returns the length up to the closing quote (or to
- * the end when there is none) and sets *closed. */
-static size_t scan_quoted(const char *p, size_t len, bool *closed)
-{
-    size_t i = 0;
-    while (i < len) {
-        if (p[i] == '\\')
-            i += 2;
-        else if (p[i] == '"')
-            break;
-        else
-            i++;
-    }
-    if (i > len)
-        i = len; /* a trailing lone backslash */
-    *closed = i < len;
-    return i;
-}
-
-/* The token at kv[*pos..len), skipping spaces; false at the end. */
-static bool next_token(const char *kv, size_t len, size_t *pos, kv_token_t *t)
-{
-    size_t i = *pos;
-    while (i < len && kv[i] == ' ')
-        i++;
-    if (i >= len) {
-        *pos = len;
-        return false;
-    }
-    *t = (kv_token_t){0};
-    bool closed;
-    if (kv[i] == '"') { /* a quoted token without a key */
-        t->val = kv + i + 1;
-        t->val_len = scan_quoted(t->val, len - i - 1, &closed);
-        t->is_quoted = true;
-        *pos = i + 1 + t->val_len + (closed ? 1 : 0);
-        return true;
-    }
-    size_t k = i;
-    while (k < len && kv[k] != ' ' && kv[k] != '=')
-        k++;
-    if (k >= len || kv[k] == ' ') { /* a bare token without a key */
-        t->val = kv + i;
-        t->val_len = k - i;
-        *pos = k;
-        return true;
-    }
-    t->has_key = true;
-    t->key = kv + i;
-    t->key_len = k - i;
-    size_t v = k + 1;
-    if (v < len && kv[v] == '"') {
-        t->val = kv + v + 1;
-        t->val_len = scan_quoted(t->val, len - v - 1, &closed);
-        t->is_quoted = true;
-        *pos = v + 1 + t->val_len + (closed ? 1 : 0);
-        return true;
-    }
-    size_t e = v;
-    while (e < len && kv[e] != ' ')
-        e++;
-    t->val = kv + v;
-    t->val_len = e - v;
-    *pos = e;
-    return true;
-}
-
-/* The next byte of a value, undoing wsg_log_quote()'s escapes when quoted; advances *i (< len on entry). */
-static unsigned char decode_byte(const char *p, size_t len, size_t *i, bool is_quoted)
-{
-    unsigned char c = (unsigned char)p[*i];
-    if (!is_quoted || c != '\\' || *i + 1 >= len) {
-        (*i)++;
-        return c;
-    }
-    char e = p[*i + 1];
-    if (e == '"' || e == '\\') {
-        *i += 2;
-        return (unsigned char)e;
-    }
-    if (e == 'x' && *i + 3 < len && wsg_hex_value(p[*i + 2]) >= 0 && wsg_hex_value(p[*i + 3]) >= 0) {
-        unsigned char b = (unsigned char)(wsg_hex_value(p[*i + 2]) * 16 + wsg_hex_value(p[*i + 3]));
-        *i += 4;
-        return b;
-    }
-    (*i)++; /* an unknown or cut escape: keep the backslash, the next byte follows as itself */
-    return c;
-}
-
-/* Bytes kept free at the end of `out`: the closing brace and the NUL, and when cut, the marker before
- * them. */
-#define JSON_RESERVE_WHOLE 2
-#define JSON_RESERVE_CUT (sizeof ",\"truncated\":true}" - 1 + 1)
-
-typedef struct json_writer {
-    char *out;
-    size_t len;
-    size_t limit; /* units may be written up to here; the reserve follows */
-    size_t members;
-    bool is_in_string; /* a string value is open: its closing quote needs room too */
-    bool is_truncated;
-} json_writer_t;
-
-/* Appends `n` bytes when they fit below the limit; false (and is_truncated) otherwise. */
-static bool put_unit(json_writer_t *w, const void *p, size_t n)
-{
-    if (w->is_truncated || w->len + n + (w->is_in_string ? 1 : 0) > w->limit) {
-        w->is_truncated = true;
-        return false;
-    }
-    memcpy(w->out + w->len, p, n);
-    w->len += n;
-    return true;
-}
-
-/* Writes the bytes of a value as JSON string content (no quotes); stops at the first unit that does not
- * fit. Returns false when cut. */
-static bool put_string_body(json_writer_t *w, const char *p, size_t len, bool is_quoted)
-{
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = decode_byte(p, len, &i, is_quoted);
+    put(b, "\"", 1);
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = u[i];
         char esc[8];
         if (c == '"' || c == '\\') {
             esc[0] = '\\';
             esc[1] = (char)c;
-            if (!put_unit(w, esc, 2))
-                return false;
-            continue;
-        }
-        if (c < 0x20 || c == 0x7f) {
-            snprintf(esc, sizeof esc, "\\u%04x", c);
-            if (!put_unit(w, esc, 6))
-                return false;
-            continue;
-        }
-        if (c < 0x80) {
-            if (!put_unit(w, &c, 1))
-                return false;
-            continue;
-        }
-        /* A UTF-8 sequence goes out whole or not at all; an invalid lead or continuation byte is escaped
-         * alone and decoding resumes right after it. */
-        size_t need = c >= 0xc2 && c <= 0xdf   ? 2
-                      : c >= 0xe0 && c <= 0xef ? 3
-                      : c >= 0xf0 && c <= 0xf4 ? 4
-                                               : 0;
-        uint8_t seq[4] = {c};
-        size_t got = 1, j = i;
-        while (need > 0 && got < need && j < len)
-            seq[got++] = decode_byte(p, len, &j, is_quoted);
-        if (need > 0 && got == need && wsg_utf8_is_valid(seq, need)) {
-            if (!put_unit(w, seq, need))
-                return false;
-            i = j;
-            continue;
-        }
-        snprintf(esc, sizeof esc, "\\u%04x", c);
-        if (!put_unit(w, esc, 6))
-            return false;
-    }
-    return true;
-}
-
-/* Writes the opening quote of a string value when it and the closing quote fit. */
-static bool open_string(json_writer_t *w)
-{
-    w->is_in_string = true;
-    if (!put_unit(w, "\"", 1)) {
-        w->is_in_string = false;
-        return false;
-    }
-    return true;
-}
-
-/* Writes the closing quote, for which open_string() kept room. */
-static void close_string(json_writer_t *w)
-{
-    w->is_in_string = false;
-    w->out[w->len++] = '"';
-}
-
-/* Starts a member: ",\"key\":". Rolls back and returns false when it does not fit whole. */
-static bool put_member_key(json_writer_t *w, const char *key, size_t key_len, size_t *mark)
-{
-    *mark = w->len;
-    bool ok = (w->members == 0 || put_unit(w, ",", 1)) && put_unit(w, "\"", 1) &&
-              put_string_body(w, key, key_len, false) && put_unit(w, "\":", 2);
-    if (!ok) {
-        w->len = *mark;
-        w->is_truncated = true;
-    }
-    return ok;
-}
-
-/* True when the bare value is a JSON integer of at most 18 digits. */
-static bool is_json_int(const char *p, size_t len)
-{
-    size_t i = 0;
-    if (i < len && p[i] == '-')
-        i++;
-    size_t digits = len - i;
-    if (digits == 0 || digits > 18 || (p[i] == '0' && digits > 1))
-        return false;
-    for (; i < len; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return false;
-    }
-    return true;
-}
-
-/* One conversion keeping `reserve` bytes free for the brace, the NUL and, when cut, the marker. */
-static size_t convert(const char *kv, size_t len, char *out, size_t cap, size_t reserve, bool *is_truncated)
-{
-    json_writer_t w = {.out = out, .len = 0, .limit = cap - reserve};
-    out[w.len++] = '{';
-    bool has_msg = false;
-    size_t pos = 0;
-    kv_token_t t;
-    while (!w.is_truncated && next_token(kv, len, &pos, &t)) {
-        size_t mark;
-        if (!t.has_key) {
-            if (has_msg)
-                continue;
-            has_msg = true;
-            /* Every token without a key, from this one on, goes into one "msg" member. */
-            if (!put_member_key(&w, "msg", 3, &mark) || !open_string(&w)) {
-                w.len = mark;
-                break;
-            }
-            w.members++;
-            size_t p2 = pos, parts = 0;
-            kv_token_t u = t;
-            do {
-                if (u.has_key)
-                    continue;
-                if (parts++ > 0 && !put_unit(&w, " ", 1))
-                    break;
-                if (!put_string_body(&w, u.val, u.val_len, u.is_quoted))
-                    break;
-            } while (next_token(kv, len, &p2, &u));
-            close_string(&w);
-            continue;
-        }
-        if (!put_member_key(&w, t.key, t.key_len, &mark))
-            break;
-        if (!t.is_quoted && is_json_int(t.val, t.val_len)) {
-            if (!put_unit(&w, t.val, t.val_len)) {
-                w.len = mark;
-                break;
-            }
-            w.members++;
-            continue;
-        }
-        if (!open_string(&w)) {
-            w.len = mark;
-            break;
-        }
-        w.members++;
-        put_string_body(&w, t.val, t.val_len, t.is_quoted);
-        close_string(&w);
-    }
-    *is_truncated = w.is_truncated;
-    if (w.is_truncated && reserve < JSON_RESERVE_CUT)
-        return 0; /* no room for the marker: the caller tries again with it */
-    if (w.is_truncated) {
-        const char *tail = w.members > 0 ? ",\"truncated\":true" : "\"truncated\":true";
-        size_t n = strlen(tail);
-        memcpy(out + w.len, tail, n);
-        w.len += n;
-    }
-    out[w.len++] = '}';
-    out[w.len] = '\0';
-    return w.len;
-}
-
-size_t wsg_log_kv_to_json(const char *kv, size_t len, char *out, size_t cap)
-{
-    if (cap < WSG_LOG_JSON_MIN_CAP) {
-        if (cap > 0)
-            out[0] = '\0';
-        return 0;
-    }
-    /* First with room for the brace and NUL only, so that whatever fits is whole; when it
-     * does not fit, again with room for the truncation marker. */
-    bool is_truncated;
-    size_t n = convert(kv, len, out, cap, JSON_RESERVE_WHOLE, &is_truncated);
-    if (is_truncated)
-        n = convert(kv, len, out, cap, JSON_RESERVE_CUT, &is_truncated);
-    return n;
-}
-
-const char *wsg_log_quote(char *out, size_t cap, const char *text, size_t len)
-{
-    size_t o = 0;
-    out[o++] = '"';
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)text[i];
-        char esc[5];
-        size_t elen;
-        if (c == '"' || c == '\\') {
+            put(b, esc, 2);
+        } else if (c == '\n' || c == '\r' || c == '\t') {
             esc[0] = '\\';
-            esc[1] = (char)c;
-            elen = 2;
-        } else if (c < 0x20 || c == 0x7f) {
-            snprintf(esc, sizeof esc, "\\x%02x", c);
-            elen = 4;
-        } else {
-            esc[0] = (char)c;
-            elen = 1;
+            esc[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+            put(b, esc, 2);
+        } else if (c >= 0x20 && c < 0x7f) {
+            put(b, (const char *)&c, 1);
+        } else if (c >= 0x80 && utf8_seq(u + i, n - i) > 0) {
+            size_t seq = utf8_seq(u + i, n - i);
+            put(b, (const char *)u + i, seq);
+            i += seq;
+            continue;
+        } else { /* a control byte, DEL, or a byte that is not valid UTF-8 */
+            snprintf(esc, sizeof esc, is_json ? "\\u%04x" : "\\x%02x", c);
+            puts_(b, esc);
         }
-        if (o + elen + 5 > cap) {
-            memcpy(out + o, "...", 3);
-            o += 3;
-            break;
-        }
-        memcpy(out + o, esc, elen);
-        o += elen;
+        i++;
     }
-    out[o++] = '"';
-    out[o] = '\0';
-    return out;
+    if (is_cut)
+        put(b, "...", 3);
+    put(b, "\"", 1);
+}
+
+/* Renders the value of `f` into `b`. */
+static void put_value(buf_t *b, const wsg_log_field_t *f, bool is_json)
+{
+    char num[32];
+    switch (f->type) {
+    case WSG_LOG_INT:
+        snprintf(num, sizeof num, "%lld", (long long)f->v.i);
+        puts_(b, num);
+        return;
+    case WSG_LOG_UINT:
+        snprintf(num, sizeof num, "%llu", (unsigned long long)f->v.u);
+        puts_(b, num);
+        return;
+    case WSG_LOG_CHANNEL: {
+        char redacted[WSG_LOG_VALUE_MAX + 8];
+        size_t n =
+            wsg_channel_redact(f->v.str ? f->v.str : "", f->v.str ? f->len : 0, redacted, sizeof redacted);
+        put_string(b, redacted, n, is_json);
+        return;
+    }
+    default:
+        if (f->v.str == NULL)
+            put_string(b, "-", 1, is_json);
+        else
+            put_string(b, f->v.str, f->len == SIZE_MAX ? strlen(f->v.str) : f->len, is_json);
+        return;
+    }
+}
+
+/* A key the code may use: [a-z0-9_]+, not one the line itself writes, and not written yet. */
+static bool is_usable_key(const wsg_log_field_t *fields, size_t index)
+{
+    const char *key = fields[index].key;
+    if (key == NULL || key[0] == '\0')
+        return false;
+    for (const char *c = key; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_'))
+            return false;
+    static const char *const reserved[] = {"ts", "lvl", "level", "event", "truncated"};
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
+        if (strcmp(key, reserved[i]) == 0)
+            return false;
+    for (size_t i = 0; i < index; i++)
+        if (fields[i].key != NULL && strcmp(fields[i].key, key) == 0)
+            return false;
+    return true;
+}
+
+/* ---- lines ------------------------------------------------------------------------------------------ */
+
+size_t wsg_log_render(char *out, size_t cap, bool is_json, uint64_t unix_ms, wsg_log_level_t level,
+                      const char *event, const wsg_log_field_t *fields, size_t n)
+{
+    if (cap < WSG_LOG_LINE_MIN)
+        return 0;
+    buf_t line = {out, cap - 1 - TAIL_ROOM, 0}; /* the NUL and the tail are always left free */
+    time_t secs = (time_t)(unix_ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char ts[64];
+    snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(unix_ms % 1000));
+    const char *level_name = wsg_log_level_name(level);
+    puts_(&line, is_json ? "{\"ts\":\"" : "ts=");
+    puts_(&line, ts);
+    puts_(&line, is_json ? "\",\"level\":\"" : " lvl=");
+    puts_(&line, level_name);
+    puts_(&line, is_json ? "\",\"event\":" : " event=");
+    size_t event_len = strlen(event);
+    put_string(&line, event, event_len < 64 ? event_len : 64, is_json); /* a name from the code: short */
+    bool is_truncated = false;
+    char value_buf[VALUE_ROOM + 64];
+    for (size_t i = 0; i < n && !is_truncated; i++) {
+        if (!is_usable_key(fields, i))
+            continue;
+        /* Each field is rendered aside first: it goes in whole or not at all. */
+        buf_t field = {value_buf, sizeof value_buf, 0};
+        puts_(&field, is_json ? ",\"" : " ");
+        puts_(&field, fields[i].key);
+        puts_(&field, is_json ? "\":" : "=");
+        put_value(&field, &fields[i], is_json);
+        if (field.len > line.cap - line.len)
+            is_truncated = true;
+        else
+            put(&line, field.p, field.len);
+    }
+    line.cap += TAIL_ROOM; /* the tail, reserved all along */
+    if (is_truncated)
+        puts_(&line, is_json ? ",\"truncated\":true" : " truncated=true");
+    if (is_json)
+        puts_(&line, "}");
+    puts_(&line, "\n");
+    out[line.len] = '\0';
+    return line.len;
+}
+
+void wsg_log_emit(wsg_log_level_t level, const char *event, const wsg_log_field_t *fields, size_t n)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    char line[LINE_MAX_BYTES];
+    uint64_t unix_ms = (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+    size_t len = wsg_log_render(line, sizeof line, wsg_log_json, unix_ms, level, event, fields, n);
+    ssize_t ignored = write(STDERR_FILENO, line, len);
+    (void)ignored; /* nowhere to report a failing stderr */
 }
 
 bool wsg_log_limit_allow(wsg_log_limit_t *limit, uint64_t now_ms, uint64_t interval_ms)

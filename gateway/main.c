@@ -40,10 +40,10 @@ int main(int argc, char **argv)
     /* Writes to a socket the peer has reset must fail with EPIPE, not kill the process. */
     signal(SIGPIPE, SIG_IGN);
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
-    WSG_INFO("start", "version=%s pid=%d", WSG_VERSION, (int)getpid());
+    WSG_INFO("start", WSG_F_STR("version", WSG_VERSION), WSG_F_INT("pid", getpid()));
     wsg_config_log(&config);
 
     int status = wsg_server_run(&config);
-    WSG_INFO("exit", "status=%d", status);
+    WSG_INFO("exit", WSG_F_INT("status", status));
     return status;
 }

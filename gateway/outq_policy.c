@@ -76,15 +76,15 @@ void outq_give_up(wsg_outq_t *q)
     uint32_t dropped = wsg_outq_drop_unsent(q);
     WSG_STAT_ADD(ctx->stats, slow_consumer_drops, dropped);
     if (verdict == WSG_OUTQ_STALLED) {
-        WSG_INFO("output_stalled", "conn=%llu pending_bytes=%zu stalled_ms=%u dropped_messages=%u",
-                 (unsigned long long)q->id, q->verdict_pending, outq_now(q) - q->progress_ms, dropped);
+        WSG_INFO("output_stalled", WSG_F_UINT("conn", q->id), WSG_F_UINT("pending_bytes", q->verdict_pending),
+                 WSG_F_UINT("stalled_ms", outq_now(q) - q->progress_ms), WSG_F_UINT("dropped_messages", dropped));
     } else {
         bool is_hard = verdict == WSG_OUTQ_SLOW_HARD;
         WSG_STAT_ADD(ctx->stats, slow_consumer_closes, 1);
-        WSG_WARN("slow_consumer",
-                 "conn=%llu pending_bytes=%zu limit=%s limit_bytes=%zu over_ms=%u dropped_messages=%u",
-                 (unsigned long long)q->id, q->verdict_pending, is_hard ? "hard" : "soft",
-                 is_hard ? ctx->policy.hard : ctx->policy.soft, is_hard ? 0 : over_ms, dropped);
+        WSG_WARN("slow_consumer", WSG_F_UINT("conn", q->id), WSG_F_UINT("pending_bytes", q->verdict_pending),
+                 WSG_F_STR("limit", is_hard ? "hard" : "soft"),
+                 WSG_F_UINT("limit_bytes", is_hard ? ctx->policy.hard : ctx->policy.soft),
+                 WSG_F_UINT("over_ms", is_hard ? 0 : over_ms), WSG_F_UINT("dropped_messages", dropped));
     }
     q->verdict = WSG_OUTQ_FINE;
     q->over_soft_since = 0;
@@ -103,8 +103,8 @@ wsg_outq_result_t outq_admit(wsg_outq_t *q, const wsg_msg_t *msg)
             return WSG_OUTQ_QUEUED;
         WSG_STAT_ADD(ctx->stats, oversize_skips, msg->nmsgs);
         if (wsg_log_limit_allow(&ctx->skip_log_limit, uv_now(ctx->loop), 5000))
-            WSG_WARN("oversize_skip", "conn=%llu len=%zu pending_bytes=%zu limit_bytes=%zu",
-                     (unsigned long long)q->id, msg->frame_len, pending, p->soft);
+            WSG_WARN("oversize_skip", WSG_F_UINT("conn", q->id), WSG_F_UINT("len", msg->frame_len),
+                     WSG_F_UINT("pending_bytes", pending), WSG_F_UINT("limit_bytes", p->soft));
         return WSG_OUTQ_SKIPPED;
     }
     if (q->queued + msg->frame_len <= p->soft) { /* pending <= queued: far from any limit */
@@ -124,8 +124,8 @@ wsg_outq_result_t outq_admit(wsg_outq_t *q, const wsg_msg_t *msg)
     if (p->is_drop) {
         WSG_STAT_ADD(ctx->stats, slow_consumer_drops, msg->nmsgs);
         if (wsg_log_limit_allow(&ctx->drop_log_limit, uv_now(ctx->loop), 5000))
-            WSG_WARN("slow_consumer_drop", "conn=%llu pending_bytes=%zu limit=%s", (unsigned long long)q->id,
-                     judged, verdict == WSG_OUTQ_SLOW_HARD ? "hard" : "soft");
+            WSG_WARN("slow_consumer_drop", WSG_F_UINT("conn", q->id), WSG_F_UINT("pending_bytes", judged),
+                     WSG_F_STR("limit", verdict == WSG_OUTQ_SLOW_HARD ? "hard" : "soft"));
         return WSG_OUTQ_DROPPED;
     }
     set_verdict(q, verdict, judged);

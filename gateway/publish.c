@@ -58,13 +58,13 @@ uint16_t wsg_publish_message(const wsg_publisher_t *p, const uint8_t *data, size
     }
     wsg_router_client_t *client = p->client;
     if (client->npubs == 0) {
-        WSG_DEBUG("message_ignored", "conn=%llu len=%zu why=\"no publish channel\"",
-                  (unsigned long long)p->conn_id, len);
+        WSG_DEBUG("message_ignored", WSG_F_UINT("conn", p->conn_id), WSG_F_UINT("len", len),
+                  WSG_F_STR("why", "no publish channel"));
         return 0;
     }
     if (!take_token(p->pub, cfg, uv_now(ctx->loop))) {
-        WSG_WARN("publish_rate_exceeded", "conn=%llu rate=%llu burst=%llu", (unsigned long long)p->conn_id,
-                 (unsigned long long)cfg->publish_rate, (unsigned long long)cfg->publish_burst);
+        WSG_WARN("publish_rate_exceeded", WSG_F_UINT("conn", p->conn_id), WSG_F_UINT("rate", cfg->publish_rate),
+                 WSG_F_UINT("burst", cfg->publish_burst));
         WSG_STAT_ADD(ctx->stats, rate_limit_closes, 1);
         *reason = "publish rate exceeded";
         return WSG_CLOSE_POLICY;
@@ -75,8 +75,8 @@ uint16_t wsg_publish_message(const wsg_publisher_t *p, const uint8_t *data, size
                                        p->done, p->done_arg);
         if (rc < 0) {
             WSG_STAT_ADD(ctx->stats, publishes_failed, 1);
-            WSG_WARN("publish_refused", "conn=%llu channel=%s err=%d", (unsigned long long)p->conn_id,
-                     ch->name, rc);
+            WSG_WARN("publish_refused", WSG_F_UINT("conn", p->conn_id), WSG_F_CHANNEL("channel", ch->name, ch->name_len),
+                     WSG_F_INT("err", rc));
             *reason = rc == -ENOBUFS ? "try again later" : "internal error";
             return rc == -ENOBUFS ? WSG_CLOSE_TRY_AGAIN_LATER : WSG_CLOSE_INTERNAL_ERROR;
         }
@@ -94,7 +94,7 @@ void wsg_publish_done(const wsg_publisher_t *p, int status, const char *err)
         return;
     WSG_STAT_ADD(ctx->stats, publishes_failed, 1);
     if (wsg_log_limit_allow(&ctx->publish_log_limit, uv_now(ctx->loop), 5000))
-        WSG_WARN("publish_failed", "conn=%llu err=%d redis_error=\"%s\"", (unsigned long long)p->conn_id,
-                 status, err ? err : "");
+        WSG_WARN("publish_failed", WSG_F_UINT("conn", p->conn_id), WSG_F_INT("err", status),
+                 WSG_F_STR("redis_error", err ? err : ""));
     wsg_router_forget_publications(p->client); /* the message may never come back through the subscription */
 }

@@ -15,9 +15,9 @@ static void log_up(wsg_redis_watch_t *watch, const char *role, bool *was_ready, 
     if (*down_since != 0) {
         WSG_STAT_ADD(watch->stats, redis_reconnects, 1);
         WSG_STAT_ADD(watch->stats, redis_outage_ms, now - *down_since);
-        WSG_INFO("redis_up", "role=%s outage_ms=%llu", role, (unsigned long long)(now - *down_since));
+        WSG_INFO("redis_up", WSG_F_STR("role", role), WSG_F_UINT("outage_ms", now - *down_since));
     } else {
-        WSG_INFO("redis_up", "role=%s", role);
+        WSG_INFO("redis_up", WSG_F_STR("role", role));
     }
     *was_ready = true;
     *down_since = 0;
@@ -28,15 +28,15 @@ static void log_down(wsg_redis_watch_t *watch, const char *role, bool *was_ready
 {
     uint64_t now = uv_now(watch->loop);
     if (*was_ready || *down_since == 0) {
-        WSG_WARN("redis_down", "role=%s why=\"%s\" retry_ms=%llu", role, why, (unsigned long long)retry_ms);
+        WSG_WARN("redis_down", WSG_F_STR("role", role), WSG_F_STR("why", why), WSG_F_UINT("retry_ms", retry_ms));
         *was_ready = false;
         if (*down_since == 0)
             *down_since = now;
     } else if (wsg_log_limit_allow(&watch->log_limit, now, 10000)) {
-        WSG_WARN("redis_still_down", "role=%s why=\"%s\" down_ms=%llu retry_ms=%llu", role, why,
-                 (unsigned long long)(now - *down_since), (unsigned long long)retry_ms);
+        WSG_WARN("redis_still_down", WSG_F_STR("role", role), WSG_F_STR("why", why),
+                 WSG_F_UINT("down_ms", now - *down_since), WSG_F_UINT("retry_ms", retry_ms));
     } else {
-        WSG_DEBUG("redis_retry", "role=%s why=\"%s\" retry_ms=%llu", role, why, (unsigned long long)retry_ms);
+        WSG_DEBUG("redis_retry", WSG_F_STR("role", role), WSG_F_STR("why", why), WSG_F_UINT("retry_ms", retry_ms));
     }
 }
 
@@ -52,13 +52,10 @@ void wsg_redis_watch_sub_up(wsg_redis_watch_t *watch)
     if (watch->is_overflow_suspected && watch->cmd_losses == watch->cmd_losses_at_sub_loss &&
         wsg_redis_cmd_is_ready(watch->cmd)) {
         WSG_STAT_ADD(watch->stats, redis_sub_overflows, 1);
-        WSG_WARN(
-            "redis_subscriber_overflow",
-            "down_ms=%llu msg=\"Redis closed the subscriber connection while the command connection stayed "
-            "up: "
-            "the gateway fell behind its pub/sub output limit (client-output-buffer-limit pubsub) or it was "
-            "killed; resubscribed, stored messages re-read\"",
-            (unsigned long long)(uv_now(watch->loop) - watch->sub_down_since_ms));
+        WSG_WARN("redis_subscriber_overflow", WSG_F_UINT("down_ms", uv_now(watch->loop) - watch->sub_down_since_ms),
+                 WSG_F_STR("msg", "Redis closed the subscriber connection while the command connection stayed up: "
+                                  "the gateway fell behind its pub/sub output limit (client-output-buffer-limit "
+                                  "pubsub) or it was killed; resubscribed, stored messages re-read"));
     }
     watch->is_overflow_suspected = false;
     log_up(watch, "subscriber", &watch->sub_was_ready, &watch->sub_down_since_ms);
@@ -126,13 +123,13 @@ static void on_probe_timer(uv_timer_t *timer)
         } else if (now - watch->probe_sent_ms >= watch->cfg->redis_timeout_ms) {
             WSG_STAT_ADD(watch->stats, redis_probe_failures, 1);
             if (!watch->probe_answered) {
-                WSG_WARN("redis_probe_failed", "role=commands waited_ms=%llu msg=\"no answer: reconnecting\"",
-                         (unsigned long long)(now - watch->probe_sent_ms));
+                WSG_WARN("redis_probe_failed", WSG_F_STR("role", "commands"),
+                         WSG_F_UINT("waited_ms", now - watch->probe_sent_ms), WSG_F_STR("msg", "no answer: reconnecting"));
                 wsg_redis_cmd_reset(watch->cmd, "probe not answered");
             } else {
-                WSG_WARN("redis_probe_failed",
-                         "role=subscriber waited_ms=%llu msg=\"not delivered: resubscribing\"",
-                         (unsigned long long)(now - watch->probe_sent_ms));
+                WSG_WARN("redis_probe_failed", WSG_F_STR("role", "subscriber"),
+                         WSG_F_UINT("waited_ms", now - watch->probe_sent_ms),
+                         WSG_F_STR("msg", "not delivered: resubscribing"));
                 wsg_redis_sub_reset(watch->sub, "probe not delivered");
             }
             watch->probe_seq = 0;
@@ -164,12 +161,12 @@ static void on_sentinel_ready(void *arg)
     const char *channel = "+switch-master";
     size_t len = strlen(channel);
     wsg_redis_sub_subscribe(watch->sentinel_watch, &channel, &len, 1);
-    WSG_INFO("sentinel_watch_up", "master=%s", watch->cfg->redis.master_name);
+    WSG_INFO("sentinel_watch_up", WSG_F_STR("master", watch->cfg->redis.master_name));
 }
 
 static void on_sentinel_down(void *arg, const char *why, uint64_t retry_ms)
 {
-    WSG_DEBUG("sentinel_watch_down", "why=\"%s\" retry_ms=%llu", why, (unsigned long long)retry_ms);
+    WSG_DEBUG("sentinel_watch_down", WSG_F_STR("why", why), WSG_F_UINT("retry_ms", retry_ms));
 }
 
 static void on_sentinel_confirm(void *arg, const char *channel, size_t len) {}
@@ -184,7 +181,7 @@ static void on_sentinel_message(void *arg, const char *channel, size_t channel_l
     if (strcmp(channel, "+switch-master") != 0 || len <= name_len || memcmp(payload, name, name_len) != 0 ||
         payload[name_len] != ' ')
         return;
-    WSG_INFO("sentinel_switch_master", "detail=\"%.*s\"", (int)len, (const char *)payload);
+    WSG_INFO("sentinel_switch_master", WSG_F_BYTES("detail", payload, len));
     wsg_redis_sub_reset(watch->sub, "sentinel switched the master");
     wsg_redis_cmd_reset(watch->cmd, "sentinel switched the master");
 }

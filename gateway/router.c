@@ -240,11 +240,12 @@ static void on_get_done(void *arg, int status, const char *value, size_t len)
     m->get = NULL;
     wsg_msg_t *msg = NULL;
     if (status < 0)
-        WSG_WARN("persisted_get_failed", "conn=%llu channel=%s err=%d",
-                 (unsigned long long)conn_id(m->client), m->channel->name, status);
+        WSG_WARN("persisted_get_failed", WSG_F_UINT("conn", conn_id(m->client)),
+                 WSG_F_CHANNEL("channel", m->channel->name, m->channel->name_len), WSG_F_INT("err", status));
     else if (value != NULL && len > 0 && (msg = wsg_msg_new_data(value, len)) == NULL)
-        WSG_WARN("persisted_get_failed", "conn=%llu channel=%s len=%zu err=%d",
-                 (unsigned long long)conn_id(m->client), m->channel->name, len, -ENOMEM);
+        WSG_WARN("persisted_get_failed", WSG_F_UINT("conn", conn_id(m->client)),
+                 WSG_F_CHANNEL("channel", m->channel->name, m->channel->name_len), WSG_F_UINT("len", len),
+                 WSG_F_INT("err", -ENOMEM));
     on_persisted(router, m, msg);
     wsg_msg_unref(msg);
 }
@@ -261,8 +262,8 @@ static void fetch_persisted(wsg_router_t *router, wsg_member_t *m)
     }
     if (rc < 0) {
         free(req);
-        WSG_WARN("persisted_get_failed", "conn=%llu channel=%s err=%d",
-                 (unsigned long long)conn_id(m->client), ch->name, rc);
+        WSG_WARN("persisted_get_failed", WSG_F_UINT("conn", conn_id(m->client)),
+                 WSG_F_CHANNEL("channel", ch->name, ch->name_len), WSG_F_INT("err", rc));
         get_finished(m->client);
         return;
     }
@@ -466,7 +467,8 @@ static void route(wsg_router_t *router, wsg_channel_t *ch, const void *payload, 
 {
     wsg_msg_t *msg = wsg_msg_new_data(payload, len);
     if (msg == NULL) {
-        WSG_WARN("message_lost", "channel=%s len=%zu why=\"out of memory\"", ch->name, len);
+        WSG_WARN("message_lost", WSG_F_CHANNEL("channel", ch->name, ch->name_len), WSG_F_UINT("len", len),
+                 WSG_F_STR("why", "out of memory"));
         return;
     }
     msg->recv_ns = uv_hrtime();
@@ -509,8 +511,8 @@ static void on_reread(void *arg, int status, const char *value, size_t len)
         ch->stored_hash = h;
         ch->has_stored = true;
         if (!is_known) {
-            WSG_INFO("redis_missed_message", "channel=%s len=%zu msg=\"stored during the outage: delivered\"",
-                     ch->name, len);
+            WSG_INFO("redis_missed_message", WSG_F_CHANNEL("channel", ch->name, ch->name_len), WSG_F_UINT("len", len),
+                     WSG_F_STR("msg", "stored during the outage: delivered"));
             wsg_router_end_run(router);
             route(router, ch, value, len);
             wsg_router_end_run(router);
@@ -540,7 +542,7 @@ static void on_link_subscribed(void *arg, const char *name, size_t len)
     wsg_channel_t *ch = wsg_channels_find(&router->channels, name, len);
     if (ch == NULL)
         return;
-    WSG_DEBUG("redis_subscribed", "channel=%s", ch->name);
+    WSG_DEBUG("redis_subscribed", WSG_F_CHANNEL("channel", ch->name, ch->name_len));
     if (ch->state != WSG_CHANNEL_SUBSCRIBING) {
         /* Replies come in order and only one subscription command is in flight per channel, so a
          * confirmation outside SUBSCRIBING is the barrier's. */
@@ -569,7 +571,7 @@ static void on_link_unsubscribed(void *arg, const char *name, size_t len)
     wsg_channel_t *ch = wsg_channels_find(&router->channels, name, len);
     if (ch == NULL || ch->state != WSG_CHANNEL_UNSUBSCRIBING)
         return;
-    WSG_DEBUG("redis_unsubscribed", "channel=%s", ch->name);
+    WSG_DEBUG("redis_unsubscribed", WSG_F_CHANNEL("channel", ch->name, ch->name_len));
     ch->state = WSG_CHANNEL_UNSUBSCRIBED;
     sync_channel(router, ch);
 }

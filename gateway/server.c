@@ -43,7 +43,7 @@ static int bind_sockets(const wsg_config_t *cfg, int *fds, unsigned n, char *bou
     snprintf(port, sizeof port, "%u", cfg->listen_port);
     int gai = getaddrinfo(cfg->listen_host, port, &hints, &res);
     if (gai != 0 || res == NULL) {
-        WSG_ERROR("listen_failed", "addr=%s err=\"%s\"", cfg->listen, gai_strerror(gai));
+        WSG_ERROR("listen_failed", WSG_F_STR("addr", cfg->listen), WSG_F_STR("err", gai_strerror(gai)));
         return -EINVAL;
     }
     struct sockaddr_storage addr;
@@ -58,7 +58,7 @@ static int bind_sockets(const wsg_config_t *cfg, int *fds, unsigned n, char *bou
             setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
             bind(fd, (struct sockaddr *)&addr, addr_len) < 0) {
             int err = errno;
-            WSG_ERROR("listen_failed", "addr=%s err=\"%s\"", cfg->listen, strerror(err));
+            WSG_ERROR("listen_failed", WSG_F_STR("addr", cfg->listen), WSG_F_STR("err", strerror(err)));
             if (fd >= 0)
                 close(fd);
             while (i-- > 0)
@@ -98,12 +98,12 @@ static void on_signal(uv_signal_t *handle, int signum)
 {
     server_t *srv = handle->data;
     if (srv->is_shutting_down) {
-        WSG_WARN("shutdown_forced", "signal=%d", signum);
+        WSG_WARN("shutdown_forced", WSG_F_INT("signal", signum));
         _exit(1);
     }
     srv->is_shutting_down = true;
-    WSG_INFO("shutdown", "signal=%d workers=%u timeout_ms=%llu", signum, srv->nworkers,
-             (unsigned long long)srv->cfg->shutdown_timeout_ms);
+    WSG_INFO("shutdown", WSG_F_INT("signal", signum), WSG_F_UINT("workers", srv->nworkers),
+             WSG_F_UINT("timeout_ms", srv->cfg->shutdown_timeout_ms));
     if (srv->admin != NULL)
         wsg_admin_set_draining(srv->admin);
     for (unsigned i = 0; i < srv->nworkers; i++)
@@ -171,7 +171,8 @@ int wsg_server_run(const wsg_config_t *cfg)
             return 1;
     }
     free(fds);
-    WSG_INFO("listening", "addr=%s websocket_url=%s workers=%u", bound, cfg->websocket_url, srv->nworkers);
+    WSG_INFO("listening", WSG_F_STR("addr", bound), WSG_F_STR("websocket_url", cfg->websocket_url),
+             WSG_F_UINT("workers", srv->nworkers));
 
     uv_signal_init(&srv->loop, &srv->sigterm);
     uv_signal_init(&srv->loop, &srv->sigint);
@@ -182,7 +183,7 @@ int wsg_server_run(const wsg_config_t *cfg)
     srv->worker_done.data = srv;
     for (unsigned i = 0; i < srv->nworkers; i++) {
         if (uv_thread_create(&srv->threads[i], worker_main, srv->workers[i]) != 0) {
-            WSG_ERROR("start_failed", "msg=\"cannot start worker thread %u\"", i);
+            WSG_ERROR("start_failed", WSG_F_STR("msg", "cannot start a worker thread"), WSG_F_UINT("worker", i));
             _exit(1);
         }
     }

@@ -24,9 +24,9 @@ static void refuse(wsg_conn_t *conn, int status, const char *body, const char *e
     char response[1024];
     wsg_stats_count_refusal(conn->ctx->stats, status);
     char peer[80];
-    WSG_INFO("handshake_refused", "conn=%llu peer=%s status=%d why=\"%s\"",
-             (unsigned long long)wsg_conn_id(conn), wsg_conn_peer_name(conn, peer, sizeof peer), status,
-             body);
+    WSG_INFO("handshake_refused", WSG_F_UINT("conn", wsg_conn_id(conn)),
+             WSG_F_STR("peer", wsg_conn_peer_name(conn, peer, sizeof peer)), WSG_F_INT("status", status),
+             WSG_F_STR("why", body));
     ssize_t n = wsg_http_write_response(response, sizeof response, status, extra_headers, wsg_str_c(body));
     wsg_conn_respond_and_close(conn, n < 0 ? NULL : wsg_msg_new_http(response, (size_t)n, NULL, 0));
 }
@@ -52,7 +52,7 @@ static bool serve_static(wsg_conn_t *conn, wsg_str_t path)
                  "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-cache\r\n"
                  "Connection: close\r\n\r\n",
                  f->content_type, f->len);
-    WSG_DEBUG("static_file", "conn=%llu file=%s", (unsigned long long)wsg_conn_id(conn), name);
+    WSG_DEBUG("static_file", WSG_F_UINT("conn", wsg_conn_id(conn)), WSG_F_STR("file", name));
     wsg_conn_respond_and_close(conn, wsg_msg_new_http(head, (size_t)n, f->data, f->len));
     return true;
 }
@@ -76,8 +76,7 @@ static void on_authorized(void *arg, int status, const char *body, size_t len)
         const char *why = "out of memory";
         if (identity == NULL ||
             wsg_token_claims_from_identity(body, len, cfg->max_groups, identity, &why) < 0) {
-            WSG_WARN("auth_callback_invalid", "conn=%llu why=\"%s\"", (unsigned long long)wsg_conn_id(conn),
-                     why);
+            WSG_WARN("auth_callback_invalid", WSG_F_UINT("conn", wsg_conn_id(conn)), WSG_F_STR("why", why));
             refuse(conn, 503, "authorization service answered an invalid identity", NULL);
         } else {
             complete_upgrade(conn, (wsg_str_t){facility, facility_len}, identity);
@@ -95,7 +94,7 @@ static void on_authorized(void *arg, int status, const char *body, size_t len)
         refuse(conn, status, n > 0 ? reason : "refused by the authorization service", NULL);
         return;
     }
-    WSG_WARN("auth_callback_failed", "conn=%llu status=%d", (unsigned long long)wsg_conn_id(conn), status);
+    WSG_WARN("auth_callback_failed", WSG_F_UINT("conn", wsg_conn_id(conn)), WSG_F_INT("status", status));
     refuse(conn, 503, "authorization service unavailable", NULL);
 }
 

@@ -208,17 +208,17 @@ static void on_listen_ready(uv_poll_t *poll, int status, int events)
                 uv_timer_start(&w->accept_timer, on_accept_resume, ACCEPT_PAUSE_MS, 0);
                 WSG_STAT_ADD(&w->stats, accept_pauses, 1);
                 if (wsg_log_limit_allow(&w->accept_log_limit, uv_now(&w->loop), 10000))
-                    WSG_WARN("accept_paused", "err=\"%s\" open=%u resume_ms=%d", strerror(err),
-                             w->ctx.open.count, ACCEPT_PAUSE_MS);
+                    WSG_WARN("accept_paused", WSG_F_STR("err", strerror(err)), WSG_F_UINT("open", w->ctx.open.count),
+                             WSG_F_UINT("resume_ms", ACCEPT_PAUSE_MS));
                 return;
             }
             if (wsg_log_limit_allow(&w->accept_log_limit, uv_now(&w->loop), 1000))
-                WSG_WARN("accept_failed", "err=\"%s\"", strerror(err));
+                WSG_WARN("accept_failed", WSG_F_STR("err", strerror(err)));
             return;
         }
         int rc = wsg_upgrade_accept(&w->ctx, fd);
         if (rc < 0 && wsg_log_limit_allow(&w->accept_log_limit, uv_now(&w->loop), 1000))
-            WSG_WARN("accept_failed", "err=\"%s\"", uv_strerror(rc));
+            WSG_WARN("accept_failed", WSG_F_STR("err", uv_strerror(rc)));
     }
 }
 
@@ -233,7 +233,8 @@ static int start_listener(wsg_worker_t *w, int listen_fd)
         rc = uv_poll_start(&w->listener, UV_READABLE, on_listen_ready);
     }
     if (rc < 0) {
-        WSG_ERROR("listen_failed", "worker=%u addr=%s err=\"%s\"", w->index, w->cfg->listen, uv_strerror(rc));
+        WSG_ERROR("listen_failed", WSG_F_UINT("worker", w->index), WSG_F_STR("addr", w->cfg->listen),
+                  WSG_F_STR("err", uv_strerror(rc)));
         return rc;
     }
     uv_timer_init(&w->loop, &w->accept_timer);
@@ -311,10 +312,10 @@ static void maybe_finish(wsg_worker_t *w)
     w->is_finishing = true;
     size_t pending = wsg_redis_cmd_pending(w->cmd) - probe;
     if (pending > 0)
-        WSG_ERROR("shutdown_unsent", "commands=%zu why=\"Redis unreachable until the shutdown timeout\"",
-                  pending);
-    WSG_INFO("shutdown_complete", "worker=%u connections_total=%llu", w->index,
-             (unsigned long long)WSG_STAT_GET(&w->stats, connections_total));
+        WSG_ERROR("shutdown_unsent", WSG_F_UINT("commands", pending),
+                  WSG_F_STR("why", "Redis unreachable until the shutdown timeout"));
+    WSG_INFO("shutdown_complete", WSG_F_UINT("worker", w->index),
+             WSG_F_UINT("connections_total", WSG_STAT_GET(&w->stats, connections_total)));
     w->closing_links = 2;
     wsg_redis_sub_close(w->sub, on_link_closed, w);
     wsg_redis_cmd_close(w->cmd, on_link_closed, w);
@@ -402,7 +403,7 @@ int wsg_worker_init(wsg_worker_t *w, const wsg_config_t *cfg, int listen_fd)
     w->cfg = cfg;
     int rc = uv_loop_init(&w->loop);
     if (rc < 0) {
-        WSG_ERROR("start_failed", "err=\"%s\"", uv_strerror(rc));
+        WSG_ERROR("start_failed", WSG_F_STR("err", uv_strerror(rc)));
         return rc;
     }
     if (wsg_router_init(&w->router, cfg->max_pending, &w->stats, &router_observer, w) < 0)
@@ -481,7 +482,7 @@ int wsg_worker_run(wsg_worker_t *w)
     int rc = uv_loop_close(&w->loop);
     if (rc == UV_EBUSY) {
         /* Should not happen; close stragglers rather than leak them, and report it. */
-        WSG_ERROR("loop_busy", "msg=\"handles left open at exit\"");
+        WSG_ERROR("loop_busy", WSG_F_STR("msg", "handles left open at exit"));
         uv_walk(&w->loop, on_walk_close, NULL);
         uv_run(&w->loop, UV_RUN_DEFAULT);
         rc = uv_loop_close(&w->loop);

@@ -58,3 +58,33 @@ bool wsg_channel_ident_is_valid(wsg_str_t ident)
     }
     return wsg_utf8_is_valid((const uint8_t *)ident.ptr, ident.len);
 }
+
+size_t wsg_channel_redact(const char *name, size_t len, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    wsg_writer_t w = wsg_writer_init(out, cap > 0 ? cap - 1 : 0);
+    wsg_str_t rest = {name, len};
+    bool follows_session = false;
+    for (bool more = true; more;) {
+        wsg_str_t segment;
+        more = wsg_str_cut(rest, ':', &segment, &rest);
+        if (!more)
+            segment = rest;
+        if (follows_session && segment.len > 0) {
+            uint64_t h = wsg_hash_bytes(segment.ptr, segment.len);
+            char tail[7] = {'~'};
+            for (int i = 0; i < 6; i++)
+                tail[1 + i] = hex[(h >> (4 * (5 - i))) & 15];
+            wsg_writer_put(&w, segment.ptr, wsg_utf8_cut((const uint8_t *)segment.ptr, segment.len, 4));
+            wsg_writer_put(&w, tail, sizeof tail);
+        } else {
+            wsg_writer_put(&w, segment.ptr, segment.len);
+        }
+        if (more)
+            wsg_writer_put(&w, ":", 1);
+        follows_session = wsg_str_eq(segment, wsg_str_c("session"));
+    }
+    if (cap > 0)
+        out[w.len] = '\0';
+    return w.len;
+}

@@ -28,4 +28,11 @@ ssize_t wsg_channel_name(char *out, size_t cap, wsg_str_t prefix, wsg_audience_t
  *  one reading. */
 bool wsg_channel_ident_is_valid(wsg_str_t ident);
 
+/** Writes `name` (`len` bytes) into `out` (capacity `cap` >= 1, NUL-terminated) for a log line, with every
+ *  segment that follows a "session" segment redacted: a session channel is "{prefix:}session:{key}:{facility}"
+ *  and the key is as good as a login cookie. A redacted segment keeps its first 4 bytes (cut at a UTF-8
+ *  boundary) and becomes "abcd~" followed by 6 hex digits of a hash of the whole segment, so that two
+ *  sessions can still be told apart in a log. Cut to fit `cap`. Returns the length written. Borrows `name`. */
+size_t wsg_channel_redact(const char *name, size_t len, char *out, size_t cap);
+
 #endif

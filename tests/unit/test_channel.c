@@ -118,5 +118,36 @@ static void test_ident_is_valid(void)
     ASSERT_FALSE(wsg_channel_ident_is_valid((wsg_str_t){buf, 255})); /* cut inside a character */
 }
 
-TEST_MAIN("channel", TEST_CASE(test_compat_examples), TEST_CASE(test_no_prefix), TEST_CASE(test_verbatim),
+static const char *redact(const char *name, char *out, size_t cap)
+{
+    wsg_channel_redact(name, strlen(name), out, cap);
+    return out;
+}
+
+static void test_redact_hides_session_keys(void)
+{
+    char out[256], other[256];
+    ASSERT_STR_EQ(redact("broadcast:foo", out, sizeof out), "broadcast:foo");
+    ASSERT_STR_EQ(redact("ws4redis:user:john:foo", out, sizeof out), "ws4redis:user:john:foo");
+    redact("session:abcdefghij0123456789:foo", out, sizeof out);
+    ASSERT_TRUE(strncmp(out, "session:abcd~", 13) == 0);
+    ASSERT_TRUE(strlen(out) == strlen("session:abcd~123456:foo"));
+    ASSERT_TRUE(strstr(out, "efgh") == NULL); /* nothing of the key past its first 4 bytes */
+    ASSERT_STR_EQ(out + 19, ":foo");
+    redact("ws4redis:session:abcdefghij0123456789:foo", other, sizeof other);
+    ASSERT_STR_EQ(other + 9, out); /* with a prefix: the same */
+    redact("session:abcdXXXXXXXXXXXXXXXXX:foo", other, sizeof other);
+    ASSERT_TRUE(strcmp(out, other) != 0); /* two keys with the same start still differ */
+    ASSERT_TRUE(strncmp(redact("session:ab:foo", out, sizeof out), "session:ab~", 11) == 0);
+    ASSERT_TRUE(strncmp(redact("session:\xc3\xa9\xc3\xa9\xc3\xa9:f", out, sizeof out), "session:\xc3\xa9\xc3\xa9~", 13) == 0);
+    ASSERT_STR_EQ(redact("session:", out, sizeof out), "session:");
+    ASSERT_STR_EQ(redact("session::x", out, sizeof out), "session::x");
+    ASSERT_STR_EQ(redact("", out, sizeof out), "");
+    /* every segment after a "session" one, wherever it stands (a prefix or facility may hold one too) */
+    ASSERT_TRUE(strstr(redact("p:session:session:secretkey:f", out, sizeof out), "secretkey") == NULL);
+    redact("session:abcdefghij0123456789:foo", out, 10); /* cut to fit, never past the key's first bytes */
+    ASSERT_STR_EQ(out, "session:");
+}
+
+TEST_MAIN("channel", TEST_CASE(test_redact_hides_session_keys), TEST_CASE(test_compat_examples), TEST_CASE(test_no_prefix), TEST_CASE(test_verbatim),
           TEST_CASE(test_capacity), TEST_CASE(test_ident_is_valid))

@@ -1,279 +1,172 @@
-/* Unit tests for gateway/log.c's pure parts: key=value text to JSON, quoting, level names. */
+/* Unit tests for gateway/log.c: lines rendered from typed fields, as logfmt and as JSON, with every value
+ * that could come from outside quoted and escaped: no value can add a field or end a line. */
 #include "log.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdbool.h>
 
+#include "logfmt_parse.h"
 #include "test.h"
 
-/* Converts NUL-terminated `kv` with a roomy buffer and compares with `want`. */
-#define ASSERT_JSON(kv, want)                                                                                \
-    do {                                                                                                     \
-        char out_[1024];                                                                                     \
-        size_t n_ = wsg_log_kv_to_json((kv), strlen(kv), out_, sizeof out_);                                 \
-        ASSERT_STR_EQ(out_, (want));                                                                         \
-        ASSERT_UINT_EQ(n_, strlen(want));                                                                    \
-    } while (0)
+/* 2026-11-30T15:32:11.617Z */
+#define TS 1796052731617ull
 
-/* A small structural JSON checker: true when `s` is exactly one object whose members are strings, integers
- * or `true`, with valid escapes, no raw control characters and valid UTF-8. Enough for this converter's
- * output; Python's json module checks the real lines in the manual test. */
-static bool skip_string(const char **p)
+static char line[4096];
+
+static const char *logfmt(const wsg_log_field_t *fields, size_t n)
 {
-    const unsigned char *s = (const unsigned char *)*p;
-    if (*s++ != '"')
-        return false;
-    for (;;) {
-        unsigned char c = *s;
-        if (c == '\0' || c < 0x20)
-            return false;
-        if (c == '"') {
-            *p = (const char *)s + 1;
-            return true;
-        }
-        if (c == '\\') {
-            c = s[1];
-            if (c == 'u') {
-                for (int i = 2; i < 6; i++) {
-                    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-                        return false;
-                }
-                s += 6;
-            } else if (c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' || c == 'n' || c == 'r' ||
-                       c == 't') {
-                s += 2;
-            } else {
-                return false;
-            }
-            continue;
-        }
-        size_t n = c < 0x80                 ? 1
-                   : c >= 0xc2 && c <= 0xdf ? 2
-                   : c >= 0xe0 && c <= 0xef ? 3
-                   : c >= 0xf0 && c <= 0xf4 ? 4
-                                            : 0;
-        if (n == 0)
-            return false;
-        for (size_t i = 1; i < n; i++) {
-            if ((s[i] & 0xc0) != 0x80)
-                return false;
-        }
-        s += n;
+    wsg_log_render(line, sizeof line, false, TS, WSG_LOG_INFO, "ev", fields, n);
+    return line;
+}
+
+static const char *json(const wsg_log_field_t *fields, size_t n)
+{
+    wsg_log_render(line, sizeof line, true, TS, WSG_LOG_WARN, "ev", fields, n);
+    return line;
+}
+
+#define LOGFMT(...)                                                                                          \
+    logfmt((const wsg_log_field_t[]){__VA_ARGS__},                                                           \
+           sizeof((const wsg_log_field_t[]){__VA_ARGS__}) / sizeof(wsg_log_field_t))
+#define JSON(...)                                                                                            \
+    json((const wsg_log_field_t[]){__VA_ARGS__},                                                             \
+         sizeof((const wsg_log_field_t[]){__VA_ARGS__}) / sizeof(wsg_log_field_t))
+
+static void test_logfmt_line(void)
+{
+    ASSERT_STR_EQ(LOGFMT(WSG_F_UINT("conn", 3), WSG_F_STR("why", "a b"), WSG_F_INT("err", -104),
+                         WSG_F_STR("channels", "broadcast:foo,group:g:bar")),
+                  "ts=2026-11-30T15:32:11.617Z lvl=info event=ev conn=3 why=\"a b\" err=-104 "
+                  "channels=broadcast:foo,group:g:bar\n");
+    ASSERT_STR_EQ(LOGFMT(WSG_F_STR("a", ""), WSG_F_STR("b", NULL), WSG_F_BYTES("c", "xyz", 2)),
+                  "ts=2026-11-30T15:32:11.617Z lvl=info event=ev a=\"\" b=- c=xy\n");
+}
+
+static void test_logfmt_quotes_and_escapes_what_could_break_a_line(void)
+{
+    ASSERT_STR_EQ(LOGFMT(WSG_F_STR("v", "say \"hi\" a=b \\ x")),
+                  "ts=2026-11-30T15:32:11.617Z lvl=info event=ev v=\"say \\\"hi\\\" a=b \\\\ x\"\n");
+    ASSERT_STR_EQ(LOGFMT(WSG_F_STR("v", "l1\nl2\r\t\x01\x7f")),
+                  "ts=2026-11-30T15:32:11.617Z lvl=info event=ev v=\"l1\\nl2\\r\\t\\x01\\x7f\"\n");
+    ASSERT_STR_EQ(
+        LOGFMT(WSG_F_STR("v", "caf\xc3\xa9 \xff\xc3")), /* valid UTF-8 kept, invalid bytes escaped */
+        "ts=2026-11-30T15:32:11.617Z lvl=info event=ev v=\"caf\xc3\xa9 \\xff\\xc3\"\n");
+    ASSERT_STR_EQ(LOGFMT(WSG_F_BYTES("v", "a\0b", 3)),
+                  "ts=2026-11-30T15:32:11.617Z lvl=info event=ev v=\"a\\x00b\"\n");
+}
+
+/* A facility chosen to look like fields (the forgery the old text logs allowed) stays one field. */
+static void test_forged_values_stay_one_field(void)
+{
+    const char *forged = "x level=error event=admin_login user=root\nts=0 lvl=error event=forged";
+    pair_t pairs[32];
+    int n = parse_logfmt(LOGFMT(WSG_F_UINT("conn", 7), WSG_F_STR("facility", forged), WSG_F_STR("user", "-")),
+                         pairs, 32);
+    ASSERT_INT_EQ(n, 6);
+    ASSERT_STR_EQ(pairs[2].key, "event");
+    ASSERT_STR_EQ(pairs[2].value, "ev");
+    ASSERT_STR_EQ(pairs[4].key, "facility");
+    ASSERT_UINT_EQ(pairs[4].value_len, strlen(forged));
+    ASSERT_MEM_EQ(pairs[4].value, forged, strlen(forged));
+    ASSERT_STR_EQ(pairs[5].key, "user");
+
+    cJSON *j =
+        cJSON_Parse(JSON(WSG_F_UINT("conn", 7), WSG_F_STR("facility", forged), WSG_F_STR("user", "-")));
+    ASSERT_TRUE(j != NULL);
+    ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(j, "event")->valuestring, "ev");
+    ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(j, "facility")->valuestring, forged);
+    ASSERT_INT_EQ(cJSON_GetArraySize(j), 6);
+    cJSON_Delete(j);
+}
+
+static void test_json_line(void)
+{
+    ASSERT_STR_EQ(JSON(WSG_F_UINT("conn", 3), WSG_F_STR("why", "a \"b\"\n"), WSG_F_INT("err", -5)),
+                  "{\"ts\":\"2026-11-30T15:32:11.617Z\",\"level\":\"warn\",\"event\":\"ev\",\"conn\":3,"
+                  "\"why\":\"a \\\"b\\\"\\n\",\"err\":-5}\n");
+    const char *text = JSON(WSG_F_STR("v", "caf\xc3\xa9\x01\xff"));
+    ASSERT_TRUE(strstr(text, "\"v\":\"caf\xc3\xa9\\u0001\\u00ff\"") != NULL);
+    cJSON *j = cJSON_Parse(text);
+    ASSERT_TRUE(j != NULL);
+    cJSON_Delete(j);
+}
+
+static void test_each_key_once_and_only_code_keys(void)
+{
+    const char *text =
+        LOGFMT(WSG_F_UINT("conn", 1), WSG_F_UINT("conn", 2), WSG_F_STR("event", "forged"),
+               WSG_F_STR("ts", "x"), WSG_F_STR("lvl", "x"), WSG_F_STR("level", "x"),
+               WSG_F_STR("Bad Key", "x"), WSG_F_STR("", "x"), WSG_F_STR("k=v", "x"), WSG_F_STR("ok_2", "y"));
+    ASSERT_STR_EQ(text, "ts=2026-11-30T15:32:11.617Z lvl=info event=ev conn=1 ok_2=y\n");
+}
+
+static void test_long_values_are_cut_and_long_lines_say_so(void)
+{
+    static char big[3000];
+    memset(big, 'a', sizeof big - 1);
+    pair_t pairs[32];
+    int n = parse_logfmt(LOGFMT(WSG_F_STR("v", big)), pairs, 32);
+    ASSERT_INT_EQ(n, 4);
+    ASSERT_UINT_EQ(pairs[3].value_len, WSG_LOG_VALUE_MAX + 3);
+    ASSERT_MEM_EQ(pairs[3].value + WSG_LOG_VALUE_MAX, "...", 3);
+    /* A cut never splits a character. */
+    static char accents[600];
+    for (int i = 0; i + 1 < (int)sizeof accents; i += 2)
+        memcpy(accents + i, "\xc3\xa9", 2);
+    n = parse_logfmt(LOGFMT(WSG_F_BYTES("v", accents, sizeof accents)), pairs, 32);
+    ASSERT_INT_EQ(n, 4);
+    ASSERT_UINT_EQ(pairs[3].value_len, WSG_LOG_VALUE_MAX + 3);
+    /* Twenty big fields do not fit in one line: the line ends with truncated=true and stays well formed. */
+    wsg_log_field_t many[20];
+    const char *keys[20] = {"a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9",
+                            "b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9"};
+    for (int k = 0; k < 20; k++)
+        many[k] = WSG_F_BYTES(keys[k], big, 400);
+    size_t len = wsg_log_render(line, sizeof line, false, TS, WSG_LOG_INFO, "ev", many, 20);
+    ASSERT_TRUE(len < sizeof line);
+    ASSERT_TRUE(strstr(line, " truncated=true\n") != NULL);
+    ASSERT_TRUE(parse_logfmt(line, pairs, 32) > 3);
+    len = wsg_log_render(line, sizeof line, true, TS, WSG_LOG_INFO, "ev", many, 20);
+    ASSERT_TRUE(len < sizeof line);
+    cJSON *j = cJSON_Parse(line);
+    ASSERT_TRUE(j != NULL && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "truncated")));
+    cJSON_Delete(j);
+    /* Too small a buffer: nothing. */
+    ASSERT_UINT_EQ(wsg_log_render(line, WSG_LOG_LINE_MIN - 1, false, TS, WSG_LOG_INFO, "ev", many, 1), 0);
+    for (int is_json = 0; is_json < 2; is_json++) {
+        ASSERT_TRUE(wsg_log_render(line, WSG_LOG_LINE_MIN, is_json, TS, WSG_LOG_ERROR, "ev", many, 1) > 0);
+        ASSERT_TRUE(strlen(line) < WSG_LOG_LINE_MIN);
+        ASSERT_TRUE(strstr(line, "truncated") != NULL);
     }
+    cJSON *small = cJSON_Parse(line);
+    ASSERT_TRUE(small != NULL);
+    cJSON_Delete(small);
 }
 
-static bool is_valid_object(const char *s)
+static void test_session_keys_are_redacted(void)
 {
-    if (*s++ != '{')
-        return false;
-    if (*s == '}')
-        return s[1] == '\0';
-    for (;;) {
-        if (!skip_string(&s) || *s++ != ':')
-            return false;
-        if (*s == '"') {
-            if (!skip_string(&s))
-                return false;
-        } else if (strncmp(s, "true", 4) == 0) {
-            s += 4;
-        } else {
-            if (*s == '-')
-                s++;
-            if (!(*s >= '0' && *s <= '9'))
-                return false;
-            if (*s == '0' && s[1] >= '0' && s[1] <= '9')
-                return false;
-            while (*s >= '0' && *s <= '9')
-                s++;
-        }
-        if (*s == '}')
-            return s[1] == '\0';
-        if (*s++ != ',')
-            return false;
-    }
+    const char *text = LOGFMT(WSG_F_CHANNEL("channel", "ws4redis:session:0123456789abcdef:foo", 37));
+    ASSERT_TRUE(strstr(text, "0123456789") == NULL);
+    ASSERT_TRUE(strstr(text, "channel=ws4redis:session:0123~") != NULL);
+    ASSERT_TRUE(strstr(LOGFMT(WSG_F_CHANNEL("channel", "broadcast:foo", 13)), "channel=broadcast:foo\n") !=
+                NULL);
 }
 
-static void test_numbers_and_strings(void)
+static void test_level_names(void)
 {
-    ASSERT_JSON("ts=2026-11-23T15:32:11.617Z level=info event=conn_open conn=3 peer=127.0.0.1:5555",
-                "{\"ts\":\"2026-11-23T15:32:11.617Z\",\"level\":\"info\",\"event\":\"conn_open\",\"conn\":3,"
-                "\"peer\":\"127.0.0.1:5555\"}");
-    ASSERT_JSON("a=0 b=-12 c=007 d=1.5 e=12ab f=- g=-0 h=123456789012345678 i=1234567890123456789",
-                "{\"a\":0,\"b\":-12,\"c\":\"007\",\"d\":\"1.5\",\"e\":\"12ab\",\"f\":\"-\",\"g\":-0,"
-                "\"h\":123456789012345678,\"i\":\"1234567890123456789\"}");
-    /* Quoted values stay strings even when they look like numbers. */
-    ASSERT_JSON("n=\"42\"", "{\"n\":\"42\"}");
-}
-
-static void test_quoted_values(void)
-{
-    ASSERT_JSON("facility=\"foo bar\" x=1", "{\"facility\":\"foo bar\",\"x\":1}");
-    ASSERT_JSON("q=\"say \\\"hi\\\" \\\\ ok\"", "{\"q\":\"say \\\"hi\\\" \\\\ ok\"}");
-    ASSERT_JSON("c=\"a\\x0ab\\x7f\\x00\"", "{\"c\":\"a\\u000ab\\u007f\\u0000\"}");
-    /* Unknown and cut escapes are kept as written. */
-    ASSERT_JSON("u=\"a\\qb\\x4\"", "{\"u\":\"a\\\\qb\\\\x4\"}");
-    /* An unterminated quote (a line cut by the log buffer) runs to the end. */
-    ASSERT_JSON("a=1 r=\"cut here", "{\"a\":1,\"r\":\"cut here\"}");
-    ASSERT_JSON("r=\"cut\\", "{\"r\":\"cut\\\\\"}");
-}
-
-static void test_round_trip_of_wsg_log_quote(void)
-{
-    const char raw[] = "he said \"hi\"\\\n\t\x01\x7f end";
-    char quoted[128], kv[160], out[512];
-    wsg_log_quote(quoted, sizeof quoted, raw, sizeof raw - 1);
-    snprintf(kv, sizeof kv, "v=%s", quoted);
-    wsg_log_kv_to_json(kv, strlen(kv), out, sizeof out);
-    ASSERT_STR_EQ(out, "{\"v\":\"he said \\\"hi\\\"\\\\\\u000a\\u0009\\u0001\\u007f end\"}");
-}
-
-static void test_bare_values_are_escaped(void)
-{
-    ASSERT_JSON("k=a\"b\\c", "{\"k\":\"a\\\"b\\\\c\"}");
-    ASSERT_JSON("k=\x01\x1f", "{\"k\":\"\\u0001\\u001f\"}");
-    ASSERT_JSON("we\"ird=1", "{\"we\\\"ird\":1}");
-}
-
-static void test_utf8(void)
-{
-    /* Valid sequences pass through, in bare and quoted values. */
-    ASSERT_JSON("f=w\xc3\xb6rld g=\"\xe2\x82\xac \xf0\x9f\x98\x80\"",
-                "{\"f\":\"w\xc3\xb6rld\",\"g\":\"\xe2\x82\xac \xf0\x9f\x98\x80\"}");
-    /* Invalid bytes are escaped one by one; decoding resumes right after each. */
-    ASSERT_JSON("b=\xff\xc3", "{\"b\":\"\\u00ff\\u00c3\"}");
-    ASSERT_JSON("b=\xc3\x41", "{\"b\":\"\\u00c3A\"}");
-    ASSERT_JSON("b=\xe2\x82", "{\"b\":\"\\u00e2\\u0082\"}");
-    ASSERT_JSON("b=\xc0\xaf", "{\"b\":\"\\u00c0\\u00af\"}");                       /* overlong */
-    ASSERT_JSON("b=\xed\xa0\x80", "{\"b\":\"\\u00ed\\u00a0\\u0080\"}");            /* surrogate */
-    ASSERT_JSON("b=\xf4\x90\x80\x80", "{\"b\":\"\\u00f4\\u0090\\u0080\\u0080\"}"); /* above U+10FFFF */
-    /* A sequence may not borrow bytes of the next token. */
-    ASSERT_JSON("b=\xc3 c=\xb6", "{\"b\":\"\\u00c3\",\"c\":\"\\u00b6\"}");
-}
-
-static void test_msg_tokens(void)
-{
-    ASSERT_JSON("conn=1 redis down x=2", "{\"conn\":1,\"msg\":\"redis down\",\"x\":2}");
-    ASSERT_JSON("hello", "{\"msg\":\"hello\"}");
-    ASSERT_JSON("a=1 \"quoted words\" tail", "{\"a\":1,\"msg\":\"quoted words tail\"}");
-}
-
-static void test_empty_fields_and_spacing(void)
-{
-    ASSERT_JSON("", "{}");
-    ASSERT_JSON("   ", "{}");
-    ASSERT_JSON("a= b=\"\" =c d=1", "{\"a\":\"\",\"b\":\"\",\"\":\"c\",\"d\":1}");
-    ASSERT_JSON("  a=1   b=2  ", "{\"a\":1,\"b\":2}");
-    ASSERT_JSON("a==b", "{\"a\":\"=b\"}");
-    /* Text after a closing quote starts a new token. */
-    ASSERT_JSON("a=\"x\"y", "{\"a\":\"x\",\"msg\":\"y\"}");
-}
-
-static void test_not_nul_terminated(void)
-{
-    const char kv[] = "a=1 b=2 c=3";
-    char out[128];
-    size_t n = wsg_log_kv_to_json(kv, 7, out, sizeof out);
-    ASSERT_STR_EQ(out, "{\"a\":1,\"b\":2}");
-    ASSERT_UINT_EQ(n, strlen(out));
-}
-
-static void test_small_capacity(void)
-{
-    char out[WSG_LOG_JSON_MIN_CAP];
-    memset(out, 'x', sizeof out);
-    ASSERT_UINT_EQ(wsg_log_kv_to_json("a=1", 3, out, WSG_LOG_JSON_MIN_CAP - 1), 0);
-    ASSERT_STR_EQ(out, "");
-    ASSERT_UINT_EQ(wsg_log_kv_to_json("a=1", 3, out, 0), 0);
-    ASSERT_INT_EQ(out[0], '\0');
-    ASSERT_UINT_EQ(wsg_log_kv_to_json("a=1", 3, out, sizeof out), 7);
-    ASSERT_STR_EQ(out, "{\"a\":1}");
-    ASSERT_UINT_EQ(wsg_log_kv_to_json("averylongkeyname=1", 18, out, sizeof out), 22); /* fits exactly */
-    ASSERT_STR_EQ(out, "{\"averylongkeyname\":1}");
-    wsg_log_kv_to_json("averylongkeyname=123", 20, out, sizeof out);
-    ASSERT_STR_EQ(out, "{\"truncated\":true}");
-}
-
-/* Every capacity from the minimum up: the output fits, is one valid object, and is either the whole
- * conversion or marked truncated; a cut string value is a prefix of the whole one. */
-static void check_all_caps(const char *kv)
-{
-    char full[4096];
-    size_t full_len = wsg_log_kv_to_json(kv, strlen(kv), full, sizeof full);
-    ASSERT_TRUE(is_valid_object(full));
-    for (size_t cap = WSG_LOG_JSON_MIN_CAP; cap <= full_len + 1; cap++) {
-        char *out = malloc(cap); /* exact size: ASan catches any write past cap */
-        size_t n = wsg_log_kv_to_json(kv, strlen(kv), out, cap);
-        ASSERT_TRUE(n < cap);
-        ASSERT_UINT_EQ(strlen(out), n);
-        if (!is_valid_object(out)) {
-            TEST_FAIL_AT("cap %zu: not a valid object: %s", cap, out);
-        } else if (cap == full_len + 1) {
-            ASSERT_STR_EQ(out, full);
-        } else if (strstr(out, "\"truncated\":true}") == NULL) {
-            TEST_FAIL_AT("cap %zu: cut without the truncated marker: %s", cap, out);
-        } else {
-            /* Everything before the cut agrees with the whole conversion. */
-            const char *mark = strstr(out, "\"truncated\":true}");
-            size_t head = (size_t)(mark - out);
-            if (head > 1)
-                head -= 2; /* the comma and the closing quote (or last digit) may differ */
-            if (memcmp(out, full, head) != 0)
-                TEST_FAIL_AT("cap %zu: %s is not a prefix of %s", cap, out, full);
-        }
-        free(out);
-    }
-}
-
-static void test_truncation_is_always_valid(void)
-{
-    check_all_caps("ts=2026-11-23T15:32:11.617Z level=info event=conn_open conn=3 peer=127.0.0.1:5555 "
-                   "facility=\"f\\\"o\\\\o \\x01\" channels=broadcast:foo n=1234567 w\xc3\xb6rld \xe2\x82\xac"
-                   " bad=\xff\xfe emoji=\"\xf0\x9f\x98\x80\xf0\x9f\x98\x80\" end=-5");
-    check_all_caps("only some message words here");
-    check_all_caps("a=1 b=2 c=3 d=4 e=5 f=6 g=7 h=8 i=9 j=10 k=11 l=12");
-    check_all_caps("k=\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12");
-}
-
-/* Every byte pair at every position of a short line: valid output, never past the buffer. */
-static void test_arbitrary_bytes(void)
-{
-    char kv[8];
-    char out[64];
-    for (int a = 0; a < 256; a++) {
-        for (int b = 0; b < 256; b++) {
-            memcpy(kv, "k=\"?? z", 7);
-            kv[3] = (char)a;
-            kv[4] = (char)b;
-            wsg_log_kv_to_json(kv, 7, out, sizeof out);
-            if (!is_valid_object(out)) {
-                TEST_FAIL_AT("bytes %02x %02x: %s", a, b, out);
-                return;
-            }
-            wsg_log_kv_to_json(kv + 2, 5, out, WSG_LOG_JSON_MIN_CAP);
-            if (!is_valid_object(out)) {
-                TEST_FAIL_AT("bytes %02x %02x, min cap: %s", a, b, out);
-                return;
-            }
-        }
-    }
-}
-
-static void test_quote_and_levels(void)
-{
-    char out[16];
-    ASSERT_STR_EQ(wsg_log_quote(out, sizeof out, "a\"b", 3), "\"a\\\"b\"");
-    ASSERT_STR_EQ(wsg_log_quote(out, sizeof out, "0123456789abcdef", 16), "\"0123456789...\"");
-    wsg_log_level_t level;
-    ASSERT_INT_EQ(wsg_log_parse_level("WARNING", &level), 0);
-    ASSERT_INT_EQ(level, WSG_LOG_WARN);
-    ASSERT_INT_EQ(wsg_log_parse_level("loud", &level), -EINVAL);
+    wsg_log_level_t lvl;
+    ASSERT_INT_EQ(wsg_log_parse_level("warning", &lvl), 0);
+    ASSERT_INT_EQ(lvl, WSG_LOG_WARN);
+    ASSERT_INT_EQ(wsg_log_parse_level("DEBUG", &lvl), 0);
+    ASSERT_INT_EQ(lvl, WSG_LOG_DEBUG);
+    ASSERT_INT_EQ(wsg_log_parse_level("loud", &lvl), -EINVAL);
     ASSERT_STR_EQ(wsg_log_level_name(WSG_LOG_ERROR), "error");
-    ASSERT_FALSE(wsg_log_json);
 }
 
-TEST_MAIN("log", TEST_CASE(test_numbers_and_strings), TEST_CASE(test_quoted_values),
-          TEST_CASE(test_round_trip_of_wsg_log_quote), TEST_CASE(test_bare_values_are_escaped),
-          TEST_CASE(test_utf8), TEST_CASE(test_msg_tokens), TEST_CASE(test_empty_fields_and_spacing),
-          TEST_CASE(test_not_nul_terminated), TEST_CASE(test_small_capacity),
-          TEST_CASE(test_truncation_is_always_valid), TEST_CASE(test_arbitrary_bytes),
-          TEST_CASE(test_quote_and_levels))
+TEST_MAIN("log", TEST_CASE(test_logfmt_line),
+          TEST_CASE(test_logfmt_quotes_and_escapes_what_could_break_a_line),
+          TEST_CASE(test_forged_values_stay_one_field), TEST_CASE(test_json_line),
+          TEST_CASE(test_each_key_once_and_only_code_keys),
+          TEST_CASE(test_long_values_are_cut_and_long_lines_say_so),
+          TEST_CASE(test_session_keys_are_redacted), TEST_CASE(test_level_names))
