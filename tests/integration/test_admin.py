@@ -1,5 +1,8 @@
 """The admin listener: /metrics in the Prometheus text format, /healthz and /readyz."""
 
+import os
+import socket
+import subprocess
 import time
 
 import harness as h
@@ -74,3 +77,62 @@ def test_metrics_sum_over_workers(gateway):
     m = gateway.metrics()
     assert m["wsgate_workers"] == 2
     assert m["wsgate_connections_total"] >= 20
+
+
+def test_health_stays_reachable_under_500_silent_admin_connections(gateway):
+    """Silent connections (a port scan, a stuck scraper) cannot keep a health probe out: the oldest silent one
+    makes room, and one that sends nothing is dropped after a second."""
+    silent = []
+    try:
+        for _ in range(500):
+            s = socket.create_connection(("127.0.0.1", gateway.admin_port), timeout=2)
+            silent.append(s)
+        for _ in range(3):
+            start = time.monotonic()
+            status, body = gateway.admin_get("/healthz", timeout=2)
+            assert (status, body) == (200, "ok\n")
+            assert time.monotonic() - start < 1.0, f"/healthz took {time.monotonic() - start:.2f} s"
+        # Every silent connection is closed by the gateway within the read timeout (1 s) plus some slack.
+        deadline = time.monotonic() + 5
+        for s in silent:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                assert s.recv(1) == b""
+            except ConnectionResetError:
+                pass
+    finally:
+        for s in silent:
+            s.close()
+    assert gateway.admin_get("/healthz")[0] == 200
+
+
+def test_process_and_build_metrics(gateway):
+    m = gateway.metrics()
+    assert m["process_cpu_seconds_total"] > 0
+    assert 1 << 20 < m["process_resident_memory_bytes"] < 1 << 31
+    fds = len(os.listdir(f"/proc/{gateway.pid}/fd"))
+    assert abs(m["process_open_fds"] - fds) <= 3, (m["process_open_fds"], fds)
+    assert m["process_max_fds"] >= m["process_open_fds"]
+    assert abs(m["process_start_time_seconds"] - time.time()) < 120
+    version = subprocess.run([h.STATE.bin_path, "--version"], capture_output=True, text=True).stdout.split()[-1]
+    assert m[f'wsgate_build_info{{version="{version}"}}'] == 1, [k for k in m if k.startswith("wsgate_build")]
+
+
+def test_every_dashboard_query_names_a_served_metric(gateway):
+    """docker/grafana-dashboard.json: each metric its queries name is one /metrics serves (a renamed metric would
+    leave a panel empty without anyone noticing)."""
+    import json
+    import re
+    path = os.path.join(h.ROOT, "docker", "grafana-dashboard.json")
+    with open(path) as f:
+        dashboard = json.load(f)
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    exprs += [a["expr"] for a in dashboard.get("annotations", {}).get("list", []) if "expr" in a]
+    names = {n for e in exprs for n in re.findall(r"\b((?:wsgate|process)_[a-z0-9_]+)", e)}
+    assert len(names) >= 15, names
+    served = {re.split(r"[{ ]", line, 1)[0] for line in gateway.admin_get("/metrics")[1].splitlines()
+              if line and not line.startswith("#")}
+    assert names <= served, f"queries name metrics /metrics does not serve: {sorted(names - served)}"
+    # The scrape example points at the admin listener compose exposes.
+    with open(os.path.join(h.ROOT, "docker", "prometheus.yml")) as f:
+        assert '"wsgate:9090"' in f.read()
