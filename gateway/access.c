@@ -259,7 +259,7 @@ static void put_header(wsg_writer_t *w, const char *name, wsg_str_t value)
 }
 
 ssize_t wsg_access_callback_request(const wsg_config_t *cfg, const wsg_http_request_t *http, wsg_str_t facility,
-                                    const char *peer_ip, char *out, size_t cap)
+                                    const char *peer_ip, const char *client_ip, char *out, size_t cap)
 {
     /* One byte is kept spare, as the request buffer's callers expect. */
     wsg_writer_t w = wsg_writer_init(out, cap > 0 ? cap - 1 : 0);
@@ -294,11 +294,16 @@ ssize_t wsg_access_callback_request(const wsg_config_t *cfg, const wsg_http_requ
     put_header(&w, "Authorization", http->authorization);
     put_header(&w, "Origin", http->origin);
     wsg_writer_puts(&w, "X-Forwarded-For: ");
-    if (http->forwarded_for.ptr != NULL && http->forwarded_for.len > 0) {
-        wsg_writer_put(&w, http->forwarded_for.ptr, http->forwarded_for.len);
+    for (uint8_t i = 0; i < http->nforwarded_for; i++) {
+        wsg_str_t hops = wsg_str_trim(http->forwarded_for[i]);
+        if (hops.len == 0)
+            continue;
+        wsg_writer_put(&w, hops.ptr, hops.len);
         wsg_writer_puts(&w, ", ");
     }
     wsg_writer_puts(&w, peer_ip);
+    wsg_writer_puts(&w, "\r\nX-Real-IP: ");
+    wsg_writer_puts(&w, client_ip);
     static const char tail[] = "\r\nAccept: application/json\r\nConnection: close\r\n\r\n";
     wsg_writer_put(&w, tail, sizeof tail - 1);
     return w.overflow ? -ENOSPC : (ssize_t)w.len;

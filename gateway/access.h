@@ -41,10 +41,11 @@ bool wsg_access_origin_allowed(const wsg_config_t *cfg, const wsg_http_request_t
 
 /** Writes the authorization callback's request for `http` into `out` (capacity `cap`): a GET of
  *  WSGATE_AUTH_URL with `facility` and the requested switches (`channels`, comma-separated) as query
- *  parameters, carrying the client's Cookie, Authorization and Origin headers and an X-Forwarded-For that
- *  ends with `peer_ip`. Returns the length or -ENOSPC. Borrows everything. */
+ *  parameters, carrying the client's Cookie, Authorization and Origin headers, an X-Forwarded-For of every
+ *  X-Forwarded-For line the request had followed by `peer_ip` (the TCP peer), and X-Real-IP: `client_ip` (the
+ *  client, behind trusted proxies). Returns the length or -ENOSPC. Borrows everything. */
 ssize_t wsg_access_callback_request(const wsg_config_t *cfg, const wsg_http_request_t *http, wsg_str_t facility,
-                                    const char *peer_ip, char *out, size_t cap);
+                                    const char *peer_ip, const char *client_ip, char *out, size_t cap);
 
 /** Frees what wsg_access_decide allocated. */
 void wsg_access_dispose(wsg_access_t *access);

@@ -78,6 +78,9 @@ static const setting_t settings[] = {
      "empty = tokens or anonymous"},
     {"WSGATE_AUTH_TIMEOUT", "auth-timeout", KIND_DURATION, "3s", NUM_FIELD(auth_timeout_ms), 10, 60000,
      "time the authorization callback has to answer before the client gets 503"},
+    {"WSGATE_TRUSTED_PROXIES", "trusted-proxies", KIND_STRING, "", STR_FIELD(trusted_proxies), 0, 0,
+     "networks of reverse proxies (10.0.0.0/8, 127.0.0.1, ::1) whose X-Forwarded-For or X-Real-IP names the "
+     "client, for logs and the authorization callback; empty = the TCP peer is the client"},
     {"WSGATE_ALLOWED_ORIGINS", "allowed-origins", KIND_STRING, "", STR_FIELD(allowed_origins), 0, 0,
      "Origins allowed to connect, comma-separated (https://app.example.com, https://*.example.com); "
      "empty = any"},
@@ -379,6 +382,11 @@ int wsg_config_load(wsg_config_t *cfg, int argc, char **argv, int first_arg, wsg
     }
     if (cfg->auth_url[0] != '\0' && parse_auth_url(cfg, err, err_cap) < 0)
         return -EINVAL;
+    const char *proxies_why = NULL;
+    if (wsg_cidr_list_parse(cfg->trusted_proxies, &cfg->proxies, &proxies_why) < 0) {
+        snprintf(err, err_cap, "WSGATE_TRUSTED_PROXIES: %s (got \"%s\")", proxies_why, cfg->trusted_proxies);
+        return -EINVAL;
+    }
     if (cfg->allowed_origins[0] != '\0' && wsg_origin_list_parse(cfg->allowed_origins, &cfg->origins) < 0) {
         snprintf(err, err_cap, "WSGATE_ALLOWED_ORIGINS: %s at byte %zu", cfg->origins.err_reason,
                  cfg->origins.err_pos);
@@ -463,5 +471,6 @@ void wsg_config_log(const wsg_config_t *cfg)
              WSG_F_INT("anonymous_publish", cfg->anonymous_publish),
              WSG_F_STR("auth_url", cfg->auth_url[0] ? cfg->auth_url : "(none)"),
              WSG_F_STR("allowed_origins", cfg->allowed_origins[0] ? "(list)" : "(any)"),
+             WSG_F_STR("trusted_proxies", cfg->trusted_proxies[0] ? cfg->trusted_proxies : "(none)"),
              WSG_F_STR("log_level", wsg_log_level_name(cfg->log_level)), WSG_F_STR("log_format", cfg->log_format));
 }

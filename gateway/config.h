@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include "log.h"
+#include "forwarded.h"
 #include "origin.h"
 #include "redis_url.h"
 
@@ -66,6 +67,8 @@ typedef struct wsg_config {
     uint64_t auth_timeout_ms;      /**< WSGATE_AUTH_TIMEOUT */
     char allowed_origins[4096];    /**< WSGATE_ALLOWED_ORIGINS: comma list; "" = any */
     wsg_origin_list_t origins;     /**< parsed from `allowed_origins` */
+    char trusted_proxies[1024];    /**< WSGATE_TRUSTED_PROXIES: networks whose X-Forwarded-For is believed */
+    wsg_cidr_list_t proxies;       /**< parsed from `trusted_proxies` */
     uint64_t workers;              /**< WSGATE_WORKERS, resolved: event-loop threads (0 in the variable = CPUs) */
 } wsg_config_t;
 

@@ -154,6 +154,22 @@ const char *wsg_conn_peer_name(wsg_conn_t *conn, char *out, size_t cap)
     return out;
 }
 
+bool wsg_conn_peer_ip(wsg_conn_t *conn, wsg_ip_t *out)
+{
+    char name[80];
+    wsg_conn_peer_name(conn, name, sizeof name);
+    return wsg_ip_parse(wsg_str_c(name), out); /* "a.b.c.d:port" or "[v6]:port" */
+}
+
+const char *wsg_conn_client_name(wsg_conn_t *conn, char *out, size_t cap)
+{
+    if (!conn->is_forwarded)
+        return wsg_conn_peer_name(conn, out, cap);
+    char ip[WSG_IP_TEXT_MAX];
+    snprintf(out, cap, "%s", wsg_ip_format(&conn->forwarded_ip, ip));
+    return out;
+}
+
 /* "sub1,sub2" / "pub1" lists of channel names for the logs, session keys redacted (cut with "..." when long;
  * the log renderer quotes and escapes the whole). */
 static const char *channel_list(char *out, size_t cap, wsg_channel_t *const *chans,
@@ -184,9 +200,10 @@ static void log_close(wsg_conn_t *conn, const char *why)
         return;
     }
     const wsg_router_client_t *c = &conn->client;
-    char peer[80], subs[512], pubs[512];
+    char peer[80], via[80], subs[512], pubs[512];
     WSG_INFO("conn_close", WSG_F_UINT("conn", wsg_conn_id(conn)),
-             WSG_F_STR("peer", wsg_conn_peer_name(conn, peer, sizeof peer)),
+             WSG_F_STR("peer", wsg_conn_client_name(conn, peer, sizeof peer)),
+             WSG_F_STR(conn->is_forwarded ? "via" : NULL, wsg_conn_peer_name(conn, via, sizeof via)),
              WSG_F_STR("channels", channel_list(subs, sizeof subs, NULL, c->subs, c->nsubs)),
              WSG_F_STR("publish", channel_list(pubs, sizeof pubs, c->pubs, NULL, c->npubs)),
              WSG_F_UINT("code", conn->close_code), WSG_F_UINT("peer_code", conn->peer_close_code),
@@ -426,9 +443,10 @@ void wsg_conn_open(wsg_conn_t *conn, wsg_msg_t *response, const wsg_access_t *ac
         return;
     }
     const wsg_router_client_t *c = &conn->client;
-    char peer[80], subs[512], pubs[512];
+    char peer[80], via[80], subs[512], pubs[512];
     WSG_INFO("conn_open", WSG_F_UINT("conn", wsg_conn_id(conn)),
-             WSG_F_STR("peer", wsg_conn_peer_name(conn, peer, sizeof peer)),
+             WSG_F_STR("peer", wsg_conn_client_name(conn, peer, sizeof peer)),
+             WSG_F_STR(conn->is_forwarded ? "via" : NULL, wsg_conn_peer_name(conn, via, sizeof via)),
              WSG_F_STR("user", access->user[0] ? access->user : "-"), WSG_F_BYTES("facility", facility.ptr, facility.len),
              WSG_F_STR("channels", channel_list(subs, sizeof subs, NULL, c->subs, c->nsubs)),
              WSG_F_STR("publish", channel_list(pubs, sizeof pubs, c->pubs, NULL, c->npubs)),

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "access.h"
+#include "forwarded.h"
 #include "ctx.h"
 #include "http_request.h"
 #include "msg.h"
@@ -37,6 +38,7 @@ typedef struct wsg_conn {
     wsg_outq_t out; /* everything the client is sent goes through it */
     wsg_router_client_t client;
     wsg_client_pub_t pub;
+    wsg_ip_t forwarded_ip; /* the client a trusted proxy spoke for (is_forwarded) */
     uint32_t refcount;   /* the socket's + one per Redis command in flight */
     uint16_t close_code; /* the code we sent (or 1006 when dropped) */
     uint16_t peer_close_code;
@@ -48,6 +50,7 @@ typedef struct wsg_conn {
     bool is_lingering : 1;         /* shut down our side; draining input until EOF */
     bool is_close_logged : 1;
     bool has_slot : 1; /* holds one of the WSGATE_MAX_CONNECTIONS slots */
+    bool is_forwarded : 1; /* the client is forwarded_ip, behind the TCP peer (a trusted proxy) */
 } wsg_conn_t;
 
 /** Takes over the accepted socket `fd` (closed on failure) as a new connection in the handshake state, with
@@ -77,8 +80,15 @@ void wsg_conn_read_start(wsg_conn_t *conn, uv_read_cb cb);
 /** Stops reading. */
 void wsg_conn_read_stop(wsg_conn_t *conn);
 
-/** Writes the peer's address ("1.2.3.4:5", "[::1]:5" or "unknown") into `out` (capacity >= 80). */
+/** Writes the TCP peer's address ("1.2.3.4:5", "[::1]:5" or "unknown") into `out` (capacity >= 80). */
 const char *wsg_conn_peer_name(wsg_conn_t *conn, char *out, size_t cap);
+
+/** The TCP peer's address without its port; false when it cannot be had. */
+bool wsg_conn_peer_ip(wsg_conn_t *conn, wsg_ip_t *out);
+
+/** Writes the client's address for logs into `out` (capacity >= 80): the one a trusted proxy forwarded
+ *  (WSGATE_TRUSTED_PROXIES), or the TCP peer's with its port. */
+const char *wsg_conn_client_name(wsg_conn_t *conn, char *out, size_t cap);
 
 /** Ends the handshake with `response` (an HTTP error or a static file; taken over, NULL when it could not be
  *  made): moves to closing and drops TCP once it is written. */

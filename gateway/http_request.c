@@ -18,6 +18,7 @@ enum header_id {
     H_COOKIE,
     H_AUTHORIZATION,
     H_FORWARDED_FOR,
+    H_REAL_IP,
     H_OTHER,
 };
 
@@ -45,6 +46,7 @@ static const struct {
     {"cookie", H_COOKIE},
     {"authorization", H_AUTHORIZATION},
     {"x-forwarded-for", H_FORWARDED_FOR},
+    {"x-real-ip", H_REAL_IP},
 };
 
 static wsg_str_t *slot_of(wsg_http_request_t *req, enum header_id id)
@@ -68,8 +70,10 @@ static wsg_str_t *slot_of(wsg_http_request_t *req, enum header_id id)
         return &req->cookie;
     case H_AUTHORIZATION:
         return &req->authorization;
-    case H_FORWARDED_FOR:
-        return &req->forwarded_for;
+    case H_FORWARDED_FOR: /* each line in its own slot; a line past the last slot has none */
+        return req->nforwarded_for < WSG_HTTP_FORWARDED_MAX ? &req->forwarded_for[req->nforwarded_for] : NULL;
+    case H_REAL_IP:
+        return &req->real_ip;
     default:
         return NULL;
     }
@@ -152,9 +156,14 @@ static int on_header_value_complete(llhttp_t *p)
         slot->len = 0;
     }
     /* A repeated header is ambiguous for every header we read (two keys, two versions, two cookies
-     * headers...). Sec-WebSocket-Protocol may legitimately repeat; the first occurrence is used. */
-    if (st->is_duplicate && st->current != H_WS_PROTOCOL && st->current != H_CONNECTION &&
-        st->current != H_FORWARDED_FOR)
+     * headers...). Sec-WebSocket-Protocol may legitimately repeat; the first occurrence is used. Each proxy
+     * may add an X-Forwarded-For line of its own: every line is kept, up to a bound. */
+    if (st->current == H_FORWARDED_FOR) {
+        if (st->req->nforwarded_for == WSG_HTTP_FORWARDED_MAX)
+            return -1;
+        st->req->nforwarded_for++;
+    }
+    if (st->is_duplicate && st->current != H_WS_PROTOCOL && st->current != H_CONNECTION)
         return -1;
     st->value_started = true; /* the next field starts a new header */
     return 0;

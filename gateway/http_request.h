@@ -11,12 +11,16 @@
 
 /** Largest request head accepted; a larger one is answered with 431. */
 #define WSG_HTTP_HEAD_MAX 8192
+/** Most X-Forwarded-For header lines a request may carry (one per proxy that adds its own line). */
+#define WSG_HTTP_FORWARDED_MAX 8
 
 /** A request head being received; every view points into `buf` and lives as long as the request. */
 typedef struct wsg_http_request {
     wsg_upgrade_req_t upgrade; /**< fields for the handshake checks */
     wsg_str_t target;          /**< request target (path and query, raw) */
-    wsg_str_t host, origin, cookie, authorization, forwarded_for;
+    wsg_str_t host, origin, cookie, authorization, real_ip;
+    wsg_str_t forwarded_for[WSG_HTTP_FORWARDED_MAX]; /**< every X-Forwarded-For line, in order */
+    uint8_t nforwarded_for;
     size_t head_len;           /**< bytes of `buf` that form the head, once complete */
     size_t len;                /**< bytes received so far (head and anything after it) */
     char buf[WSG_HTTP_HEAD_MAX + 1]; /**< +1 so a full head can be NUL-terminated */

@@ -23,10 +23,11 @@ static void refuse(wsg_conn_t *conn, int status, const char *body, const char *e
 {
     char response[1024];
     wsg_stats_count_refusal(conn->ctx->stats, status);
-    char peer[80];
+    char peer[80], via[80];
     WSG_INFO("handshake_refused", WSG_F_UINT("conn", wsg_conn_id(conn)),
-             WSG_F_STR("peer", wsg_conn_peer_name(conn, peer, sizeof peer)), WSG_F_INT("status", status),
-             WSG_F_STR("why", body));
+             WSG_F_STR("peer", wsg_conn_client_name(conn, peer, sizeof peer)),
+             WSG_F_STR(conn->is_forwarded ? "via" : NULL, wsg_conn_peer_name(conn, via, sizeof via)),
+             WSG_F_INT("status", status), WSG_F_STR("why", body));
     ssize_t n = wsg_http_write_response(response, sizeof response, status, extra_headers, wsg_str_c(body));
     wsg_conn_respond_and_close(conn, n < 0 ? NULL : wsg_msg_new_http(response, (size_t)n, NULL, 0));
 }
@@ -105,19 +106,13 @@ static void ask_authorization(wsg_conn_t *conn, wsg_str_t facility)
         refuse(conn, 403, "Origin not allowed", NULL);
         return;
     }
-    char peer[80], ip[64];
-    wsg_conn_peer_name(conn, peer, sizeof peer);
-    /* peer is "a.b.c.d:port" or "[v6]:port": keep the address */
-    const char *colon = strrchr(peer, ':');
-    size_t ip_len = colon ? (size_t)(colon - peer) : strlen(peer);
-    if (peer[0] == '[' && ip_len >= 2) {
-        memcpy(ip, peer + 1, ip_len - 2);
-        ip[ip_len - 2] = '\0';
-    } else {
-        snprintf(ip, sizeof ip, "%.*s", (int)ip_len, peer);
-    }
+    wsg_ip_t peer = {0};
+    char peer_ip[WSG_IP_TEXT_MAX], client_ip[WSG_IP_TEXT_MAX];
+    wsg_conn_peer_ip(conn, &peer);
+    wsg_ip_format(&peer, peer_ip);
+    wsg_ip_format(conn->is_forwarded ? &conn->forwarded_ip : &peer, client_ip);
     char *request = malloc(WSG_HTTP_HEAD_MAX + 2048);
-    ssize_t n = request ? wsg_access_callback_request(cfg, conn->http, facility, ip, request,
+    ssize_t n = request ? wsg_access_callback_request(cfg, conn->http, facility, peer_ip, client_ip, request,
                                                       WSG_HTTP_HEAD_MAX + 2048)
                         : -ENOMEM;
     if (n > 0)
@@ -196,6 +191,22 @@ static void complete_upgrade(wsg_conn_t *conn, wsg_str_t facility, const wsg_tok
     wsg_access_dispose(&access);
 }
 
+/* Behind a trusted proxy (WSGATE_TRUSTED_PROXIES), the client is the one its X-Forwarded-For or X-Real-IP
+ * names; from anyone else those headers are the client's own words and change nothing. */
+static void resolve_client(wsg_conn_t *conn)
+{
+    const wsg_cidr_list_t *trusted = &conn->ctx->cfg->proxies;
+    wsg_ip_t peer;
+    if (trusted->n == 0 || !wsg_conn_peer_ip(conn, &peer))
+        return;
+    const wsg_http_request_t *http = conn->http;
+    wsg_ip_t client = wsg_forwarded_client(&peer, http->forwarded_for, http->nforwarded_for, http->real_ip, trusted);
+    if (memcmp(&client, &peer, sizeof peer) != 0) {
+        conn->forwarded_ip = client;
+        conn->is_forwarded = true;
+    }
+}
+
 static void on_handshake_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     wsg_conn_t *conn = wsg_conn_of((uv_handle_t *)stream);
@@ -212,8 +223,10 @@ static void on_handshake_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t
         refuse(conn, 400, "Header lines must not be folded or hold control characters", NULL);
     else if (rc < 0)
         refuse(conn, 400, "Malformed HTTP request", NULL);
-    else
+    else {
+        resolve_client(conn);
         upgrade(conn);
+    }
 }
 
 int wsg_upgrade_accept(wsg_ctx_t *ctx, int fd)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "fuzz.h"
+#include "forwarded.h"
 #include "handshake.h"
 #include "http_request.h"
 #include "url.h"
@@ -40,11 +41,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     /* A head that was accepted holds no folded line, bare CR or control character: no header value read from
      * it can break a line of anything it is copied into. */
-    const wsg_str_t values[] = {whole.upgrade.ws_protocol, whole.cookie, whole.authorization, whole.origin,
-                                whole.host, whole.forwarded_for, whole.target};
-    for (size_t v = 0; v < sizeof values / sizeof values[0]; v++)
+    wsg_str_t values[8 + WSG_HTTP_FORWARDED_MAX] = {whole.upgrade.ws_protocol, whole.cookie, whole.authorization,
+                                                    whole.origin, whole.host, whole.real_ip, whole.target};
+    size_t nvalues = 7;
+    FUZZ_ASSERT(whole.nforwarded_for <= WSG_HTTP_FORWARDED_MAX);
+    for (uint8_t f = 0; f < whole.nforwarded_for; f++)
+        values[nvalues++] = whole.forwarded_for[f];
+    for (size_t v = 0; v < nvalues; v++)
         for (size_t i = 0; values[v].ptr != NULL && i < values[v].len; i++)
             FUZZ_ASSERT(values[v].ptr[i] != '\r' && values[v].ptr[i] != '\n' && values[v].ptr[i] != '\0');
+    /* The client behind trusted proxies is the peer or one of the addresses the headers name. */
+    static wsg_cidr_list_t trusted;
+    const char *why;
+    if (trusted.n == 0)
+        FUZZ_ASSERT(wsg_cidr_list_parse("127.0.0.0/8, 10.0.0.0/8, ::1", &trusted, &why) == 0);
+    wsg_ip_t peer = {0};
+    FUZZ_ASSERT(wsg_ip_parse(wsg_str_c("127.0.0.1"), &peer));
+    wsg_ip_t client = wsg_forwarded_client(&peer, whole.forwarded_for, whole.nforwarded_for, whole.real_ip, &trusted);
+    FUZZ_ASSERT(client.family == 4 || client.family == 6);
     FUZZ_ASSERT(whole.head_len <= whole.len && whole.len <= WSG_HTTP_HEAD_MAX);
     FUZZ_ASSERT(whole.target.ptr >= whole.buf && whole.target.ptr + whole.target.len <= whole.buf + whole.len);
 
