@@ -11,8 +11,8 @@
 #include "url.h"
 #include "writer.h"
 
-#define IDENTITY_FLAGS                                                                                   \
-    (WSG_Q_SUBSCRIBE_USER | WSG_Q_SUBSCRIBE_GROUP | WSG_Q_SUBSCRIBE_SESSION | WSG_Q_PUBLISH_USER |      \
+#define IDENTITY_FLAGS                                                                                       \
+    (WSG_Q_SUBSCRIBE_USER | WSG_Q_SUBSCRIBE_GROUP | WSG_Q_SUBSCRIBE_SESSION | WSG_Q_PUBLISH_USER |           \
      WSG_Q_PUBLISH_GROUP | WSG_Q_PUBLISH_SESSION)
 
 static const char identity_refusal[] =
@@ -48,8 +48,8 @@ static bool find_token(const wsg_config_t *cfg, const wsg_http_request_t *http, 
 static int add_channel(const wsg_config_t *cfg, char **cursor, const char *end, wsg_str_t *list, uint8_t *n,
                        wsg_audience_t audience, wsg_str_t ident, wsg_str_t facility)
 {
-    ssize_t len = wsg_channel_name(*cursor, (size_t)(end - *cursor), wsg_str_c(cfg->prefix), audience, ident,
-                                   facility);
+    ssize_t len =
+        wsg_channel_name(*cursor, (size_t)(end - *cursor), wsg_str_c(cfg->prefix), audience, ident, facility);
     if (len < 0)
         return -ENOSPC;
     list[(*n)++] = (wsg_str_t){*cursor, (size_t)len};
@@ -67,8 +67,8 @@ static int add_audiences(const wsg_config_t *cfg, const wsg_token_claims_t *clai
         rc |= add_channel(cfg, cursor, end, list, n, WSG_AUDIENCE_BROADCAST, WSG_STR_NULL, facility);
     if (flags & group)
         for (size_t i = 0; i < claims->ngroups; i++)
-            rc |= add_channel(cfg, cursor, end, list, n, WSG_AUDIENCE_GROUP, wsg_str_c(wsg_token_group(claims, i)),
-                              facility);
+            rc |= add_channel(cfg, cursor, end, list, n, WSG_AUDIENCE_GROUP,
+                              wsg_str_c(wsg_token_group(claims, i)), facility);
     if (flags & user)
         rc |= add_channel(cfg, cursor, end, list, n, WSG_AUDIENCE_USER, wsg_str_c(claims->sub), facility);
     if (flags & session)
@@ -83,8 +83,29 @@ bool wsg_access_origin_allowed(const wsg_config_t *cfg, const wsg_http_request_t
            wsg_origin_list_allows(&cfg->origins, http->origin);
 }
 
+/* Refusal texts name what decided: a token's claims, or the authorization service's answer. */
+typedef struct refusal_texts {
+    const char *facility, *user, *group, *session, *publish, *subscribe;
+} refusal_texts_t;
+
+static const refusal_texts_t by_token = {
+    "this token does not allow the facility",      "user channels need a token with \"sub\"",
+    "group channels need a token with \"groups\"", "session channels need a token with \"sid\"",
+    "this token does not allow publishing there",  "this token does not allow subscribing there",
+};
+
+static const refusal_texts_t by_service = {
+    "the authorization service does not allow the facility",
+    "user channels need an identity with \"user\"",
+    "group channels need an identity with \"groups\"",
+    "session channels need an identity with \"session\"",
+    "the authorization service does not allow publishing there",
+    "the authorization service does not allow subscribing there",
+};
+
 static int grant(const wsg_config_t *cfg, const wsg_http_request_t *http, wsg_str_t facility,
-                 const wsg_token_claims_t *claims, wsg_access_t *out, const char **why);
+                 const wsg_token_claims_t *claims, const refusal_texts_t *texts, wsg_access_t *out,
+                 const char **why);
 
 int wsg_access_decide_for(const wsg_config_t *cfg, const wsg_http_request_t *http, wsg_str_t facility,
                           const wsg_token_claims_t *identity, wsg_access_t *out, const char **why)
@@ -96,11 +117,11 @@ int wsg_access_decide_for(const wsg_config_t *cfg, const wsg_http_request_t *htt
     }
     out->is_authenticated = true;
     snprintf(out->user, sizeof out->user, "%s", identity->sub);
-    return grant(cfg, http, facility, identity, out, why);
+    return grant(cfg, http, facility, identity, &by_service, out, why);
 }
 
-int wsg_access_decide(const wsg_config_t *cfg, const wsg_http_request_t *http, wsg_str_t facility, int64_t now_s,
-                      wsg_access_t *out, const char **why)
+int wsg_access_decide(const wsg_config_t *cfg, const wsg_http_request_t *http, wsg_str_t facility,
+                      int64_t now_s, wsg_access_t *out, const char **why)
 {
     memset(out, 0, sizeof *out);
     wsg_str_t path, query;
@@ -136,7 +157,7 @@ int wsg_access_decide(const wsg_config_t *cfg, const wsg_http_request_t *http, w
             snprintf(out->user, sizeof out->user, "%s", verified->sub);
         }
     }
-    status = grant(cfg, http, facility, claims, out, why);
+    status = grant(cfg, http, facility, claims, &by_token, out, why);
 Done:
     free(token_buf);
     free(verified);
@@ -145,7 +166,8 @@ Done:
 
 /* Permissions and channel names for an identity (`out->is_authenticated` says whether there is one). */
 static int grant(const wsg_config_t *cfg, const wsg_http_request_t *http, wsg_str_t facility,
-                 const wsg_token_claims_t *claims, wsg_access_t *out, const char **why)
+                 const wsg_token_claims_t *claims, const refusal_texts_t *texts, wsg_access_t *out,
+                 const char **why)
 {
     wsg_str_t path, query;
     wsg_url_split(http->target, &path, &query);
@@ -156,22 +178,22 @@ static int grant(const wsg_config_t *cfg, const wsg_http_request_t *http, wsg_st
     if (out->is_authenticated) {
         allowed = claims->has_allow ? claims->allow : ~0u;
         if (!wsg_token_allows_facility(claims, facility)) {
-            *why = "this token does not allow the facility";
+            *why = texts->facility;
             status = 403;
             goto Done;
         }
         if ((flags & (WSG_Q_SUBSCRIBE_USER | WSG_Q_PUBLISH_USER)) && claims->sub[0] == '\0') {
-            *why = "user channels need a token with \"sub\"";
+            *why = texts->user;
             status = 403;
             goto Done;
         }
         if ((flags & (WSG_Q_SUBSCRIBE_GROUP | WSG_Q_PUBLISH_GROUP)) && claims->ngroups == 0) {
-            *why = "group channels need a token with \"groups\"";
+            *why = texts->group;
             status = 403;
             goto Done;
         }
         if ((flags & (WSG_Q_SUBSCRIBE_SESSION | WSG_Q_PUBLISH_SESSION)) && claims->sid[0] == '\0') {
-            *why = "session channels need a token with \"sid\"";
+            *why = texts->session;
             status = 403;
             goto Done;
         }
@@ -186,8 +208,8 @@ static int grant(const wsg_config_t *cfg, const wsg_http_request_t *http, wsg_st
     uint32_t denied = flags & ~allowed & ~(uint32_t)WSG_Q_ECHO;
     if (denied != 0) {
         *why = (denied & WSG_Q_PUBLISH_ANY) && !out->is_authenticated ? "publishing is disabled"
-               : (denied & WSG_Q_PUBLISH_ANY)                         ? "this token does not allow publishing there"
-                                                                      : "this token does not allow subscribing there";
+               : (denied & WSG_Q_PUBLISH_ANY)                         ? texts->publish
+                                                                      : texts->subscribe;
         status = 403;
         goto Done;
     }
@@ -204,8 +226,8 @@ static int grant(const wsg_config_t *cfg, const wsg_http_request_t *http, wsg_st
     char *cursor = out->names;
     const char *end = out->names + arena;
     int rc = add_audiences(cfg, claims, flags, WSG_Q_SUBSCRIBE_BROADCAST, WSG_Q_SUBSCRIBE_GROUP,
-                           WSG_Q_SUBSCRIBE_USER, WSG_Q_SUBSCRIBE_SESSION, &cursor, end, out->subs, &out->nsubs,
-                           facility);
+                           WSG_Q_SUBSCRIBE_USER, WSG_Q_SUBSCRIBE_SESSION, &cursor, end, out->subs,
+                           &out->nsubs, facility);
     rc |= add_audiences(cfg, claims, flags, WSG_Q_PUBLISH_BROADCAST, WSG_Q_PUBLISH_GROUP, WSG_Q_PUBLISH_USER,
                         WSG_Q_PUBLISH_SESSION, &cursor, end, out->pubs, &out->npubs, facility);
     if (rc != 0) {
@@ -258,8 +280,9 @@ static void put_header(wsg_writer_t *w, const char *name, wsg_str_t value)
     wsg_writer_puts(w, "\r\n");
 }
 
-ssize_t wsg_access_callback_request(const wsg_config_t *cfg, const wsg_http_request_t *http, wsg_str_t facility,
-                                    const char *peer_ip, const char *client_ip, char *out, size_t cap)
+ssize_t wsg_access_callback_request(const wsg_config_t *cfg, const wsg_http_request_t *http,
+                                    wsg_str_t facility, const char *peer_ip, const char *client_ip, char *out,
+                                    size_t cap)
 {
     /* One byte is kept spare, as the request buffer's callers expect. */
     wsg_writer_t w = wsg_writer_init(out, cap > 0 ? cap - 1 : 0);
@@ -272,7 +295,7 @@ ssize_t wsg_access_callback_request(const wsg_config_t *cfg, const wsg_http_requ
     wsg_str_t path, query;
     wsg_url_split(http->target, &path, &query);
     uint32_t flags = wsg_query_flags(query);
-    static const char *const names[] = {"subscribe-broadcast", "subscribe-user",  "subscribe-group",
+    static const char *const names[] = {"subscribe-broadcast", "subscribe-user",    "subscribe-group",
                                         "subscribe-session",   "publish-broadcast", "publish-user",
                                         "publish-group",       "publish-session",   "echo"};
     bool first = true;

@@ -2,7 +2,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,7 +219,8 @@ Error:
     return -EINVAL;
 }
 
-/* WSGATE_AUTH_URL: "http://host[:port][/path]", resolved now (start-up may block; the loop never does). */
+/* WSGATE_AUTH_URL: "http://host[:port][/path]". The host is resolved for every request, without blocking the
+ * loop (gateway/auth_client.c): the gateway starts before its backend and follows it when it moves. */
 static int parse_auth_url(wsg_config_t *cfg, char *err, size_t err_cap)
 {
     const char *url = cfg->auth_url;
@@ -247,17 +247,6 @@ static int parse_auth_url(wsg_config_t *cfg, char *err, size_t err_cap)
     if (parse_host_port(authority, "WSGATE_AUTH_URL", cfg->auth_host, &cfg->auth_port, err, err_cap) < 0)
         return -EINVAL;
     snprintf(cfg->auth_path, sizeof cfg->auth_path, "%s", slash ? slash : "/");
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *res = NULL;
-    char port[8];
-    snprintf(port, sizeof port, "%u", cfg->auth_port);
-    int gai = getaddrinfo(cfg->auth_host, port, &hints, &res);
-    if (gai != 0 || res == NULL) {
-        snprintf(err, err_cap, "WSGATE_AUTH_URL: cannot resolve \"%s\": %s", cfg->auth_host, gai_strerror(gai));
-        return -EINVAL;
-    }
-    memcpy(&cfg->auth_addr, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
     return 0;
 }
 

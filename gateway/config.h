@@ -63,7 +63,6 @@ typedef struct wsg_config {
     char auth_host[256];           /**< parsed from `auth_url` (for the Host header) */
     uint16_t auth_port;
     char auth_path[1024];          /**< path and query of `auth_url` */
-    struct sockaddr_storage auth_addr; /**< resolved once at start */
     uint64_t auth_timeout_ms;      /**< WSGATE_AUTH_TIMEOUT */
     char allowed_origins[4096];    /**< WSGATE_ALLOWED_ORIGINS: comma list; "" = any */
     wsg_origin_list_t origins;     /**< parsed from `allowed_origins` */

@@ -116,7 +116,7 @@ static void ask_authorization(wsg_conn_t *conn, wsg_str_t facility)
                                                       WSG_HTTP_HEAD_MAX + 2048)
                         : -ENOMEM;
     if (n > 0)
-        conn->auth = wsg_auth_request_start(conn->ctx->loop, (const struct sockaddr *)&cfg->auth_addr,
+        conn->auth = wsg_auth_request_start(conn->ctx->loop, cfg->auth_host, cfg->auth_port,
                                             cfg->auth_timeout_ms, request, (size_t)n, on_authorized, conn);
     free(request);
     if (conn->auth == NULL) {
@@ -200,7 +200,8 @@ static void resolve_client(wsg_conn_t *conn)
     if (trusted->n == 0 || !wsg_conn_peer_ip(conn, &peer))
         return;
     const wsg_http_request_t *http = conn->http;
-    wsg_ip_t client = wsg_forwarded_client(&peer, http->forwarded_for, http->nforwarded_for, http->real_ip, trusted);
+    wsg_ip_t client =
+        wsg_forwarded_client(&peer, http->forwarded_for, http->nforwarded_for, http->real_ip, trusted);
     if (memcmp(&client, &peer, sizeof peer) != 0) {
         conn->forwarded_ip = client;
         conn->is_forwarded = true;

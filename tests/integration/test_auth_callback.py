@@ -35,7 +35,10 @@ class AuthServer:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            request_queue_size = 128  # the default backlog (5) drops bursts of connects for a second
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -136,5 +139,137 @@ def test_client_leaving_during_the_callback_is_cleaned_up(start_gateway):
         auth.answer = (200, "{}")
         ws = gw.open_raw("/ws/f?subscribe-broadcast")  # still serving
         assert ws.ping_roundtrip() == []
+    finally:
+        auth.close()
+
+
+class RawAuthServer:
+    """Answers each connection with fixed bytes (whatever framing they use) and then closes it."""
+
+    def __init__(self, response):
+        import socket
+        self.response = response
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.stop = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                conn.sendall(self.response)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}/ws-auth"
+
+    def close(self):
+        self.stop = True
+        self.sock.close()
+
+
+IDENTITY = json.dumps({"user": "john", "allow": ["subscribe-broadcast"]}).encode()
+
+
+def test_a_body_ended_by_closing_the_connection_is_read(start_gateway):
+    """HTTP/1.0-style: no Content-Length, no chunking, the backend closes to end its answer."""
+    srv = RawAuthServer(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n" + IDENTITY)
+    try:
+        gw = start_gateway(WSGATE_AUTH_URL=srv.url, WSGATE_AUTH_TIMEOUT="2s")
+        ws = gw.open_raw("/ws/f?subscribe-broadcast")
+        h.wait_numsub("broadcast:f", 1)
+        assert ws.ping_roundtrip() == []
+    finally:
+        srv.close()
+
+
+def test_a_chunked_body_is_read(start_gateway):
+    half = len(IDENTITY) // 2
+    body = b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (half, IDENTITY[:half], len(IDENTITY) - half, IDENTITY[half:])
+    srv = RawAuthServer(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+    try:
+        gw = start_gateway(WSGATE_AUTH_URL=srv.url, WSGATE_AUTH_TIMEOUT="2s")
+        gw.open_raw("/ws/f?subscribe-broadcast")
+        h.wait_numsub("broadcast:f", 1)
+    finally:
+        srv.close()
+
+
+def test_refusals_name_the_authorization_service_not_a_token(start_gateway):
+    auth = AuthServer()
+    try:
+        gw = start(start_gateway, auth)
+        auth.answer = (200, json.dumps({"user": "john", "allow": ["subscribe-broadcast"]}))
+        resp = gw.raw().handshake("/ws/f?subscribe-broadcast&publish-broadcast")
+        assert resp.status == 403 and "the authorization service does not allow publishing there" in resp.text, resp
+        auth.answer = (200, json.dumps({"user": "john"}))
+        resp = gw.raw().handshake("/ws/f?subscribe-session")
+        assert resp.status == 403 and "session channels need an identity with \"session\"" in resp.text, resp
+        assert "token" not in resp.text
+    finally:
+        auth.close()
+
+
+def test_a_backend_name_that_resolves_only_later_is_found_without_a_restart():
+    """The gateway starts although the backend's name does not resolve yet (compose starting wsgate before
+    django): clients get 503 meanwhile, and 101 once the name resolves, without a restart. The gateway runs in a
+    mount namespace of its own with a private /etc/hosts the test edits."""
+    import os
+    import subprocess
+    import tempfile
+    probe = subprocess.run(["unshare", "-m", "true"], capture_output=True)
+    assert probe.returncode == 0, f"unshare -m failed (root is needed): {probe.stderr!r}"
+    work = tempfile.mkdtemp(prefix="wsgate-hosts-")
+    hosts = os.path.join(work, "hosts")
+    with open(hosts, "w") as f:
+        f.write("127.0.0.1 localhost\n")
+    wrapper = os.path.join(work, "wsgate-in-namespace")
+    with open(wrapper, "w") as f:
+        f.write('#!/bin/sh\nexec unshare -m sh -c \'mount --bind "$0" /etc/hosts && exec "$@"\' '
+                f'"{hosts}" "{h.STATE.bin_path}" "$@"\n')
+    os.chmod(wrapper, 0o755)
+    auth = AuthServer()
+    try:
+        auth.answer = (200, json.dumps({"user": "john", "allow": ["subscribe-broadcast"]}))
+        gw = h.Gateway(env={"WSGATE_AUTH_URL": f"http://django.wsgate-test:{auth.port}/ws-auth",
+                            "WSGATE_AUTH_TIMEOUT": "2s"}, bin_path=wrapper).start()
+        resp = gw.raw().handshake("/ws/f?subscribe-broadcast")
+        assert resp.status == 503, resp
+        with open(hosts, "a") as f:
+            f.write("127.0.0.1 django.wsgate-test\n")
+        ws = gw.raw()
+        ws.assert_upgraded(ws.handshake("/ws/f?subscribe-broadcast"))
+        assert auth.requests, "the backend was never asked"
+    finally:
+        auth.close()
+
+
+def test_a_named_backend_is_looked_up_for_each_request(start_gateway):
+    """A host name (not an address) is resolved without blocking the loop, for every request; clients that
+    leave while the lookup or the request is under way are cleaned up (the sanitizers watch)."""
+    auth = AuthServer()
+    try:
+        gw = start_gateway(WSGATE_AUTH_URL=f"http://localhost:{auth.port}/ws-auth", WSGATE_AUTH_TIMEOUT="1s")
+        auth.answer = (200, json.dumps({"user": "john", "allow": ["subscribe-broadcast"]}))
+        for _ in range(20):  # leave at once, while the name is being looked up
+            raw = gw.raw()
+            raw.send_raw(h.upgrade_request("/ws/f?subscribe-broadcast"))
+            raw.close()
+        ws = gw.open_raw("/ws/f?subscribe-broadcast")
+        assert ws.ping_roundtrip() == []
+        assert len(auth.requests) >= 1
     finally:
         auth.close()
