@@ -327,7 +327,8 @@ ssize_t wsg_access_callback_request(const wsg_config_t *cfg, const wsg_http_requ
     wsg_writer_puts(&w, peer_ip);
     wsg_writer_puts(&w, "\r\nX-Real-IP: ");
     wsg_writer_puts(&w, client_ip);
-    static const char tail[] = "\r\nAccept: application/json\r\nConnection: close\r\n\r\n";
-    wsg_writer_put(&w, tail, sizeof tail - 1);
+    /* HTTP/1.1 keeps the connection by default; without keep-alive the service is told to close it. */
+    wsg_writer_puts(&w, cfg->auth_keepalive_ms > 0 ? "\r\nAccept: application/json\r\n\r\n"
+                                                  : "\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
     return w.overflow ? -ENOSPC : (ssize_t)w.len;
 }

@@ -1,252 +1,469 @@
-/* One outgoing HTTP GET with a deadline: connect, write, read and parse the answer, close. */
+/* The authorization callback client (see auth_client.h). A connection to the service carries one request at
+ * a time; between requests it waits in the idle list for the next, for at most keepalive_ms. */
 #include "auth_client.h"
 
+#include <errno.h>
 #include <llhttp.h>
-#include <netdb.h>
-#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "transport.h"
+
 /* An identity document is small; anything larger is treated as a broken service. */
 #define AUTH_BODY_MAX (16 * 1024)
-/* Addresses of a name tried in turn (localhost is often ::1 first, while the service listens on 127.0.0.1).
- */
-#define MAX_ADDRS 4
+/* Idle connections kept per worker; more are closed as they become idle. */
+#define MAX_IDLE 16
 
+struct wsg_auth_client {
+    uv_loop_t *loop;
+    wsg_tls_t *tls;            /* NULL for http:// */
+    uv_timer_t sweep_timer;    /* closes connections idle for keepalive_ms */
+    wsg_auth_request_t *conns; /* every connection, busy or idle */
+    wsg_auth_request_t *idle;  /* idle ones, most recently used first */
+    unsigned nidle;
+    unsigned nconns; /* connections whose memory is not freed yet */
+    bool is_closing;
+    bool is_sweep_closed;
+    void (*on_closed)(void *arg);
+    void *closed_arg;
+    uint16_t port;
+    uint64_t timeout_ms, keepalive_ms;
+    char host[256];
+};
+
+/* A connection to the service and the request it carries. The caller's handle is the connection: after the
+ * callback or a cancel the caller forgets it, and it may carry someone else's request next. */
 struct wsg_auth_request {
-    uv_tcp_t tcp;
-    uv_timer_t timer;
-    uv_getaddrinfo_t resolve_req;
-    uv_connect_t connect_req;
-    uv_write_t write_req;
+    wsg_auth_client_t *client;
+    wsg_auth_request_t *prev, *next; /* in client->conns */
+    wsg_auth_request_t *next_idle;
+    wsg_transport_t *transport; /* NULL between connections */
+    uv_timer_t timer;           /* the request's timeout, or a failure reported from the loop */
     llhttp_t parser;
-    llhttp_settings_t settings;
-    wsg_auth_done_cb cb;
-    void *arg;
     char *request;
     size_t request_len;
     char *body;
     size_t body_len;
-    int status;
-    int open_handles; /* handles not closed yet, and the name lookup while it runs */
-    uint16_t port;
-    uint8_t naddrs, next_addr;
-    bool is_tcp_closing; /* the handle of a failed attempt is closing before the next address is tried */
-    struct sockaddr_storage addrs[MAX_ADDRS];
-    bool is_done;     /* the outcome is decided (callback ran or was cancelled) */
-    bool is_complete; /* llhttp saw the whole response */
+    wsg_auth_done_cb cb;
+    void *arg;
+    uint64_t idle_since_ms;
+    int refs;           /* the timer handle and the transport, until each is closed */
+    unsigned answered;  /* answers read on the current transport */
+    bool is_failing;    /* the timer reports a failure found while starting */
+    bool is_busy;       /* a request is under way */
+    bool is_idle;       /* in the idle list */
+    bool is_destroying; /* closing for good */
+    bool is_complete;   /* llhttp saw the whole answer */
+    bool has_answer_bytes;
     bool is_too_big;
+    bool is_retried;
+    char why[320];
 };
 
-static void on_handle_closed(uv_handle_t *handle)
+/* ---- freeing --------------------------------------------------------------------------------------------
+ */
+
+static void maybe_client_closed(wsg_auth_client_t *client)
 {
-    wsg_auth_request_t *req = handle->data;
-    if (--req->open_handles > 0)
+    if (!client->is_closing || client->nconns > 0 || !client->is_sweep_closed)
         return;
-    free(req->request);
-    free(req->body);
-    free(req);
+    void (*cb)(void *) = client->on_closed;
+    void *cb_arg = client->closed_arg;
+    wsg_tls_free(client->tls);
+    free(client);
+    if (cb != NULL)
+        cb(cb_arg);
 }
 
-static void finish(wsg_auth_request_t *req, int status)
+static void release(wsg_auth_request_t *c)
 {
-    if (req->is_done)
+    if (--c->refs > 0)
         return;
-    req->is_done = true;
-    if (req->cb != NULL)
-        req->cb(req->arg, status, req->body ? req->body : "", req->body_len);
-    if (!req->is_tcp_closing) /* otherwise on_attempt_closed releases it */
-        uv_close((uv_handle_t *)&req->tcp, on_handle_closed);
-    uv_close((uv_handle_t *)&req->timer, on_handle_closed);
+    wsg_auth_client_t *client = c->client;
+    free(c->request);
+    free(c->body);
+    free(c);
+    client->nconns--;
+    maybe_client_closed(client);
 }
+
+static void on_transport_closed(void *arg)
+{
+    release(arg);
+}
+
+static void on_timer_closed(uv_handle_t *handle)
+{
+    release(handle->data);
+}
+
+static void unlink_idle(wsg_auth_request_t *c)
+{
+    if (!c->is_idle)
+        return;
+    wsg_auth_client_t *client = c->client;
+    for (wsg_auth_request_t **p = &client->idle; *p != NULL; p = &(*p)->next_idle) {
+        if (*p == c) {
+            *p = c->next_idle;
+            break;
+        }
+    }
+    c->is_idle = false;
+    c->next_idle = NULL;
+    client->nidle--;
+}
+
+static void drop_transport(wsg_auth_request_t *c)
+{
+    if (c->transport == NULL)
+        return;
+    wsg_transport_close(c->transport, on_transport_closed, c);
+    c->transport = NULL;
+}
+
+/* Closes the connection for good; its memory goes once its handles are closed. */
+static void destroy(wsg_auth_request_t *c)
+{
+    if (c->is_destroying)
+        return;
+    c->is_destroying = true;
+    c->cb = NULL;
+    unlink_idle(c);
+    wsg_auth_client_t *client = c->client;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        client->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    drop_transport(c);
+    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+}
+
+/* ---- outcome --------------------------------------------------------------------------------------------
+ */
+
+static void on_sweep(uv_timer_t *timer);
+
+static void make_idle(wsg_auth_request_t *c)
+{
+    wsg_auth_client_t *client = c->client;
+    if (client->is_closing || client->nidle >= MAX_IDLE) {
+        destroy(c);
+        return;
+    }
+    c->is_idle = true;
+    c->idle_since_ms = uv_now(client->loop);
+    c->next_idle = client->idle;
+    client->idle = c;
+    client->nidle++;
+    if (!uv_is_active((uv_handle_t *)&client->sweep_timer)) {
+        uint64_t every = client->keepalive_ms < 1000 ? client->keepalive_ms : 1000;
+        uv_timer_start(&client->sweep_timer, on_sweep, every, every);
+    }
+}
+
+/* The request is over: the caller hears it, then the connection is kept for the next request when the answer
+ * was complete, nothing followed it and the service did not ask to close. */
+static void finish(wsg_auth_request_t *c, int status)
+{
+    if (!c->is_busy)
+        return;
+    c->is_busy = false;
+    uv_timer_stop(&c->timer);
+    bool is_reusable = status != 0 && c->transport != NULL && wsg_transport_is_open(c->transport) &&
+                       llhttp_should_keep_alive(&c->parser) && c->client->keepalive_ms > 0;
+    if (status != 0)
+        c->answered++;
+    wsg_auth_done_cb cb = c->cb;
+    c->cb = NULL;
+    if (cb != NULL)
+        cb(c->arg, status, c->body != NULL ? c->body : "", c->body_len, status == 0 ? c->why : "");
+    free(c->request);
+    c->request = NULL;
+    if (c->is_destroying)
+        return;
+    if (is_reusable)
+        make_idle(c);
+    else
+        destroy(c);
+}
+
+static void fail_request(wsg_auth_request_t *c, const char *why)
+{
+    snprintf(c->why, sizeof c->why, "%s", why);
+    finish(c, 0);
+}
+
+static void on_timer(uv_timer_t *timer)
+{
+    wsg_auth_request_t *c = timer->data;
+    if (c->is_failing) {
+        finish(c, 0); /* c->why says it */
+        return;
+    }
+    char why[64];
+    snprintf(why, sizeof why, "no answer within %llu ms", (unsigned long long)c->client->timeout_ms);
+    drop_transport(c);
+    fail_request(c, why);
+}
+
+/* A failure found while starting is reported from the loop, never from inside wsg_auth_request_start. */
+static void fail_soon(wsg_auth_request_t *c, const char *what, int err)
+{
+    snprintf(c->why, sizeof c->why, "%s: %s", what, uv_strerror(err));
+    c->is_failing = true;
+    uv_timer_start(&c->timer, on_timer, 0, 0);
+}
+
+/* ---- the answer -----------------------------------------------------------------------------------------
+ */
 
 static int on_body(llhttp_t *parser, const char *at, size_t len)
 {
-    wsg_auth_request_t *req = parser->data;
-    if (req->body_len + len > AUTH_BODY_MAX) {
-        req->is_too_big = true;
+    wsg_auth_request_t *c = parser->data;
+    if (c->body_len + len > AUTH_BODY_MAX) {
+        c->is_too_big = true;
         return -1;
     }
-    char *body = realloc(req->body, req->body_len + len + 1);
+    char *body = realloc(c->body, c->body_len + len + 1);
     if (body == NULL)
         return -1;
-    memcpy(body + req->body_len, at, len);
-    req->body = body;
-    req->body_len += len;
-    req->body[req->body_len] = '\0';
+    memcpy(body + c->body_len, at, len);
+    c->body = body;
+    c->body_len += len;
+    c->body[c->body_len] = '\0';
     return 0;
 }
 
 static int on_message_complete(llhttp_t *parser)
 {
-    wsg_auth_request_t *req = parser->data;
-    req->is_complete = true;
-    req->status = parser->status_code;
+    wsg_auth_request_t *c = parser->data;
+    c->is_complete = true;
     return HPE_PAUSED;
 }
 
-static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+static void on_data(void *arg, const char *data, size_t len)
 {
-    static __thread char scratch[16 * 1024]; /* copied out by llhttp's callbacks within on_read */
-    buf->base = scratch;
-    buf->len = sizeof scratch;
-}
-
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
-{
-    wsg_auth_request_t *req = stream->data;
-    if (req->is_done)
-        return;
-    if (nread < 0) {
-        /* A response without Content-Length or chunking ends with the connection: llhttp_finish completes it
-         * (and then reports the pause on_message_complete asks for). */
-        if (nread == UV_EOF)
-            llhttp_finish(&req->parser);
-        finish(req, req->is_complete ? req->status : 0);
+    wsg_auth_request_t *c = arg;
+    if (!c->is_busy) {
+        /* An idle connection has nothing to say: whatever comes, it cannot be trusted with a request. */
+        destroy(c);
         return;
     }
-    llhttp_errno_t err = llhttp_execute(&req->parser, buf->base, (size_t)nread);
-    if (req->is_complete)
-        finish(req, req->status);
-    else if (err != HPE_OK)
-        finish(req, 0);
-}
-
-static void on_written(uv_write_t *write_req, int status)
-{
-    wsg_auth_request_t *req = write_req->data;
-    if (status < 0)
-        finish(req, 0);
-}
-
-static void try_next_address(wsg_auth_request_t *req);
-
-/* The handle of a failed attempt is closed: a fresh one tries the next address (or the request is over). */
-static void on_attempt_closed(uv_handle_t *handle)
-{
-    wsg_auth_request_t *req = handle->data;
-    req->is_tcp_closing = false;
-    if (req->is_done) {
-        on_handle_closed(handle);
+    c->has_answer_bytes = true;
+    llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
+    if (c->is_complete) {
+        /* Bytes after the answer would be read as the next one's: such a connection is not reused. */
+        if (err == HPE_PAUSED && llhttp_get_error_pos(&c->parser) != data + len)
+            drop_transport(c);
+        finish(c, c->parser.status_code);
         return;
     }
-    uv_tcp_init(handle->loop, &req->tcp);
-    req->tcp.data = req;
-    try_next_address(req);
+    if (err != HPE_OK) {
+        char why[160];
+        snprintf(why, sizeof why, "%s",
+                 c->is_too_big ? "answer larger than 16 KiB" : "malformed HTTP answer");
+        drop_transport(c);
+        fail_request(c, why);
+    }
 }
 
-static void on_connected(uv_connect_t *connect_req, int status)
+static const llhttp_settings_t parser_settings = {
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+static int connect_transport(wsg_auth_request_t *c);
+
+static void on_error(void *arg, int err, const char *why)
 {
-    wsg_auth_request_t *req = connect_req->data;
-    if (req->is_done)
+    wsg_auth_request_t *c = arg;
+    if (!c->is_busy) {
+        destroy(c);
         return;
-    if (status < 0) {
-        if (req->next_addr < req->naddrs) {
-            req->is_tcp_closing = true;
-            uv_close((uv_handle_t *)&req->tcp, on_attempt_closed);
-        } else {
-            finish(req, 0);
+    }
+    /* The service may close a kept-alive connection just as a request goes out on it: the request was not
+     * seen, so it is sent once more on a new connection. */
+    if (c->answered > 0 && !c->has_answer_bytes && !c->is_retried) {
+        c->is_retried = true;
+        drop_transport(c);
+        c->answered = 0;
+        int rc = connect_transport(c);
+        if (rc < 0) {
+            snprintf(c->why, sizeof c->why, "connect: %s", uv_strerror(rc));
+            finish(c, 0);
         }
         return;
     }
-    uv_buf_t buf = uv_buf_init(req->request, (unsigned)req->request_len);
-    req->write_req.data = req;
-    if (uv_write(&req->write_req, (uv_stream_t *)&req->tcp, &buf, 1, on_written) < 0 ||
-        uv_read_start((uv_stream_t *)&req->tcp, on_alloc, on_read) < 0)
-        finish(req, 0);
-}
-
-static void on_timeout(uv_timer_t *timer)
-{
-    finish(timer->data, 0);
-}
-
-/* A failure found while starting is reported from the loop, never from inside wsg_auth_request_start. */
-static void fail_soon(wsg_auth_request_t *req)
-{
-    uv_timer_start(&req->timer, on_timeout, 0, 0);
-}
-
-static void try_next_address(wsg_auth_request_t *req)
-{
-    while (req->next_addr < req->naddrs) {
-        const struct sockaddr *addr = (const struct sockaddr *)&req->addrs[req->next_addr++];
-        if (uv_tcp_connect(&req->connect_req, &req->tcp, addr, on_connected) == 0)
-            return;
+    /* An answer without Content-Length or chunking ends with the connection: llhttp_finish completes it (and
+     * reports the pause on_message_complete asks for). */
+    if (err == UV_EOF && c->has_answer_bytes)
+        llhttp_finish(&c->parser);
+    drop_transport(c);
+    if (c->is_complete) {
+        finish(c, c->parser.status_code);
+        return;
     }
-    fail_soon(req);
+    fail_request(c, why);
 }
 
-static void on_resolved(uv_getaddrinfo_t *resolve_req, int status, struct addrinfo *res)
+static void on_open(void *arg)
 {
-    wsg_auth_request_t *req = resolve_req->data;
-    if (!req->is_done) {
-        for (struct addrinfo *ai = status == 0 ? res : NULL; ai != NULL && req->naddrs < MAX_ADDRS;
-             ai = ai->ai_next) {
-            struct sockaddr_storage *a = &req->addrs[req->naddrs];
-            if (ai->ai_addrlen > sizeof *a || (ai->ai_family != AF_INET && ai->ai_family != AF_INET6))
-                continue;
-            memcpy(a, ai->ai_addr, ai->ai_addrlen);
-            if (ai->ai_family == AF_INET6)
-                ((struct sockaddr_in6 *)a)->sin6_port = htons(req->port);
-            else
-                ((struct sockaddr_in *)a)->sin_port = htons(req->port);
-            req->naddrs++;
-        }
-        if (req->naddrs > 0) {
-            try_next_address(req);
-        } else {
-            finish(req, 0); /* does not resolve (yet): the client gets 503 and may try again */
+    wsg_auth_request_t *c = arg;
+    int rc = wsg_transport_write(c->transport, c->request, c->request_len);
+    if (rc < 0) {
+        char why[96];
+        snprintf(why, sizeof why, "write: %s", uv_strerror(rc));
+        drop_transport(c);
+        fail_request(c, why);
+    }
+}
+
+static const wsg_transport_handler_t transport_handler = {on_open, on_data, on_error};
+
+static int connect_transport(wsg_auth_request_t *c)
+{
+    wsg_auth_client_t *client = c->client;
+    int rc = wsg_transport_open(client->loop, client->host, client->port, client->tls, NULL,
+                                &transport_handler, c, &c->transport);
+    if (rc == 0) {
+        c->refs++;
+        c->answered = 0;
+    }
+    return rc;
+}
+
+/* ---- the client -----------------------------------------------------------------------------------------
+ */
+
+static void on_sweep(uv_timer_t *timer)
+{
+    wsg_auth_client_t *client = timer->data;
+    uint64_t now = uv_now(client->loop);
+    wsg_auth_request_t *c = client->idle;
+    while (c != NULL) {
+        wsg_auth_request_t *next = c->next_idle;
+        if (now - c->idle_since_ms >= client->keepalive_ms)
+            destroy(c);
+        c = next;
+    }
+    if (client->nidle == 0)
+        uv_timer_stop(timer);
+}
+
+int wsg_auth_client_new(uv_loop_t *loop, const wsg_auth_target_t *target, wsg_auth_client_t **out, char *err,
+                        size_t err_cap)
+{
+    *out = NULL;
+    if (strlen(target->host) >= sizeof((wsg_auth_client_t *)0)->host) {
+        snprintf(err, err_cap, "authorization service host name too long");
+        return -ENAMETOOLONG;
+    }
+    wsg_auth_client_t *client = calloc(1, sizeof(*client));
+    if (client == NULL) {
+        snprintf(err, err_cap, "out of memory");
+        return -ENOMEM;
+    }
+    if (target->is_tls) {
+        wsg_tls_options_t opts = {.ca_file = target->ca_file};
+        int rc = wsg_tls_new(&opts, &client->tls, err, err_cap);
+        if (rc < 0) {
+            free(client);
+            return rc;
         }
     }
-    uv_freeaddrinfo(res);
-    on_handle_closed((uv_handle_t *)&req->tcp); /* the lookup no longer holds the request */
+    client->loop = loop;
+    client->port = target->port;
+    client->timeout_ms = target->timeout_ms;
+    client->keepalive_ms = target->keepalive_ms;
+    snprintf(client->host, sizeof client->host, "%s", target->host);
+    uv_timer_init(loop, &client->sweep_timer);
+    client->sweep_timer.data = client;
+    *out = client;
+    return 0;
 }
 
-wsg_auth_request_t *wsg_auth_request_start(uv_loop_t *loop, const char *host, uint16_t port,
-                                           uint64_t timeout_ms, const char *request, size_t len,
+static void on_sweep_closed(uv_handle_t *handle)
+{
+    wsg_auth_client_t *client = handle->data;
+    client->is_sweep_closed = true;
+    maybe_client_closed(client);
+}
+
+void wsg_auth_client_close(wsg_auth_client_t *client, void (*cb)(void *cb_arg), void *cb_arg)
+{
+    if (client->is_closing)
+        return;
+    client->is_closing = true;
+    client->on_closed = cb;
+    client->closed_arg = cb_arg;
+    while (client->conns != NULL)
+        destroy(client->conns);
+    uv_close((uv_handle_t *)&client->sweep_timer, on_sweep_closed);
+}
+
+static wsg_auth_request_t *new_conn(wsg_auth_client_t *client)
+{
+    wsg_auth_request_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->client = client;
+    uv_timer_init(client->loop, &c->timer);
+    c->timer.data = c;
+    c->refs = 1; /* the timer */
+    c->next = client->conns;
+    if (client->conns != NULL)
+        client->conns->prev = c;
+    client->conns = c;
+    client->nconns++;
+    return c;
+}
+
+wsg_auth_request_t *wsg_auth_request_start(wsg_auth_client_t *client, const char *request, size_t len,
                                            wsg_auth_done_cb cb, void *arg)
 {
-    wsg_auth_request_t *req = calloc(1, sizeof(*req));
-    if (req == NULL)
+    if (client->is_closing)
         return NULL;
-    req->request = malloc(len);
-    if (req->request == NULL) {
-        free(req);
+    char *copy = malloc(len);
+    if (copy == NULL)
+        return NULL;
+    memcpy(copy, request, len);
+    wsg_auth_request_t *c = client->idle;
+    if (c != NULL)
+        unlink_idle(c);
+    else if ((c = new_conn(client)) == NULL) {
+        free(copy);
         return NULL;
     }
-    memcpy(req->request, request, len);
-    req->request_len = len;
-    req->cb = cb;
-    req->arg = arg;
-    req->port = port;
-    llhttp_settings_init(&req->settings);
-    req->settings.on_body = on_body;
-    req->settings.on_message_complete = on_message_complete;
-    llhttp_init(&req->parser, HTTP_RESPONSE, &req->settings);
-    req->parser.data = req;
-    uv_tcp_init(loop, &req->tcp);
-    uv_timer_init(loop, &req->timer);
-    req->tcp.data = req->timer.data = req->connect_req.data = req->resolve_req.data = req;
-    req->open_handles = 2;
-    uv_timer_start(&req->timer, on_timeout, timeout_ms, 0);
-    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&req->addrs[0]) == 0 ||
-        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&req->addrs[0]) == 0) {
-        req->naddrs = 1;
-        try_next_address(req);
-        return req;
+    c->request = copy;
+    c->request_len = len;
+    c->cb = cb;
+    c->arg = arg;
+    c->is_busy = true;
+    c->is_complete = c->has_answer_bytes = c->is_too_big = c->is_retried = c->is_failing = false;
+    free(c->body);
+    c->body = NULL;
+    c->body_len = 0;
+    llhttp_init(&c->parser, HTTP_RESPONSE, &parser_settings);
+    c->parser.data = c;
+    uv_timer_start(&c->timer, on_timer, client->timeout_ms, 0);
+    if (c->transport != NULL) {
+        int rc = wsg_transport_write(c->transport, c->request, c->request_len);
+        if (rc < 0) {
+            drop_transport(c);
+            fail_soon(c, "write", rc);
+        }
+        return c;
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    req->open_handles++; /* the lookup: released in on_resolved, also when cancelled */
-    if (uv_getaddrinfo(loop, &req->resolve_req, on_resolved, host, NULL, &hints) < 0) {
-        req->open_handles--;
-        fail_soon(req);
-    }
-    return req;
+    int rc = connect_transport(c);
+    if (rc < 0)
+        fail_soon(c, "connect", rc);
+    return c;
 }
 
 void wsg_auth_request_cancel(wsg_auth_request_t *req)
 {
     req->cb = NULL;
-    finish(req, 0);
 }

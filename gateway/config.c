@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "heartbeat.h"
+#include "transport.h"
 #include "units.h"
 
 typedef enum setting_kind {
@@ -73,10 +74,15 @@ static const setting_t settings[] = {
     {"WSGATE_ANONYMOUS_PUBLISH", "anonymous-publish", KIND_BOOL, "0", NUM_FIELD(anonymous_publish), 0, 0,
      "let clients without a token use publish-broadcast (ws4redis's permissive default is 1)"},
     {"WSGATE_AUTH_URL", "auth-url", KIND_STRING, "", STR_FIELD(auth_url), 0, 0,
-     "http://host:port/path asked to authorize every upgrade (it decides identity and permissions); "
+     "http(s)://host:port/path asked to authorize every upgrade (it decides identity and permissions); "
      "empty = tokens or anonymous"},
     {"WSGATE_AUTH_TIMEOUT", "auth-timeout", KIND_DURATION, "3s", NUM_FIELD(auth_timeout_ms), 10, 60000,
      "time the authorization callback has to answer before the client gets 503"},
+    {"WSGATE_AUTH_CA", "auth-ca", KIND_STRING, "", STR_FIELD(auth_ca), 0, 0,
+     "PEM file of the CAs trusted for an https:// WSGATE_AUTH_URL; empty = the system's store"},
+    {"WSGATE_AUTH_KEEPALIVE", "auth-keepalive", KIND_DURATION, "4s", NUM_FIELD(auth_keepalive_ms), 0, 300000,
+     "how long a connection to the authorization service is kept idle for the next request; 0 = a new "
+     "connection per request"},
     {"WSGATE_TRUSTED_PROXIES", "trusted-proxies", KIND_STRING, "", STR_FIELD(trusted_proxies), 0, 0,
      "networks of reverse proxies (10.0.0.0/8, 127.0.0.1, ::1) whose X-Forwarded-For or X-Real-IP names the "
      "client, for logs and the authorization callback; empty = the TCP peer is the client"},
@@ -219,16 +225,22 @@ Error:
     return -EINVAL;
 }
 
-/* WSGATE_AUTH_URL: "http://host[:port][/path]". The host is resolved for every request, without blocking the
+/* WSGATE_AUTH_URL: "http(s)://host[:port][/path]". The host is resolved for every request, without blocking the
  * loop (gateway/auth_client.c): the gateway starts before its backend and follows it when it moves. */
 static int parse_auth_url(wsg_config_t *cfg, char *err, size_t err_cap)
 {
     const char *url = cfg->auth_url;
-    if (strncmp(url, "http://", 7) != 0) {
-        snprintf(err, err_cap, "WSGATE_AUTH_URL: must start with http:// (got \"%s\")", url);
+    const char *host;
+    if (strncmp(url, "http://", 7) == 0) {
+        host = url + 7;
+    } else if (strncmp(url, "https://", 8) == 0) {
+        host = url + 8;
+        cfg->auth_is_tls = true;
+    } else {
+        snprintf(err, err_cap, "WSGATE_AUTH_URL: must start with http:// or https:// (got \"%s\")", url);
         return -EINVAL;
     }
-    const char *host = url + 7;
+    const char *default_port = cfg->auth_is_tls ? ":443" : ":80";
     const char *slash = strchr(host, '/');
     size_t authority_len = slash ? (size_t)(slash - host) : strlen(host);
     char authority[300];
@@ -239,10 +251,10 @@ static int parse_auth_url(wsg_config_t *cfg, char *err, size_t err_cap)
     memcpy(authority, host, authority_len);
     authority[authority_len] = '\0';
     if (strchr(authority, ':') == NULL || authority[0] == '[') {
-        if (authority[0] == '[' && strstr(authority, "]:") == NULL && authority_len + 3 < sizeof authority)
-            strcat(authority, ":80");
-        else if (authority[0] != '[' && authority_len + 3 < sizeof authority)
-            strcat(authority, ":80");
+        if (authority[0] == '[' && strstr(authority, "]:") == NULL && authority_len + 4 < sizeof authority)
+            strcat(authority, default_port);
+        else if (authority[0] != '[' && authority_len + 4 < sizeof authority)
+            strcat(authority, default_port);
     }
     if (parse_host_port(authority, "WSGATE_AUTH_URL", cfg->auth_host, &cfg->auth_port, err, err_cap) < 0)
         return -EINVAL;
@@ -371,6 +383,21 @@ int wsg_config_load(wsg_config_t *cfg, int argc, char **argv, int first_arg, wsg
     }
     if (cfg->auth_url[0] != '\0' && parse_auth_url(cfg, err, err_cap) < 0)
         return -EINVAL;
+    if (cfg->auth_ca[0] != '\0' && !cfg->auth_is_tls) {
+        snprintf(err, err_cap, "WSGATE_AUTH_CA is set but WSGATE_AUTH_URL is not https://");
+        return -EINVAL;
+    }
+    if (cfg->auth_is_tls) {
+        /* Loaded now so that a bad file stops the start, not every client later. */
+        wsg_tls_t *tls = NULL;
+        wsg_tls_options_t tls_opts = {.ca_file = cfg->auth_ca};
+        char tls_why[400];
+        if (wsg_tls_new(&tls_opts, &tls, tls_why, sizeof tls_why) < 0) {
+            snprintf(err, err_cap, "WSGATE_AUTH_CA: %s", tls_why);
+            return -EINVAL;
+        }
+        wsg_tls_free(tls);
+    }
     const char *proxies_why = NULL;
     if (wsg_cidr_list_parse(cfg->trusted_proxies, &cfg->proxies, &proxies_why) < 0) {
         snprintf(err, err_cap, "WSGATE_TRUSTED_PROXIES: %s (got \"%s\")", proxies_why, cfg->trusted_proxies);

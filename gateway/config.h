@@ -59,11 +59,14 @@ typedef struct wsg_config {
     char token_cookie[128];        /**< WSGATE_TOKEN_COOKIE: cookie carrying the token; "" = none */
     uint64_t max_groups;           /**< WSGATE_MAX_GROUPS */
     bool anonymous_publish;        /**< WSGATE_ANONYMOUS_PUBLISH: clients without identity may publish */
-    char auth_url[1024];           /**< WSGATE_AUTH_URL: http://host[:port]/path of the authorization callback */
+    char auth_url[1024];           /**< WSGATE_AUTH_URL: http(s)://host[:port]/path of the authorization callback */
     char auth_host[256];           /**< parsed from `auth_url` (for the Host header) */
     uint16_t auth_port;
     char auth_path[1024];          /**< path and query of `auth_url` */
     uint64_t auth_timeout_ms;      /**< WSGATE_AUTH_TIMEOUT */
+    bool auth_is_tls;              /**< `auth_url` is https:// */
+    char auth_ca[1024];            /**< WSGATE_AUTH_CA: PEM CAs for https; "" = the system's store */
+    uint64_t auth_keepalive_ms;    /**< WSGATE_AUTH_KEEPALIVE: idle connections kept this long; 0 = none */
     char allowed_origins[4096];    /**< WSGATE_ALLOWED_ORIGINS: comma list; "" = any */
     wsg_origin_list_t origins;     /**< parsed from `allowed_origins` */
     char trusted_proxies[1024];    /**< WSGATE_TRUSTED_PROXIES: networks whose X-Forwarded-For is believed */

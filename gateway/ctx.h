@@ -17,6 +17,7 @@
 #include "stats.h"
 
 struct wsg_conn;
+struct wsg_auth_client;
 
 /** Connections in one lifecycle state, oldest first (so timeouts are found from the head). */
 typedef struct wsg_conn_list {
@@ -30,6 +31,7 @@ typedef struct wsg_ctx {
     wsg_stats_t *stats;
     wsg_router_t *router;
     wsg_redis_cmd_t *cmd;
+    struct wsg_auth_client *auth; /* the authorization callback's client; NULL without WSGATE_AUTH_URL */
     wsg_outq_ctx_t out; /* every connection's output shares it */
     wsg_conn_list_t handshaking, open, closing;
     wsg_heartbeat_rules_t heartbeat_rules;

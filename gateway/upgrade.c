@@ -60,7 +60,7 @@ static bool serve_static(wsg_conn_t *conn, wsg_str_t path)
 
 /* The authorization callback answered (or failed): admit with its identity, pass on its refusal, or fail
  * closed with 503. */
-static void on_authorized(void *arg, int status, const char *body, size_t len)
+static void on_authorized(void *arg, int status, const char *body, size_t len, const char *why_failed)
 {
     wsg_conn_t *conn = arg;
     conn->auth = NULL;
@@ -95,7 +95,8 @@ static void on_authorized(void *arg, int status, const char *body, size_t len)
         refuse(conn, status, n > 0 ? reason : "refused by the authorization service", NULL);
         return;
     }
-    WSG_WARN("auth_callback_failed", WSG_F_UINT("conn", wsg_conn_id(conn)), WSG_F_INT("status", status));
+    WSG_WARN("auth_callback_failed", WSG_F_UINT("conn", wsg_conn_id(conn)), WSG_F_INT("status", status),
+             WSG_F_STR("why", status == 0 ? why_failed : "unexpected status"));
     refuse(conn, 503, "authorization service unavailable", NULL);
 }
 
@@ -116,8 +117,7 @@ static void ask_authorization(wsg_conn_t *conn, wsg_str_t facility)
                                                       WSG_HTTP_HEAD_MAX + 2048)
                         : -ENOMEM;
     if (n > 0)
-        conn->auth = wsg_auth_request_start(conn->ctx->loop, cfg->auth_host, cfg->auth_port,
-                                            cfg->auth_timeout_ms, request, (size_t)n, on_authorized, conn);
+        conn->auth = wsg_auth_request_start(conn->ctx->auth, request, (size_t)n, on_authorized, conn);
     free(request);
     if (conn->auth == NULL) {
         refuse(conn, 503, "authorization service unavailable", NULL);

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth_client.h"
 #include "commands.h"
 #include "conn.h"
 #include "ctx.h"
@@ -319,6 +320,11 @@ static void maybe_finish(wsg_worker_t *w)
     w->closing_links = 2;
     wsg_redis_sub_close(w->sub, on_link_closed, w);
     wsg_redis_cmd_close(w->cmd, on_link_closed, w);
+    if (w->ctx.auth != NULL) {
+        w->closing_links++;
+        wsg_auth_client_close(w->ctx.auth, on_link_closed, w);
+        w->ctx.auth = NULL;
+    }
     wsg_redis_watch_stop(&w->watch, &w->closing_links, on_link_closed, w);
     close_handle((uv_handle_t *)&w->heartbeat_timer);
     close_handle((uv_handle_t *)&w->ping_timer);
@@ -434,6 +440,22 @@ int wsg_worker_init(wsg_worker_t *w, const wsg_config_t *cfg, int listen_fd)
     if (rc < 0)
         return rc;
     ctx->cmd = w->cmd;
+    if (cfg->auth_url[0] != '\0') {
+        wsg_auth_target_t target = {
+            .host = cfg->auth_host,
+            .port = cfg->auth_port,
+            .is_tls = cfg->auth_is_tls,
+            .ca_file = cfg->auth_ca,
+            .timeout_ms = cfg->auth_timeout_ms,
+            .keepalive_ms = cfg->auth_keepalive_ms,
+        };
+        char why[400];
+        rc = wsg_auth_client_new(&w->loop, &target, &ctx->auth, why, sizeof why);
+        if (rc < 0) {
+            WSG_ERROR("start_failed", WSG_F_STR("err", why));
+            return rc;
+        }
+    }
 
     uv_timer_init(&w->loop, &w->heartbeat_timer);
     w->heartbeat_timer.data = w;

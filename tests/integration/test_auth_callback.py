@@ -249,7 +249,8 @@ def test_a_backend_name_that_resolves_only_later_is_found_without_a_restart():
         resp = gw.raw().handshake("/ws/f?subscribe-broadcast")
         assert resp.status == 503, resp
         with open(hosts, "a") as f:
-            f.write("127.0.0.1 django.wsgate-test\n")
+            # Listed after 127.0.0.1 but sorted first (RFC 6724): nothing listens there, the next is tried.
+            f.write("127.0.0.1 django.wsgate-test\n::1 django.wsgate-test\n")
         ws = gw.raw()
         ws.assert_upgraded(ws.handshake("/ws/f?subscribe-broadcast"))
         assert auth.requests, "the backend was never asked"
