@@ -110,6 +110,12 @@ def main():
         total_passed += p
         total_failed += f
 
+    print("== systemd unit", flush=True)
+    p, f = run_counted("systemd", ["/usr/bin/python3", "scripts/check-systemd", "--build", args.build], env=env,
+                       timeout=300)
+    total_passed += p
+    total_failed += f
+
     print("== docker files", flush=True)
     p, f = run_counted("docker", ["scripts/check-docker"], env=env, timeout=600)
     total_passed += p
