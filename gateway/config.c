@@ -51,7 +51,8 @@ static const setting_t settings[] = {
     {"WSGATE_HEARTBEAT_INTERVAL", "heartbeat-interval", KIND_DURATION, "4s", NUM_FIELD(heartbeat_interval_ms),
      10, 3600000, "how often the heartbeat string is sent"},
     {"WSGATE_HEARTBEAT_MODE", "heartbeat-mode", KIND_STRING, "ws4redis", STR_FIELD(heartbeat_mode), 0, 0,
-     "ws4redis: send WS4REDIS_HEARTBEAT; json: send {\"type\":\"heartbeat\",...} and accept heartbeat_response"},
+     "ws4redis: send WS4REDIS_HEARTBEAT; json: send {\"type\":\"heartbeat\",...} and accept "
+     "heartbeat_response"},
     {"WSGATE_JSON_PING", "json-ping", KIND_BOOL, "0", NUM_FIELD(json_ping), 0, 0,
      "answer an inbound {\"type\":\"ping\"} with {\"type\":\"pong\"} instead of publishing it"},
     {"WSGATE_PING_INTERVAL", "ping-interval", KIND_DURATION, "30s", NUM_FIELD(ping_interval_ms), 0, 3600000,
@@ -62,7 +63,8 @@ static const setting_t settings[] = {
      "text sent to every client before close 1001 on shutdown; default: none in ws4redis mode, "
      "{\"type\":\"server_shutdown\",...} in json mode; empty = none"},
     {"WSGATE_JWT_SECRET", "jwt-secret", KIND_STRING, "", STR_FIELD(jwt_secret), 0, 0,
-     "HS256 secret of client tokens (?token=, Authorization: Bearer, or the token cookie); empty = no tokens"},
+     "HS256 secret of client tokens (?token=, Authorization: Bearer, or the token cookie); empty = no "
+     "tokens"},
     {"WSGATE_JWT_SECRET_FILE", "jwt-secret-file", KIND_STRING, "", STR_FIELD(jwt_secret_file), 0, 0,
      "file holding the HS256 secret (a trailing newline is ignored); wins over WSGATE_JWT_SECRET"},
     {"WSGATE_JWT_LEEWAY", "jwt-leeway", KIND_DURATION, "30s", NUM_FIELD(jwt_leeway_ms), 0, 3600000,
@@ -94,14 +96,15 @@ static const setting_t settings[] = {
     {"WSGATE_MAX_PENDING", "max-pending", KIND_SIZE, "1MiB", NUM_FIELD(max_pending), 1024, 1ull << 32,
      "soft limit of a client's output the kernel has not taken: above it for WSGATE_SLOW_GRACE, the client "
      "is a slow consumer; larger messages go only to a client whose output is drained"},
-    {"WSGATE_MAX_PENDING_HARD", "max-pending-hard", KIND_SIZE, "0", NUM_FIELD(max_pending_hard), 0, 1ull << 34,
+    {"WSGATE_MAX_PENDING_HARD", "max-pending-hard", KIND_SIZE, "0", NUM_FIELD(max_pending_hard), 0,
+     1ull << 34,
      "hard limit: above it at any moment, the client is a slow consumer; 0 = 4 x WSGATE_MAX_PENDING"},
     {"WSGATE_SLOW_GRACE", "slow-grace", KIND_DURATION, "1s", NUM_FIELD(slow_grace_ms), 0, 3600000,
      "how long a client's output may stay above WSGATE_MAX_PENDING"},
     {"WSGATE_SLOW_CONSUMER", "slow-consumer", KIND_STRING, "close", STR_FIELD(slow_consumer), 0, 0,
      "what a slow consumer gets: close (1008 slow consumer) or drop (whole messages skipped, counted)"},
-    {"WSGATE_HANDSHAKE_TIMEOUT", "handshake-timeout", KIND_DURATION, "10s",
-     NUM_FIELD(handshake_timeout_ms), 10, 3600000, "time a client has to complete its HTTP upgrade"},
+    {"WSGATE_HANDSHAKE_TIMEOUT", "handshake-timeout", KIND_DURATION, "10s", NUM_FIELD(handshake_timeout_ms),
+     10, 3600000, "time a client has to complete its HTTP upgrade"},
     {"WSGATE_CLOSE_TIMEOUT", "close-timeout", KIND_DURATION, "5s", NUM_FIELD(close_timeout_ms), 10, 3600000,
      "time to wait for the client's close frame before dropping the socket"},
     {"WSGATE_SHUTDOWN_TIMEOUT", "shutdown-timeout", KIND_DURATION, "10s", NUM_FIELD(shutdown_timeout_ms), 0,
@@ -126,7 +129,8 @@ static const setting_t settings[] = {
      "text (key=value lines) or json (one object per line)"},
     {"WSGATE_ADMIN_LISTEN", "admin-listen", KIND_STRING, "127.0.0.1:9090", STR_FIELD(admin_listen), 0, 0,
      "address of GET /metrics, /healthz and /readyz; empty = off"},
-    {"WSGATE_DEMO", "demo", KIND_BOOL, "0", NUM_FIELD(demo), 0, 0, "serve a demo page at / on the WebSocket port"},
+    {"WSGATE_DEMO", "demo", KIND_BOOL, "0", NUM_FIELD(demo), 0, 0,
+     "serve a demo page at / on the WebSocket port"},
 };
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
@@ -157,8 +161,8 @@ static int apply(wsg_config_t *cfg, const setting_t *s, const char *value, const
     case KIND_BOOL: {
         bool b;
         if (wsg_parse_bool(value, &b) < 0) {
-            snprintf(err, err_cap, "%s: bad value \"%s\" (expected 1/0, true/false, yes/no or on/off)", source,
-                     value);
+            snprintf(err, err_cap, "%s: bad value \"%s\" (expected 1/0, true/false, yes/no or on/off)",
+                     source, value);
             return -EINVAL;
         }
         memcpy(field, &b, sizeof b);
@@ -167,7 +171,8 @@ static int apply(wsg_config_t *cfg, const setting_t *s, const char *value, const
     case KIND_LEVEL: {
         wsg_log_level_t level;
         if (wsg_log_parse_level(value, &level) < 0) {
-            snprintf(err, err_cap, "%s: bad value \"%s\" (expected debug, info, warn or error)", source, value);
+            snprintf(err, err_cap, "%s: bad value \"%s\" (expected debug, info, warn or error)", source,
+                     value);
             return -EINVAL;
         }
         memcpy(field, &level, sizeof level);
@@ -225,8 +230,8 @@ Error:
     return -EINVAL;
 }
 
-/* WSGATE_AUTH_URL: "http(s)://host[:port][/path]". The host is resolved for every request, without blocking the
- * loop (gateway/auth_client.c): the gateway starts before its backend and follows it when it moves. */
+/* WSGATE_AUTH_URL: "http(s)://host[:port][/path]". The host is resolved for every request, without blocking
+ * the loop (gateway/auth_client.c): the gateway starts before its backend and follows it when it moves. */
 static int parse_auth_url(wsg_config_t *cfg, char *err, size_t err_cap)
 {
     const char *url = cfg->auth_url;
@@ -324,9 +329,8 @@ int wsg_config_load(wsg_config_t *cfg, int argc, char **argv, int first_arg, wsg
     }
     if (parse_host_port(cfg->listen, "WSGATE_LISTEN", cfg->listen_host, &cfg->listen_port, err, err_cap) < 0)
         return -EINVAL;
-    if (cfg->admin_listen[0] != '\0' &&
-        parse_host_port(cfg->admin_listen, "WSGATE_ADMIN_LISTEN", cfg->admin_host, &cfg->admin_port, err,
-                        err_cap) < 0)
+    if (cfg->admin_listen[0] != '\0' && parse_host_port(cfg->admin_listen, "WSGATE_ADMIN_LISTEN",
+                                                        cfg->admin_host, &cfg->admin_port, err, err_cap) < 0)
         return -EINVAL;
     const char *why = NULL;
     if (wsg_redis_url_parse(cfg->redis_url, &cfg->redis, &why) < 0) {
@@ -348,11 +352,13 @@ int wsg_config_load(wsg_config_t *cfg, int argc, char **argv, int first_arg, wsg
     if (strcmp(cfg->slow_consumer, "drop") == 0) {
         cfg->is_slow_drop = true;
     } else if (strcmp(cfg->slow_consumer, "close") != 0) {
-        snprintf(err, err_cap, "WSGATE_SLOW_CONSUMER: bad value \"%s\" (expected close or drop)", cfg->slow_consumer);
+        snprintf(err, err_cap, "WSGATE_SLOW_CONSUMER: bad value \"%s\" (expected close or drop)",
+                 cfg->slow_consumer);
         return -EINVAL;
     }
     if (strcmp(cfg->log_format, "text") != 0 && strcmp(cfg->log_format, "json") != 0) {
-        snprintf(err, err_cap, "WSGATE_LOG_FORMAT: bad value \"%s\" (expected text or json)", cfg->log_format);
+        snprintf(err, err_cap, "WSGATE_LOG_FORMAT: bad value \"%s\" (expected text or json)",
+                 cfg->log_format);
         return -EINVAL;
     }
     if (cfg->jwt_secret_file[0] != '\0') {
@@ -432,7 +438,8 @@ void wsg_config_print_usage(const char *program)
 {
     printf("Usage: %s [--option value]...\n"
            "       %s --help | --version\n"
-           "       %s publish --facility F [--broadcast] [--user U]... [--group G]... [--session S]... MESSAGE|-\n\n"
+           "       %s publish --facility F [--broadcast] [--user U]... [--group G]... [--session S]... "
+           "MESSAGE|-\n\n"
            "wsgate relays Redis pub/sub to WebSocket clients, ws4redis style:\n"
            "  ws://host:8080/ws/<facility>?subscribe-broadcast&publish-broadcast&echo\n\n"
            "Every setting is an environment variable; the matching flag wins over it.\n\n",
@@ -449,9 +456,10 @@ void wsg_config_log(const wsg_config_t *cfg)
 {
     if (cfg->token_cookie[0] != '\0' && cfg->allowed_origins[0] == '\0')
         WSG_WARN("insecure_config",
-                 WSG_F_STR("msg", "WSGATE_TOKEN_COOKIE is set without WSGATE_ALLOWED_ORIGINS: any web page a user "
-                                  "visits can open a WebSocket with the user's cookie (cross-site WebSocket "
-                                  "hijacking)"));
+                 WSG_F_STR("msg",
+                           "WSGATE_TOKEN_COOKIE is set without WSGATE_ALLOWED_ORIGINS: any web page a user "
+                           "visits can open a WebSocket with the user's cookie (cross-site WebSocket "
+                           "hijacking)"));
     char masked[1100];
     const char *url = cfg->redis_url;
     const char *at = strrchr(url, '@');
@@ -463,30 +471,31 @@ void wsg_config_log(const wsg_config_t *cfg)
     } else {
         snprintf(masked, sizeof masked, "%s", url);
     }
-    WSG_INFO("config", WSG_F_STR("listen", cfg->listen), WSG_F_STR("redis_url", masked),
-             WSG_F_STR("websocket_url", cfg->websocket_url), WSG_F_STR("prefix", cfg->prefix[0] ? cfg->prefix : "(none)"),
-             WSG_F_UINT("expire", cfg->expire_s),
-             cfg->heartbeat_len ? WSG_F_BYTES("heartbeat", cfg->heartbeat, cfg->heartbeat_len)
-                                : WSG_F_STR("heartbeat", "(off)"),
-             WSG_F_UINT("heartbeat_interval_ms", cfg->heartbeat_interval_ms),
-             WSG_F_STR("heartbeat_mode", cfg->is_json_heartbeat ? "json" : "ws4redis"),
-             WSG_F_INT("json_ping", cfg->json_ping), WSG_F_UINT("ping_interval_ms", cfg->ping_interval_ms),
-             WSG_F_UINT("idle_timeout_ms", cfg->idle_timeout_ms), WSG_F_UINT("max_payload", cfg->max_payload),
-             WSG_F_UINT("max_pending", cfg->max_pending), WSG_F_UINT("max_pending_hard", cfg->max_pending_hard),
-             WSG_F_UINT("slow_grace_ms", cfg->slow_grace_ms), WSG_F_STR("slow_consumer", cfg->slow_consumer),
-             WSG_F_UINT("handshake_timeout_ms", cfg->handshake_timeout_ms),
-             WSG_F_UINT("close_timeout_ms", cfg->close_timeout_ms),
-             WSG_F_UINT("shutdown_timeout_ms", cfg->shutdown_timeout_ms),
-             WSG_F_UINT("publish_queue", cfg->publish_queue), WSG_F_UINT("max_connections", cfg->max_connections),
-             WSG_F_UINT("publish_rate", cfg->publish_rate), WSG_F_UINT("publish_burst", cfg->publish_burst),
-             WSG_F_UINT("redis_timeout_ms", cfg->redis_timeout_ms),
-             WSG_F_UINT("redis_retry_max_ms", cfg->redis_retry_max_ms), WSG_F_UINT("workers", cfg->workers),
-             WSG_F_STR("admin_listen", cfg->admin_listen[0] ? cfg->admin_listen : "(off)"),
-             WSG_F_INT("demo", cfg->demo), WSG_F_STR("auth", cfg->jwt_secret_len ? "hs256" : "(none)"),
-             WSG_F_STR("token_cookie", cfg->token_cookie[0] ? cfg->token_cookie : "(none)"),
-             WSG_F_INT("anonymous_publish", cfg->anonymous_publish),
-             WSG_F_STR("auth_url", cfg->auth_url[0] ? cfg->auth_url : "(none)"),
-             WSG_F_STR("allowed_origins", cfg->allowed_origins[0] ? "(list)" : "(any)"),
-             WSG_F_STR("trusted_proxies", cfg->trusted_proxies[0] ? cfg->trusted_proxies : "(none)"),
-             WSG_F_STR("log_level", wsg_log_level_name(cfg->log_level)), WSG_F_STR("log_format", cfg->log_format));
+    WSG_INFO(
+        "config", WSG_F_STR("listen", cfg->listen), WSG_F_STR("redis_url", masked),
+        WSG_F_STR("websocket_url", cfg->websocket_url),
+        WSG_F_STR("prefix", cfg->prefix[0] ? cfg->prefix : "(none)"), WSG_F_UINT("expire", cfg->expire_s),
+        cfg->heartbeat_len ? WSG_F_BYTES("heartbeat", cfg->heartbeat, cfg->heartbeat_len)
+                           : WSG_F_STR("heartbeat", "(off)"),
+        WSG_F_UINT("heartbeat_interval_ms", cfg->heartbeat_interval_ms),
+        WSG_F_STR("heartbeat_mode", cfg->is_json_heartbeat ? "json" : "ws4redis"),
+        WSG_F_INT("json_ping", cfg->json_ping), WSG_F_UINT("ping_interval_ms", cfg->ping_interval_ms),
+        WSG_F_UINT("idle_timeout_ms", cfg->idle_timeout_ms), WSG_F_UINT("max_payload", cfg->max_payload),
+        WSG_F_UINT("max_pending", cfg->max_pending), WSG_F_UINT("max_pending_hard", cfg->max_pending_hard),
+        WSG_F_UINT("slow_grace_ms", cfg->slow_grace_ms), WSG_F_STR("slow_consumer", cfg->slow_consumer),
+        WSG_F_UINT("handshake_timeout_ms", cfg->handshake_timeout_ms),
+        WSG_F_UINT("close_timeout_ms", cfg->close_timeout_ms),
+        WSG_F_UINT("shutdown_timeout_ms", cfg->shutdown_timeout_ms),
+        WSG_F_UINT("publish_queue", cfg->publish_queue), WSG_F_UINT("max_connections", cfg->max_connections),
+        WSG_F_UINT("publish_rate", cfg->publish_rate), WSG_F_UINT("publish_burst", cfg->publish_burst),
+        WSG_F_UINT("redis_timeout_ms", cfg->redis_timeout_ms),
+        WSG_F_UINT("redis_retry_max_ms", cfg->redis_retry_max_ms), WSG_F_UINT("workers", cfg->workers),
+        WSG_F_STR("admin_listen", cfg->admin_listen[0] ? cfg->admin_listen : "(off)"),
+        WSG_F_INT("demo", cfg->demo), WSG_F_STR("auth", cfg->jwt_secret_len ? "hs256" : "(none)"),
+        WSG_F_STR("token_cookie", cfg->token_cookie[0] ? cfg->token_cookie : "(none)"),
+        WSG_F_INT("anonymous_publish", cfg->anonymous_publish),
+        WSG_F_STR("auth_url", cfg->auth_url[0] ? cfg->auth_url : "(none)"),
+        WSG_F_STR("allowed_origins", cfg->allowed_origins[0] ? "(list)" : "(any)"),
+        WSG_F_STR("trusted_proxies", cfg->trusted_proxies[0] ? cfg->trusted_proxies : "(none)"),
+        WSG_F_STR("log_level", wsg_log_level_name(cfg->log_level)), WSG_F_STR("log_format", cfg->log_format));
 }

@@ -13,27 +13,28 @@
 #include "redis_url.h"
 
 typedef struct wsg_config {
-    char listen[300];              /**< WSGATE_LISTEN, "host:port" */
-    char listen_host[256];         /**< parsed from `listen` (IPv6 without brackets) */
+    char listen[300];      /**< WSGATE_LISTEN, "host:port" */
+    char listen_host[256]; /**< parsed from `listen` (IPv6 without brackets) */
     uint16_t listen_port;
-    char redis_url[1024];          /**< REDIS_URL */
-    wsg_redis_addr_t redis;        /**< parsed from `redis_url` */
-    char websocket_url[256];       /**< WEBSOCKET_URL, e.g. "/ws/" */
-    char prefix[256];              /**< WS4REDIS_PREFIX, "" when unset */
-    uint64_t expire_s;             /**< WS4REDIS_EXPIRE, 0 = no SETEX */
-    char heartbeat[1024];          /**< WS4REDIS_HEARTBEAT, "" when unset */
+    char redis_url[1024];    /**< REDIS_URL */
+    wsg_redis_addr_t redis;  /**< parsed from `redis_url` */
+    char websocket_url[256]; /**< WEBSOCKET_URL, e.g. "/ws/" */
+    char prefix[256];        /**< WS4REDIS_PREFIX, "" when unset */
+    uint64_t expire_s;       /**< WS4REDIS_EXPIRE, 0 = no SETEX */
+    char heartbeat[1024];    /**< WS4REDIS_HEARTBEAT, "" when unset */
     size_t heartbeat_len;
     uint64_t heartbeat_interval_ms; /**< WSGATE_HEARTBEAT_INTERVAL */
-    char heartbeat_mode[16];       /**< WSGATE_HEARTBEAT_MODE: "ws4redis" (magic string) or "json" */
-    bool is_json_heartbeat;        /**< heartbeat_mode is "json" */
-    bool json_ping;                /**< WSGATE_JSON_PING: answer {"type":"ping"} with {"type":"pong"} */
-    uint64_t ping_interval_ms;     /**< WSGATE_PING_INTERVAL: protocol PING to every client; 0 = off */
-    uint64_t idle_timeout_ms;      /**< WSGATE_IDLE_TIMEOUT: close 4000 after this long without input; 0 = off */
-    char shutdown_notice[1024];    /**< WSGATE_SHUTDOWN_NOTICE, resolved: "" = none */
+    char heartbeat_mode[16];        /**< WSGATE_HEARTBEAT_MODE: "ws4redis" (magic string) or "json" */
+    bool is_json_heartbeat;         /**< heartbeat_mode is "json" */
+    bool json_ping;                 /**< WSGATE_JSON_PING: answer {"type":"ping"} with {"type":"pong"} */
+    uint64_t ping_interval_ms;      /**< WSGATE_PING_INTERVAL: protocol PING to every client; 0 = off */
+    uint64_t idle_timeout_ms;   /**< WSGATE_IDLE_TIMEOUT: close 4000 after this long without input; 0 = off */
+    char shutdown_notice[1024]; /**< WSGATE_SHUTDOWN_NOTICE, resolved: "" = none */
     size_t shutdown_notice_len;
-    uint64_t max_payload;          /**< WSGATE_MAX_PAYLOAD, bytes of one inbound message */
-    uint64_t max_pending;          /**< WSGATE_MAX_PENDING: soft limit of a client's pending output (bytes) */
-    uint64_t max_pending_hard;     /**< WSGATE_MAX_PENDING_HARD: hard limit, resolved (0 in the variable = 4 x soft) */
+    uint64_t max_payload; /**< WSGATE_MAX_PAYLOAD, bytes of one inbound message */
+    uint64_t max_pending; /**< WSGATE_MAX_PENDING: soft limit of a client's pending output (bytes) */
+    uint64_t
+        max_pending_hard; /**< WSGATE_MAX_PENDING_HARD: hard limit, resolved (0 in the variable = 4 x soft) */
     uint64_t slow_grace_ms;        /**< WSGATE_SLOW_GRACE: time over the soft limit before a client is slow */
     char slow_consumer[8];         /**< WSGATE_SLOW_CONSUMER: "close" (1008) or "drop" (whole messages) */
     bool is_slow_drop;             /**< slow_consumer is "drop" */
@@ -51,27 +52,27 @@ typedef struct wsg_config {
     char admin_listen[300];        /**< WSGATE_ADMIN_LISTEN: metrics and health endpoints; "" = off */
     char admin_host[256];          /**< parsed from `admin_listen` */
     uint16_t admin_port;
-    bool demo;                     /**< WSGATE_DEMO: serve the demo page at / */
-    char jwt_secret[4096];         /**< WSGATE_JWT_SECRET or the contents of WSGATE_JWT_SECRET_FILE; "" = no auth */
+    bool demo;             /**< WSGATE_DEMO: serve the demo page at / */
+    char jwt_secret[4096]; /**< WSGATE_JWT_SECRET or the contents of WSGATE_JWT_SECRET_FILE; "" = no auth */
     size_t jwt_secret_len;
-    char jwt_secret_file[1024];    /**< WSGATE_JWT_SECRET_FILE */
-    uint64_t jwt_leeway_ms;        /**< WSGATE_JWT_LEEWAY */
-    char token_cookie[128];        /**< WSGATE_TOKEN_COOKIE: cookie carrying the token; "" = none */
-    uint64_t max_groups;           /**< WSGATE_MAX_GROUPS */
-    bool anonymous_publish;        /**< WSGATE_ANONYMOUS_PUBLISH: clients without identity may publish */
-    char auth_url[1024];           /**< WSGATE_AUTH_URL: http(s)://host[:port]/path of the authorization callback */
-    char auth_host[256];           /**< parsed from `auth_url` (for the Host header) */
+    char jwt_secret_file[1024]; /**< WSGATE_JWT_SECRET_FILE */
+    uint64_t jwt_leeway_ms;     /**< WSGATE_JWT_LEEWAY */
+    char token_cookie[128];     /**< WSGATE_TOKEN_COOKIE: cookie carrying the token; "" = none */
+    uint64_t max_groups;        /**< WSGATE_MAX_GROUPS */
+    bool anonymous_publish;     /**< WSGATE_ANONYMOUS_PUBLISH: clients without identity may publish */
+    char auth_url[1024]; /**< WSGATE_AUTH_URL: http(s)://host[:port]/path of the authorization callback */
+    char auth_host[256]; /**< parsed from `auth_url` (for the Host header) */
     uint16_t auth_port;
-    char auth_path[1024];          /**< path and query of `auth_url` */
-    uint64_t auth_timeout_ms;      /**< WSGATE_AUTH_TIMEOUT */
-    bool auth_is_tls;              /**< `auth_url` is https:// */
-    char auth_ca[1024];            /**< WSGATE_AUTH_CA: PEM CAs for https; "" = the system's store */
-    uint64_t auth_keepalive_ms;    /**< WSGATE_AUTH_KEEPALIVE: idle connections kept this long; 0 = none */
-    char allowed_origins[4096];    /**< WSGATE_ALLOWED_ORIGINS: comma list; "" = any */
-    wsg_origin_list_t origins;     /**< parsed from `allowed_origins` */
-    char trusted_proxies[1024];    /**< WSGATE_TRUSTED_PROXIES: networks whose X-Forwarded-For is believed */
-    wsg_cidr_list_t proxies;       /**< parsed from `trusted_proxies` */
-    uint64_t workers;              /**< WSGATE_WORKERS, resolved: event-loop threads (0 in the variable = CPUs) */
+    char auth_path[1024];       /**< path and query of `auth_url` */
+    uint64_t auth_timeout_ms;   /**< WSGATE_AUTH_TIMEOUT */
+    bool auth_is_tls;           /**< `auth_url` is https:// */
+    char auth_ca[1024];         /**< WSGATE_AUTH_CA: PEM CAs for https; "" = the system's store */
+    uint64_t auth_keepalive_ms; /**< WSGATE_AUTH_KEEPALIVE: idle connections kept this long; 0 = none */
+    char allowed_origins[4096]; /**< WSGATE_ALLOWED_ORIGINS: comma list; "" = any */
+    wsg_origin_list_t origins;  /**< parsed from `allowed_origins` */
+    char trusted_proxies[1024]; /**< WSGATE_TRUSTED_PROXIES: networks whose X-Forwarded-For is believed */
+    wsg_cidr_list_t proxies;    /**< parsed from `trusted_proxies` */
+    uint64_t workers; /**< WSGATE_WORKERS, resolved: event-loop threads (0 in the variable = CPUs) */
 } wsg_config_t;
 
 /** What wsg_config_load() asks of the caller. */

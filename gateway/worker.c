@@ -209,8 +209,8 @@ static void on_listen_ready(uv_poll_t *poll, int status, int events)
                 uv_timer_start(&w->accept_timer, on_accept_resume, ACCEPT_PAUSE_MS, 0);
                 WSG_STAT_ADD(&w->stats, accept_pauses, 1);
                 if (wsg_log_limit_allow(&w->accept_log_limit, uv_now(&w->loop), 10000))
-                    WSG_WARN("accept_paused", WSG_F_STR("err", strerror(err)), WSG_F_UINT("open", w->ctx.open.count),
-                             WSG_F_UINT("resume_ms", ACCEPT_PAUSE_MS));
+                    WSG_WARN("accept_paused", WSG_F_STR("err", strerror(err)),
+                             WSG_F_UINT("open", w->ctx.open.count), WSG_F_UINT("resume_ms", ACCEPT_PAUSE_MS));
                 return;
             }
             if (wsg_log_limit_allow(&w->accept_log_limit, uv_now(&w->loop), 1000))

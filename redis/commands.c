@@ -16,9 +16,9 @@ typedef struct cmd_req {
     struct cmd_req *next;
     wsg_redis_cmd_t *owner;
     enum req_kind kind;
-    uint8_t n_commands;   /* 1 or 2 */
-    uint8_t replies_got;  /* replies received so far on the current connection */
-    uint8_t sent_from;    /* index of the first command sent on the current connection */
+    uint8_t n_commands;  /* 1 or 2 */
+    uint8_t replies_got; /* replies received so far on the current connection */
+    uint8_t sent_from;   /* index of the first command sent on the current connection */
     int status;
     char err[96];
     union {
@@ -26,7 +26,7 @@ typedef struct cmd_req {
         wsg_redis_get_cb get;
     } cb;
     void *arg;
-    size_t split;          /* byte offset of the second command in `wire` (after the first's NUL) */
+    size_t split; /* byte offset of the second command in `wire` (after the first's NUL) */
     size_t wire_len;
     char *wire;
 } cmd_req_t;
@@ -41,9 +41,9 @@ struct wsg_redis_cmd {
     const wsg_redis_cmd_handler_t *handler;
     void *arg;
     size_t max_backlog;
-    req_fifo_t backlog;     /* waiting for a connection */
-    req_fifo_t lost;        /* in flight when the connection dropped, in order, to send first */
-    size_t in_flight;       /* requests sent whose last reply has not arrived */
+    req_fifo_t backlog; /* waiting for a connection */
+    req_fifo_t lost;    /* in flight when the connection dropped, in order, to send first */
+    size_t in_flight;   /* requests sent whose last reply has not arrived */
     bool is_closing;
     void (*close_cb)(void *);
     void *close_arg;
@@ -188,8 +188,8 @@ static const wsg_redis_link_handler_t link_handler = {
 };
 
 wsg_redis_cmd_t *wsg_redis_cmd_new(uv_loop_t *loop, const wsg_redis_addr_t *addr,
-                                   const wsg_redis_link_options_t *opts, const wsg_redis_cmd_handler_t *handler,
-                                   void *arg, size_t max_backlog)
+                                   const wsg_redis_link_options_t *opts,
+                                   const wsg_redis_cmd_handler_t *handler, void *arg, size_t max_backlog)
 {
     wsg_redis_cmd_t *cmd = calloc(1, sizeof(*cmd));
     if (cmd == NULL)
@@ -242,7 +242,8 @@ int wsg_redis_cmd_publish(wsg_redis_cmd_t *cmd, const char *channel, size_t chan
         return -ENOMEM;
     r->cb.done = cb;
     char *publish = NULL, *setex = NULL;
-    int publish_len = redisFormatCommand(&publish, "PUBLISH %b %b", channel, channel_len, payload, payload_len);
+    int publish_len =
+        redisFormatCommand(&publish, "PUBLISH %b %b", channel, channel_len, payload, payload_len);
     int setex_len = 0;
     if (expire_s > 0)
         setex_len = redisFormatCommand(&setex, "SETEX %b %u %b", channel, channel_len, (unsigned)expire_s,

@@ -46,7 +46,8 @@ static bool decode_into(span_t s, char *out, size_t cap)
     size_t n = 0;
     for (size_t i = 0; i < s.len;) {
         char c = s.ptr[i];
-        if (c == '%' && s.len - i >= 3 && wsg_hex_value(s.ptr[i + 1]) >= 0 && wsg_hex_value(s.ptr[i + 2]) >= 0) {
+        if (c == '%' && s.len - i >= 3 && wsg_hex_value(s.ptr[i + 1]) >= 0 &&
+            wsg_hex_value(s.ptr[i + 2]) >= 0) {
             c = (char)(wsg_hex_value(s.ptr[i + 1]) << 4 | wsg_hex_value(s.ptr[i + 2]));
             i += 3;
         } else {
@@ -249,7 +250,8 @@ static const char *parse_sentinel(span_t s, wsg_redis_addr_t *out)
     while (auth.len > 0) {
         size_t comma = span_find(auth, ",");
         span_t one = {auth.ptr, comma};
-        auth = comma < auth.len ? (span_t){auth.ptr + comma + 1, auth.len - comma - 1} : (span_t){auth.ptr, 0};
+        auth =
+            comma < auth.len ? (span_t){auth.ptr + comma + 1, auth.len - comma - 1} : (span_t){auth.ptr, 0};
         if (one.len == 0)
             return "bad sentinel list (empty entry)";
         if (out->nsentinels == WSG_REDIS_SENTINELS_MAX)

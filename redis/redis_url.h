@@ -11,25 +11,25 @@
 #define WSG_REDIS_SENTINELS_MAX 8
 
 typedef struct wsg_redis_addr {
-    bool is_unix;        /**< true: `path` is a unix socket; false: `host`:`port` */
-    char host[256];      /**< host name or address; IPv6 literals without brackets */
-    uint16_t port;       /**< default 6379 */
-    char path[108];      /**< unix socket path */
-    char username[128];  /**< ACL user, empty for none */
-    char password[256];  /**< empty for none; percent-decoded */
-    int db;              /**< database number, default 0 */
-    bool is_sentinel;    /**< the master is found through `sentinels` under `master_name` */
+    bool is_unix;       /**< true: `path` is a unix socket; false: `host`:`port` */
+    char host[256];     /**< host name or address; IPv6 literals without brackets */
+    uint16_t port;      /**< default 6379 */
+    char path[108];     /**< unix socket path */
+    char username[128]; /**< ACL user, empty for none */
+    char password[256]; /**< empty for none; percent-decoded */
+    int db;             /**< database number, default 0 */
+    bool is_sentinel;   /**< the master is found through `sentinels` under `master_name` */
     char master_name[128];
     size_t nsentinels;
     struct wsg_redis_sentinel_addr {
         char host[256];
-        uint16_t port;   /**< default 26379 */
+        uint16_t port; /**< default 26379 */
     } sentinels[WSG_REDIS_SENTINELS_MAX];
 } wsg_redis_addr_t;
 
-/** Parses `url` into `*out` (fully overwritten). Accepted forms: "redis-sentinel://[[user]:password@]host1[:port1],
- *  host2[:port2]/master_name[/db]" (sentinel ports default to 26379; user and password are the master's),
- *  "redis://host", "redis://host:port",
+/** Parses `url` into `*out` (fully overwritten). Accepted forms:
+ * "redis-sentinel://[[user]:password@]host1[:port1], host2[:port2]/master_name[/db]" (sentinel ports default
+ * to 26379; user and password are the master's), "redis://host", "redis://host:port",
  *  "redis://:password@host:port/db", "redis://user:password@host/db", "redis://[::1]:6380",
  *  "unix:///run/redis.sock", "unix:///run/redis.sock?db=2" (also "redis+unix://" / "redis-socket://"), and a
  *  bare "host:port". On error returns -EINVAL and points `*why` (when not NULL) at a static explanation

@@ -72,8 +72,8 @@ static const wsg_redis_link_handler_t link_handler = {
 };
 
 wsg_redis_sub_t *wsg_redis_sub_new(uv_loop_t *loop, const wsg_redis_addr_t *addr,
-                                   const wsg_redis_link_options_t *opts, const wsg_redis_sub_handler_t *handler,
-                                   void *arg)
+                                   const wsg_redis_link_options_t *opts,
+                                   const wsg_redis_sub_handler_t *handler, void *arg)
 {
     wsg_redis_sub_t *sub = calloc(1, sizeof(*sub));
     if (sub == NULL)

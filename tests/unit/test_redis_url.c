@@ -282,7 +282,9 @@ static void test_sentinel(void)
 {
     wsg_redis_addr_t a;
     const char *why = NULL;
-    ASSERT_INT_EQ(wsg_redis_url_parse("redis-sentinel://10.0.0.1:26379,sentinel-b,[::1]:26380/mymaster/2", &a, &why), 0);
+    ASSERT_INT_EQ(
+        wsg_redis_url_parse("redis-sentinel://10.0.0.1:26379,sentinel-b,[::1]:26380/mymaster/2", &a, &why),
+        0);
     ASSERT_TRUE(a.is_sentinel);
     ASSERT_UINT_EQ(a.nsentinels, 3);
     ASSERT_STR_EQ(a.sentinels[0].host, "10.0.0.1");
@@ -305,7 +307,7 @@ static void test_sentinel(void)
     ASSERT_FALSE(a.is_sentinel); /* nothing half-parsed survives */
 }
 
-TEST_MAIN("redis_url", TEST_CASE(test_sentinel), TEST_CASE(test_tcp_forms), TEST_CASE(test_defaults), TEST_CASE(test_ipv6),
-          TEST_CASE(test_passwords), TEST_CASE(test_bare_host_port), TEST_CASE(test_unix),
-          TEST_CASE(test_bad_scheme), TEST_CASE(test_bad_port), TEST_CASE(test_bad_db),
+TEST_MAIN("redis_url", TEST_CASE(test_sentinel), TEST_CASE(test_tcp_forms), TEST_CASE(test_defaults),
+          TEST_CASE(test_ipv6), TEST_CASE(test_passwords), TEST_CASE(test_bare_host_port),
+          TEST_CASE(test_unix), TEST_CASE(test_bad_scheme), TEST_CASE(test_bad_port), TEST_CASE(test_bad_db),
           TEST_CASE(test_bad_host_and_chars), TEST_CASE(test_overwrites))
