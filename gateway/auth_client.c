@@ -321,7 +321,8 @@ static void on_open(void *arg)
     }
 }
 
-static const wsg_transport_handler_t transport_handler = {on_open, on_data, on_error};
+static const wsg_transport_handler_t transport_handler = {
+    .on_open = on_open, .on_data = on_data, .on_error = on_error};
 
 static int connect_transport(wsg_auth_request_t *c)
 {

@@ -119,8 +119,20 @@ static const setting_t settings[] = {
      "commands kept while Redis is unreachable"},
     {"WSGATE_REDIS_TIMEOUT", "redis-timeout", KIND_DURATION, "2s", NUM_FIELD(redis_timeout_ms), 10, 600000,
      "Redis connect timeout"},
-    {"WSGATE_REDIS_RETRY_MAX", "redis-retry-max", KIND_DURATION, "5s", NUM_FIELD(redis_retry_max_ms), 100,
-     3600000, "longest wait between Redis reconnect attempts"},
+    {"WSGATE_REDIS_RETRY_MAX", "redis-retry-max", KIND_DURATION, "500ms", NUM_FIELD(redis_retry_max_ms), 100,
+     3600000,
+     "longest wait between Redis reconnect attempts (the first comes at once, then 100 ms doubling)"},
+    {"WSGATE_REDIS_TLS_CA", "redis-tls-ca", KIND_STRING, "", STR_FIELD(redis_tls_ca), 0, 0,
+     "PEM file of the CAs trusted for rediss:// (and rediss-sentinel://); empty = the system's store"},
+    {"WSGATE_REDIS_TLS_CERT", "redis-tls-cert", KIND_STRING, "", STR_FIELD(redis_tls_cert), 0, 0,
+     "PEM client certificate (chain) for servers that ask for one"},
+    {"WSGATE_REDIS_TLS_KEY", "redis-tls-key", KIND_STRING, "", STR_FIELD(redis_tls_key), 0, 0,
+     "PEM private key of WSGATE_REDIS_TLS_CERT; empty = in the certificate's file"},
+    {"WSGATE_REDIS_TLS_SNI", "redis-tls-sni", KIND_STRING, "", STR_FIELD(redis_tls_sni), 0, 0,
+     "name sent as SNI and required in the server's certificate, when it differs from the URL's host"},
+    {"WSGATE_REDIS_TLS_VERIFY", "redis-tls-verify", KIND_BOOL, "1", NUM_FIELD(redis_tls_verify), 0, 0,
+     "verify the server's certificate and name; 0 = accept any (warned at start: only for self-signed "
+     "test servers)"},
     {"WSGATE_WORKERS", "workers", KIND_UINT, "0", NUM_FIELD(workers), 0, 64,
      "event-loop threads, each with its own listener and Redis connections; 0 = one per CPU"},
     {"WSGATE_LOG_LEVEL", "log-level", KIND_LEVEL, "info", NUM_FIELD(log_level), 0, 0,
@@ -230,6 +242,32 @@ Error:
     return -EINVAL;
 }
 
+/* The WSGATE_REDIS_TLS_* settings: only with a rediss URL, and loaded now so that a bad file stops the start.
+ */
+static int check_redis_tls(const wsg_config_t *cfg, char *err, size_t err_cap)
+{
+    const char *set = cfg->redis_tls_ca[0]     ? "WSGATE_REDIS_TLS_CA"
+                      : cfg->redis_tls_cert[0] ? "WSGATE_REDIS_TLS_CERT"
+                      : cfg->redis_tls_key[0]  ? "WSGATE_REDIS_TLS_KEY"
+                      : cfg->redis_tls_sni[0]  ? "WSGATE_REDIS_TLS_SNI"
+                                               : NULL;
+    if (!cfg->redis.is_tls) {
+        if (set != NULL) {
+            snprintf(err, err_cap, "%s is set but REDIS_URL is not rediss:// or rediss-sentinel://", set);
+            return -EINVAL;
+        }
+        return 0;
+    }
+    wsg_tls_t *tls = NULL;
+    char why[400];
+    if (wsg_tls_new(&(wsg_tls_options_t){WSG_REDIS_TLS_OPTIONS(cfg)}, &tls, why, sizeof why) < 0) {
+        snprintf(err, err_cap, "WSGATE_REDIS_TLS: %s", why);
+        return -EINVAL;
+    }
+    wsg_tls_free(tls);
+    return 0;
+}
+
 /* WSGATE_AUTH_URL: "http(s)://host[:port][/path]". The host is resolved for every request, without blocking
  * the loop (gateway/auth_client.c): the gateway starts before its backend and follows it when it moves. */
 static int parse_auth_url(wsg_config_t *cfg, char *err, size_t err_cap)
@@ -337,6 +375,8 @@ int wsg_config_load(wsg_config_t *cfg, int argc, char **argv, int first_arg, wsg
         snprintf(err, err_cap, "REDIS_URL: %s", why ? why : "bad URL");
         return -EINVAL;
     }
+    if (check_redis_tls(cfg, err, err_cap) < 0)
+        return -EINVAL;
     if (cfg->websocket_url[0] != '/') {
         snprintf(err, err_cap, "WEBSOCKET_URL: must start with '/' (got \"%s\")", cfg->websocket_url);
         return -EINVAL;
@@ -460,6 +500,11 @@ void wsg_config_log(const wsg_config_t *cfg)
                            "WSGATE_TOKEN_COOKIE is set without WSGATE_ALLOWED_ORIGINS: any web page a user "
                            "visits can open a WebSocket with the user's cookie (cross-site WebSocket "
                            "hijacking)"));
+    if (cfg->redis.is_tls && !cfg->redis_tls_verify)
+        WSG_WARN("insecure_config",
+                 WSG_F_STR("msg",
+                           "WSGATE_REDIS_TLS_VERIFY=0: any certificate is accepted from Redis, so anyone "
+                           "on the path can read and forge every message"));
     char masked[1100];
     const char *url = cfg->redis_url;
     const char *at = strrchr(url, '@');

@@ -12,6 +12,11 @@
 #include "origin.h"
 #include "redis_url.h"
 
+/** The TLS options of the Redis links, as an initializer of wsg_tls_options_t (redis/transport.h). */
+#define WSG_REDIS_TLS_OPTIONS(cfg)                                                                           \
+    .ca_file = (cfg)->redis_tls_ca, .cert_file = (cfg)->redis_tls_cert, .key_file = (cfg)->redis_tls_key,    \
+    .skip_verify = !(cfg)->redis_tls_verify
+
 typedef struct wsg_config {
     char listen[300];      /**< WSGATE_LISTEN, "host:port" */
     char listen_host[256]; /**< parsed from `listen` (IPv6 without brackets) */
@@ -47,6 +52,11 @@ typedef struct wsg_config {
     uint64_t publish_burst;        /**< WSGATE_PUBLISH_BURST: messages a client may send at once */
     uint64_t redis_timeout_ms;     /**< WSGATE_REDIS_TIMEOUT: connect timeout */
     uint64_t redis_retry_max_ms;   /**< WSGATE_REDIS_RETRY_MAX: reconnect backoff ceiling */
+    char redis_tls_ca[1024];       /**< WSGATE_REDIS_TLS_CA: PEM CAs for rediss; "" = the system's store */
+    char redis_tls_cert[1024];     /**< WSGATE_REDIS_TLS_CERT: client certificate; "" = none */
+    char redis_tls_key[1024];      /**< WSGATE_REDIS_TLS_KEY: its key; "" = in the certificate's file */
+    char redis_tls_sni[256];       /**< WSGATE_REDIS_TLS_SNI: name to send and verify; "" = the URL's host */
+    bool redis_tls_verify;         /**< WSGATE_REDIS_TLS_VERIFY: false = any certificate (test servers) */
     wsg_log_level_t log_level;     /**< WSGATE_LOG_LEVEL */
     char log_format[8];            /**< WSGATE_LOG_FORMAT: "text" or "json" */
     char admin_listen[300];        /**< WSGATE_ADMIN_LISTEN: metrics and health endpoints; "" = off */

@@ -28,7 +28,8 @@ static void log_down(wsg_redis_watch_t *watch, const char *role, bool *was_ready
 {
     uint64_t now = uv_now(watch->loop);
     if (*was_ready || *down_since == 0) {
-        WSG_WARN("redis_down", WSG_F_STR("role", role), WSG_F_STR("why", why), WSG_F_UINT("retry_ms", retry_ms));
+        WSG_WARN("redis_down", WSG_F_STR("role", role), WSG_F_STR("why", why),
+                 WSG_F_UINT("retry_ms", retry_ms));
         *was_ready = false;
         if (*down_since == 0)
             *down_since = now;
@@ -36,7 +37,8 @@ static void log_down(wsg_redis_watch_t *watch, const char *role, bool *was_ready
         WSG_WARN("redis_still_down", WSG_F_STR("role", role), WSG_F_STR("why", why),
                  WSG_F_UINT("down_ms", now - *down_since), WSG_F_UINT("retry_ms", retry_ms));
     } else {
-        WSG_DEBUG("redis_retry", WSG_F_STR("role", role), WSG_F_STR("why", why), WSG_F_UINT("retry_ms", retry_ms));
+        WSG_DEBUG("redis_retry", WSG_F_STR("role", role), WSG_F_STR("why", why),
+                  WSG_F_UINT("retry_ms", retry_ms));
     }
 }
 
@@ -52,10 +54,12 @@ void wsg_redis_watch_sub_up(wsg_redis_watch_t *watch)
     if (watch->is_overflow_suspected && watch->cmd_losses == watch->cmd_losses_at_sub_loss &&
         wsg_redis_cmd_is_ready(watch->cmd)) {
         WSG_STAT_ADD(watch->stats, redis_sub_overflows, 1);
-        WSG_WARN("redis_subscriber_overflow", WSG_F_UINT("down_ms", uv_now(watch->loop) - watch->sub_down_since_ms),
-                 WSG_F_STR("msg", "Redis closed the subscriber connection while the command connection stayed up: "
-                                  "the gateway fell behind its pub/sub output limit (client-output-buffer-limit "
-                                  "pubsub) or it was killed; resubscribed, stored messages re-read"));
+        WSG_WARN("redis_subscriber_overflow",
+                 WSG_F_UINT("down_ms", uv_now(watch->loop) - watch->sub_down_since_ms),
+                 WSG_F_STR("msg",
+                           "Redis closed the subscriber connection while the command connection stayed up: "
+                           "the gateway fell behind its pub/sub output limit (client-output-buffer-limit "
+                           "pubsub) or it was killed; resubscribed, stored messages re-read"));
     }
     watch->is_overflow_suspected = false;
     log_up(watch, "subscriber", &watch->sub_was_ready, &watch->sub_down_since_ms);
@@ -124,7 +128,8 @@ static void on_probe_timer(uv_timer_t *timer)
             WSG_STAT_ADD(watch->stats, redis_probe_failures, 1);
             if (!watch->probe_answered) {
                 WSG_WARN("redis_probe_failed", WSG_F_STR("role", "commands"),
-                         WSG_F_UINT("waited_ms", now - watch->probe_sent_ms), WSG_F_STR("msg", "no answer: reconnecting"));
+                         WSG_F_UINT("waited_ms", now - watch->probe_sent_ms),
+                         WSG_F_STR("msg", "no answer: reconnecting"));
                 wsg_redis_cmd_reset(watch->cmd, "probe not answered");
             } else {
                 WSG_WARN("redis_probe_failed", WSG_F_STR("role", "subscriber"),
@@ -197,7 +202,8 @@ static const wsg_redis_sub_handler_t sentinel_handler = {
 /* ---- lifecycle ---------------------------------------------------------------------------------------- */
 
 int wsg_redis_watch_start(wsg_redis_watch_t *watch, uv_loop_t *loop, const wsg_config_t *cfg,
-                          wsg_stats_t *stats, wsg_redis_sub_t *sub, wsg_redis_cmd_t *cmd, unsigned index)
+                          wsg_stats_t *stats, wsg_redis_sub_t *sub, wsg_redis_cmd_t *cmd, unsigned index,
+                          wsg_tls_t *tls)
 {
     memset(watch, 0, sizeof *watch);
     watch->loop = loop;
@@ -215,6 +221,8 @@ int wsg_redis_watch_start(wsg_redis_watch_t *watch, uv_loop_t *loop, const wsg_c
             .connect_timeout_ms = cfg->redis_timeout_ms,
             .retry_min_ms = 100,
             .retry_max_ms = cfg->redis_retry_max_ms,
+            .tls = tls,
+            .tls_name = cfg->redis_tls_sni[0] != '\0' ? cfg->redis_tls_sni : NULL,
         };
         watch->sentinel_watch = wsg_redis_sub_new(loop, &sentinel, &opts, &sentinel_handler, watch);
         if (watch->sentinel_watch == NULL)

@@ -43,7 +43,8 @@ typedef struct wsg_redis_watch {
 /** Starts watching `sub` and `cmd` (borrowed) of worker `index`: the probe timer and, with Sentinel, the
  *  +switch-master subscription. Returns 0 or -ENOMEM. */
 int wsg_redis_watch_start(wsg_redis_watch_t *watch, uv_loop_t *loop, const wsg_config_t *cfg,
-                          wsg_stats_t *stats, wsg_redis_sub_t *sub, wsg_redis_cmd_t *cmd, unsigned index);
+                          wsg_stats_t *stats, wsg_redis_sub_t *sub, wsg_redis_cmd_t *cmd, unsigned index,
+                          wsg_tls_t *tls);
 
 /* Link events, from the worker's wiring. */
 void wsg_redis_watch_sub_up(wsg_redis_watch_t *watch);

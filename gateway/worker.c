@@ -34,6 +34,7 @@ struct wsg_worker {
     wsg_redis_sub_t *sub;
     wsg_redis_cmd_t *cmd;
     wsg_redis_watch_t watch;
+    wsg_tls_t *redis_tls;    /* rediss: the links' TLS settings, freed once the loop has ended */
     uv_poll_t listener;      /* readiness of listen_fd: we accept ourselves */
     uv_timer_t accept_timer; /* resumes accepting after running out of descriptors */
     int listen_fd;
@@ -394,6 +395,16 @@ static int start_redis(wsg_worker_t *w)
                                 : read_bound > 262144 ? 262144
                                                       : read_bound,
     };
+    if (cfg->redis.is_tls) {
+        char why[400];
+        if (wsg_tls_new(&(wsg_tls_options_t){WSG_REDIS_TLS_OPTIONS(cfg)}, &w->redis_tls, why, sizeof why) <
+            0) {
+            WSG_ERROR("start_failed", WSG_F_STR("err", why));
+            return -EINVAL;
+        }
+        opts.tls = w->redis_tls;
+        opts.tls_name = cfg->redis_tls_sni[0] != '\0' ? cfg->redis_tls_sni : NULL;
+    }
     opts.name = "wsgate-sub";
     w->sub = wsg_redis_sub_new(&w->loop, &cfg->redis, &opts, &wsg_router_sub_handler, &w->router);
     opts.name = "wsgate-cmd";
@@ -401,7 +412,7 @@ static int start_redis(wsg_worker_t *w)
     if (w->sub == NULL || w->cmd == NULL)
         return -ENOMEM;
     wsg_router_set_redis(&w->router, w->sub, w->cmd);
-    return wsg_redis_watch_start(&w->watch, &w->loop, cfg, &w->stats, w->sub, w->cmd, w->index);
+    return wsg_redis_watch_start(&w->watch, &w->loop, cfg, &w->stats, w->sub, w->cmd, w->index, w->redis_tls);
 }
 
 int wsg_worker_init(wsg_worker_t *w, const wsg_config_t *cfg, int listen_fd)
@@ -509,5 +520,7 @@ int wsg_worker_run(wsg_worker_t *w)
         uv_run(&w->loop, UV_RUN_DEFAULT);
         rc = uv_loop_close(&w->loop);
     }
+    wsg_tls_free(w->redis_tls);
+    w->redis_tls = NULL;
     return rc;
 }

@@ -2,7 +2,6 @@
 #include "commands.h"
 
 #include <errno.h>
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,11 +100,10 @@ static void complete(cmd_req_t *r, const redisReply *last)
 
 static int send_req(wsg_redis_cmd_t *cmd, cmd_req_t *r);
 
-static void on_reply(redisAsyncContext *ac, void *reply_ptr, void *privdata)
+static void on_reply(void *privdata, const redisReply *reply)
 {
     cmd_req_t *r = privdata;
     wsg_redis_cmd_t *cmd = r->owner;
-    redisReply *reply = reply_ptr;
     if (reply == NULL) {
         /* The connection is gone. Only the first callback of a request acts: the request goes to the lost
          * list to be sent again from the first command that has no reply yet. */
@@ -135,21 +133,19 @@ static void on_reply(redisAsyncContext *ac, void *reply_ptr, void *privdata)
 
 static int send_req(wsg_redis_cmd_t *cmd, cmd_req_t *r)
 {
-    redisAsyncContext *ac = wsg_redis_link_context(cmd->link);
-    if (ac == NULL)
+    if (!wsg_redis_link_is_ready(cmd->link))
         return -ENOTCONN;
     r->replies_got = 0;
     if (r->sent_from == 0 && r->n_commands == 2) {
-        if (redisAsyncFormattedCommand(ac, on_reply, r, r->wire, r->split - 1) != REDIS_OK)
+        if (wsg_redis_link_send(cmd->link, r->wire, r->split - 1, on_reply, r) < 0)
             return -ENOTCONN;
-        if (redisAsyncFormattedCommand(ac, on_reply, r, r->wire + r->split, r->wire_len - r->split) !=
-            REDIS_OK) {
-            /* Cannot happen on a live context; the first command's callback will report the loss. */
-            return 0;
+        if (wsg_redis_link_send(cmd->link, r->wire + r->split, r->wire_len - r->split, on_reply, r) < 0) {
+            /* Out of memory: the connection is dropped, so that the request is sent again whole. */
+            wsg_redis_link_reset(cmd->link, "out of memory");
         }
     } else {
         size_t off = r->sent_from == 0 ? 0 : r->split;
-        if (redisAsyncFormattedCommand(ac, on_reply, r, r->wire + off, r->wire_len - off) != REDIS_OK)
+        if (wsg_redis_link_send(cmd->link, r->wire + off, r->wire_len - off, on_reply, r) < 0)
             return -ENOTCONN;
     }
     cmd->in_flight++;
@@ -255,7 +251,7 @@ int wsg_redis_cmd_publish(wsg_redis_cmd_t *cmd, const char *channel, size_t chan
         return -ENOMEM;
     }
     if (setex != NULL) {
-        /* Each command keeps its NUL terminator: hiredis scans formatted commands with strchr(). */
+        /* Both commands in one buffer; the second starts after the first's NUL terminator. */
         char *both = realloc(publish, (size_t)publish_len + 1 + (size_t)setex_len + 1);
         if (both == NULL) {
             free(publish);

@@ -30,8 +30,8 @@ typedef struct wsg_redis_cmd_handler {
 /** Allocates the command link and starts connecting. `max_backlog` bounds the commands waiting while Redis
  *  is unreachable. Borrows `loop`, `handler`, `arg`; copies `addr`, `opts`. NULL when out of memory. */
 wsg_redis_cmd_t *wsg_redis_cmd_new(uv_loop_t *loop, const wsg_redis_addr_t *addr,
-                                   const wsg_redis_link_options_t *opts, const wsg_redis_cmd_handler_t *handler,
-                                   void *arg, size_t max_backlog);
+                                   const wsg_redis_link_options_t *opts,
+                                   const wsg_redis_cmd_handler_t *handler, void *arg, size_t max_backlog);
 
 /** ws4redis's publish: PUBLISH `channel` `payload`, then SETEX `channel` `expire_s` `payload` when
  *  `expire_s` > 0. `cb` runs once, after the last reply (never synchronously). Borrows the bytes.

@@ -1,29 +1,38 @@
-/* One Redis connection on the libuv loop, with our own hiredis event adapter, timeouts and reconnect. */
+/* One Redis connection on the libuv loop: our transport underneath, hiredis's reader on top, timeouts,
+ * reconnect with backoff and Sentinel discovery (see link.h). */
 #include "link.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 
 enum link_state {
     LINK_WAITING,        /* no connection; the timer starts the next attempt */
-    LINK_RESOLVING,      /* uv_getaddrinfo in flight */
-    LINK_CONNECTING,     /* TCP/unix connect in progress */
-    LINK_AUTHENTICATING, /* AUTH/SELECT/CLIENT SETNAME replies pending */
+    LINK_CONNECTING,     /* name lookup, connect and TLS handshake (the transport's business) */
+    LINK_AUTHENTICATING, /* AUTH/SELECT/ROLE/CLIENT SETNAME (or the sentinel's answer) pending */
     LINK_READY,
     LINK_CLOSING,
 };
 
-/* hiredis 0.14 reads at most this much per redisAsyncHandleRead (its stack buffer). */
-#define HIREDIS_READ_CHUNK (16 * 1024)
-/* Bytes one readiness event reads when the owner sets no bound: several reads per event let a burst of
- * published messages be parsed in one loop turn and fanned out with one write per subscriber. */
+/* Bytes one batch reads when the owner sets no bound: several reads per batch let a burst of published
+ * messages be parsed in one loop turn and fanned out with one write per subscriber. */
 #define DEFAULT_READ_BYTES_PER_EVENT (256 * 1024)
+
+/* A command sent whose reply (or, for pub/sub commands, confirmations) has not all come. */
+typedef struct pending {
+    wsg_redis_reply_cb cb;
+    void *privdata;
+    uint32_t confirmations; /* pub/sub commands: confirmations still expected; 0 for other commands */
+} pending_t;
+
+/* Commands in flight, oldest first, in a ring that grows by doubling. */
+typedef struct pending_ring {
+    pending_t *items;
+    size_t cap, head, count;
+} pending_ring_t;
 
 struct wsg_redis_link {
     uv_loop_t *loop;
@@ -31,152 +40,45 @@ struct wsg_redis_link {
     wsg_redis_link_options_t opts;
     const wsg_redis_link_handler_t *handler;
     void *arg;
-    redisAsyncContext *ac;
-    uv_poll_t *poll;  /* one per connection: a poll handle cannot be re-initialised until it is closed */
-    int poll_events;
-    uv_timer_t timer; /* connect timeout while connecting, backoff while waiting */
-    uv_getaddrinfo_t *resolver;
+    wsg_transport_t *transport;
+    redisReader *reader;
+    pending_ring_t pending;
+    uv_timer_t timer; /* next attempt, connect timeout, resume of reading, or the bound of a graceful close */
     enum link_state state;
-    uint64_t backoff_ms;
+    uint64_t backoff_ms; /* delay of the next retry: 0 right after a loss, then growing */
     unsigned setup_replies_left;
-    const char *setup_error;
-    char why[640];
-    unsigned open_handles; /* timer + poll handles + resolver not yet released */
-    /* Where the current attempt connects: the address, a sentinel, or the master a sentinel named. */
-    char target_host[256];
-    uint16_t target_port;
+    unsigned open_handles; /* the timer and transports not yet freed */
+    bool setup_failed;
+    bool is_dispatching;       /* replies are being handed out: the reader must outlive the loop over them */
+    bool is_read_paused;       /* the batch bound was reached; the timer resumes reading */
+    bool is_reset_pending;     /* wsg_redis_link_reset was called; the timer completes it */
     bool was_closed_by_server; /* the last ready connection ended with the server closing it */
-    bool is_asking_sentinel; /* the current connection is to a sentinel, asking for the master */
-    bool has_master;         /* target_host/port hold the master a sentinel named */
-    unsigned sentinel_index; /* the sentinel asked next (rotates on failures) */
+    bool is_asking_sentinel;   /* the current connection is to a sentinel, asking for the master */
+    bool has_master;           /* target_host/port hold the master a sentinel named */
+    unsigned sentinel_index;   /* the sentinel asked next (rotates on failures) */
+    size_t read_in_batch;
+    char target_host[256]; /* where the current attempt connects: the address, a sentinel, or the master */
+    uint16_t target_port;
+    char why[640];
     void (*close_cb)(void *);
     void *close_arg;
 };
 
 static void start_attempt(wsg_redis_link_t *link);
-static void schedule_retry(wsg_redis_link_t *link, const char *why);
-static void close_timer(wsg_redis_link_t *link);
+static void schedule_retry(wsg_redis_link_t *link);
+static void on_timer(uv_timer_t *timer);
 
 static void release_handle(wsg_redis_link_t *link)
 {
-    if (--link->open_handles == 0 && link->state == LINK_CLOSING) {
-        void (*cb)(void *) = link->close_cb;
-        void *cb_arg = link->close_arg;
-        free(link);
-        if (cb != NULL)
-            cb(cb_arg);
-    }
-}
-
-/* ---- hiredis event adapter ---------------------------------------------------------------------- */
-
-static void on_poll_closed(uv_handle_t *handle)
-{
-    wsg_redis_link_t *link = handle->data;
-    free(handle);
-    release_handle(link);
-}
-
-static void on_poll(uv_poll_t *handle, int status, int events)
-{
-    wsg_redis_link_t *link = handle->data;
-    redisAsyncContext *ac = link->ac;
-    if (ac == NULL || handle != link->poll)
+    if (--link->open_handles > 0 || link->state != LINK_CLOSING)
         return;
-    if (status < 0)
-        events = UV_READABLE | UV_WRITABLE; /* let hiredis find and report the socket error */
-    if (events & UV_READABLE) {
-        /* Read while the kernel holds data, up to the byte bound: what one event reads is fanned out before
-         * the next flush, so the bound keeps one event from overflowing even a client that keeps up. */
-        int fd = ac->c.fd; /* read before the call: a lost connection frees `ac` inside it */
-        size_t taken = 0;
-        do {
-            int pending = 0;
-            if (taken > 0 && (ioctl(fd, FIONREAD, &pending) != 0 || pending <= 0))
-                break;
-            redisAsyncHandleRead(ac);
-            taken += HIREDIS_READ_CHUNK;
-        } while (link->ac == ac && taken < link->opts.read_bytes_per_event);
-        if (link->handler->on_read_done != NULL)
-            link->handler->on_read_done(link, link->arg);
-    }
-    if ((events & UV_WRITABLE) && link->ac == ac)
-        redisAsyncHandleWrite(ac);
+    void (*cb)(void *) = link->close_cb;
+    void *cb_arg = link->close_arg;
+    free(link->pending.items);
+    free(link);
+    if (cb != NULL)
+        cb(cb_arg);
 }
-
-static void update_poll(wsg_redis_link_t *link)
-{
-    if (link->poll == NULL)
-        return;
-    if (link->poll_events != 0)
-        uv_poll_start(link->poll, link->poll_events, on_poll);
-    else
-        uv_poll_stop(link->poll);
-}
-
-static void ev_add_read(void *data)
-{
-    wsg_redis_link_t *link = data;
-    link->poll_events |= UV_READABLE;
-    update_poll(link);
-}
-
-static void ev_del_read(void *data)
-{
-    wsg_redis_link_t *link = data;
-    link->poll_events &= ~UV_READABLE;
-    update_poll(link);
-}
-
-static void ev_add_write(void *data)
-{
-    wsg_redis_link_t *link = data;
-    link->poll_events |= UV_WRITABLE;
-    update_poll(link);
-}
-
-static void ev_del_write(void *data)
-{
-    wsg_redis_link_t *link = data;
-    link->poll_events &= ~UV_WRITABLE;
-    update_poll(link);
-}
-
-static void ev_cleanup(void *data)
-{
-    wsg_redis_link_t *link = data;
-    if (link->poll != NULL) {
-        uv_poll_stop(link->poll);
-        uv_close((uv_handle_t *)link->poll, on_poll_closed);
-        link->poll = NULL;
-    }
-    link->poll_events = 0;
-}
-
-static int attach_adapter(wsg_redis_link_t *link, redisAsyncContext *ac)
-{
-    uv_poll_t *poll = malloc(sizeof(*poll));
-    if (poll == NULL)
-        return -ENOMEM;
-    int rc = uv_poll_init(link->loop, poll, ac->c.fd);
-    if (rc < 0) {
-        free(poll);
-        return rc;
-    }
-    poll->data = link;
-    link->poll = poll;
-    link->open_handles++;
-    link->poll_events = 0;
-    ac->ev.data = link;
-    ac->ev.addRead = ev_add_read;
-    ac->ev.delRead = ev_del_read;
-    ac->ev.addWrite = ev_add_write;
-    ac->ev.delWrite = ev_del_write;
-    ac->ev.cleanup = ev_cleanup;
-    return 0;
-}
-
-/* ---- connection lifecycle ----------------------------------------------------------------------- */
 
 static void set_why(wsg_redis_link_t *link, const char *why, const char *detail)
 {
@@ -186,39 +88,380 @@ static void set_why(wsg_redis_link_t *link, const char *why, const char *detail)
         snprintf(link->why, sizeof link->why, "%s", why);
 }
 
-static void on_timer(uv_timer_t *timer)
+/* ---- commands in flight ---------------------------------------------------------------------------------
+ */
+
+static int pending_push(pending_ring_t *ring, pending_t item)
 {
-    wsg_redis_link_t *link = timer->data;
-    switch (link->state) {
-    case LINK_WAITING:
-        start_attempt(link);
-        break;
-    case LINK_CONNECTING:
-    case LINK_AUTHENTICATING: {
-        /* Our own connect timeout: hiredis 0.14 has none for asynchronous contexts. */
-        redisAsyncContext *ac = link->ac;
-        set_why(link, "connect timeout", NULL);
-        link->state = LINK_WAITING; /* on_disconnect, if hiredis calls it, must not treat this as a loss */
-        redisAsyncFree(ac);
-        link->ac = NULL;
-        schedule_retry(link, link->why);
-        break;
+    if (ring->count == ring->cap) {
+        size_t cap = ring->cap ? ring->cap * 2 : 64;
+        pending_t *items = malloc(cap * sizeof(*items));
+        if (items == NULL)
+            return -ENOMEM;
+        for (size_t i = 0; i < ring->count; i++)
+            items[i] = ring->items[(ring->head + i) % ring->cap];
+        free(ring->items);
+        ring->items = items;
+        ring->cap = cap;
+        ring->head = 0;
     }
-    case LINK_CLOSING:
-        /* Redis did not answer the replies in flight in time: abandon them. */
-        if (link->ac != NULL) {
-            redisAsyncContext *ac = link->ac;
-            link->ac = NULL;
-            redisAsyncFree(ac);
-        }
-        close_timer(link);
-        break;
-    default:
-        break;
+    ring->items[(ring->head + ring->count) % ring->cap] = item;
+    ring->count++;
+    return 0;
+}
+
+static pending_t *pending_head(pending_ring_t *ring)
+{
+    return ring->count > 0 ? &ring->items[ring->head] : NULL;
+}
+
+static void pending_pop(pending_ring_t *ring)
+{
+    ring->head = (ring->head + 1) % ring->cap;
+    ring->count--;
+}
+
+/* Calls every callback in flight with NULL (the connection is gone). Taken out first: a callback may send. */
+static void fail_pending(wsg_redis_link_t *link)
+{
+    pending_ring_t lost = link->pending;
+    link->pending = (pending_ring_t){0};
+    for (size_t i = 0; i < lost.count; i++) {
+        pending_t *p = &lost.items[(lost.head + i) % lost.cap];
+        if (p->cb != NULL)
+            p->cb(p->privdata, NULL);
+    }
+    if (link->pending.items == NULL) {
+        lost.head = lost.count = 0; /* keep the memory for the next connection */
+        link->pending = lost;
+    } else {
+        free(lost.items);
     }
 }
 
-static void schedule_retry(wsg_redis_link_t *link, const char *why)
+/* ---- the connection -------------------------------------------------------------------------------------
+ */
+
+static void on_transport_closed(void *arg)
+{
+    release_handle(arg);
+}
+
+/* Closes the current connection (if any); replies not handed out yet are dropped with it. */
+static void drop_connection(wsg_redis_link_t *link)
+{
+    if (link->transport != NULL) {
+        wsg_transport_close(link->transport, on_transport_closed, link);
+        link->transport = NULL;
+    }
+    if (link->reader != NULL && !link->is_dispatching)
+        redisReaderFree(link->reader);
+    link->reader = NULL;
+    link->is_read_paused = false;
+    link->read_in_batch = 0;
+}
+
+static int send_raw(wsg_redis_link_t *link, const char *cmd, size_t len, pending_t item)
+{
+    if (pending_push(&link->pending, item) < 0)
+        return -ENOMEM;
+    if (wsg_transport_write(link->transport, cmd, len) < 0) {
+        /* Only out of memory: the entry stays, the loss of the connection will fail it. */
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+int wsg_redis_link_send(wsg_redis_link_t *link, const char *cmd, size_t len, wsg_redis_reply_cb cb,
+                        void *privdata)
+{
+    if (link->state != LINK_READY)
+        return -ENOTCONN;
+    return send_raw(link, cmd, len, (pending_t){cb, privdata, 0});
+}
+
+int wsg_redis_link_send_pubsub(wsg_redis_link_t *link, const char *cmd, size_t len, unsigned confirmations,
+                               wsg_redis_reply_cb on_error, void *privdata)
+{
+    if (link->state != LINK_READY)
+        return -ENOTCONN;
+    if (!link->opts.is_pubsub || confirmations == 0)
+        return -EINVAL;
+    return send_raw(link, cmd, len, (pending_t){on_error, privdata, confirmations});
+}
+
+/* Internal commands while authenticating: the reply goes to `cb` with the link. */
+static void send_setup(wsg_redis_link_t *link, wsg_redis_reply_cb cb, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *cmd = NULL;
+    int len = redisvFormatCommand(&cmd, fmt, ap);
+    va_end(ap);
+    if (len < 0 || send_raw(link, cmd, (size_t)len, (pending_t){cb, link, 0}) < 0)
+        link->setup_failed = true; /* out of memory: the attempt fails when the replies are counted */
+    else
+        link->setup_replies_left++;
+    free(cmd);
+}
+
+static bool kind_is(const redisReply *kind, const char *name)
+{
+    size_t n = strlen(name);
+    return kind->len == n && memcmp(kind->str, name, n) == 0;
+}
+
+/* Hands one reply to whom it belongs. Returns false on a reply nothing waits for (a protocol error). */
+static bool dispatch(wsg_redis_link_t *link, redisReply *reply)
+{
+    if (link->opts.is_pubsub && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2 &&
+        reply->element[0]->type == REDIS_REPLY_STRING) {
+        const redisReply *kind = reply->element[0];
+        if (kind_is(kind, "message") || kind_is(kind, "pmessage") || kind_is(kind, "smessage")) {
+            if (link->state == LINK_READY && link->handler->on_push != NULL)
+                link->handler->on_push(link, link->arg, reply);
+            return true;
+        }
+        if (kind_is(kind, "subscribe") || kind_is(kind, "unsubscribe") || kind_is(kind, "psubscribe") ||
+            kind_is(kind, "punsubscribe") || kind_is(kind, "ssubscribe") || kind_is(kind, "sunsubscribe")) {
+            /* A confirmation counts against the oldest pub/sub command; one nothing asked for (Redis Cluster
+             * unsubscribes shard channels whose slot moved) is passed on all the same. */
+            pending_t *head = pending_head(&link->pending);
+            if (head != NULL && head->confirmations > 0 && --head->confirmations == 0)
+                pending_pop(&link->pending);
+            if (link->handler->on_push != NULL && link->state == LINK_READY)
+                link->handler->on_push(link, link->arg, reply);
+            return true;
+        }
+    }
+    pending_t *head = pending_head(&link->pending);
+    if (head == NULL)
+        return false;
+    pending_t item = *head;
+    pending_pop(&link->pending);
+    if (item.cb != NULL)
+        item.cb(item.privdata, reply);
+    return true;
+}
+
+static void finish_close_if_drained(wsg_redis_link_t *link);
+
+static void on_transport_data(void *arg, const char *data, size_t len)
+{
+    wsg_redis_link_t *link = arg;
+    redisReader *reader = link->reader;
+    if (reader == NULL || redisReaderFeed(reader, data, len) != REDIS_OK) {
+        if (reader == NULL)
+            return;
+        set_why(link, "connection lost", "out of memory");
+        drop_connection(link);
+        fail_pending(link);
+        schedule_retry(link);
+        return;
+    }
+    link->is_dispatching = true;
+    bool is_protocol_error = false;
+    while (link->reader == reader && !link->is_reset_pending) {
+        void *reply = NULL;
+        if (redisReaderGetReply(reader, &reply) != REDIS_OK) {
+            set_why(link, "protocol error", reader->errstr);
+            is_protocol_error = true;
+            break;
+        }
+        if (reply == NULL)
+            break;
+        bool is_expected = dispatch(link, reply);
+        freeReplyObject(reply);
+        if (!is_expected) {
+            set_why(link, "protocol error", "a reply nothing waits for");
+            is_protocol_error = true;
+            break;
+        }
+    }
+    link->is_dispatching = false;
+    if (link->reader != reader) {
+        redisReaderFree(reader); /* the connection was dropped by a callback */
+        return;
+    }
+    if (is_protocol_error) {
+        drop_connection(link);
+        fail_pending(link);
+        if (link->state == LINK_CLOSING)
+            finish_close_if_drained(link);
+        else
+            schedule_retry(link);
+        return;
+    }
+    if (link->state == LINK_CLOSING) {
+        finish_close_if_drained(link);
+        return;
+    }
+    /* Bound the work of one loop turn: what one batch reads is fanned out before the next flush. */
+    link->read_in_batch += len;
+    if (link->state == LINK_READY && link->read_in_batch >= link->opts.read_bytes_per_event) {
+        link->read_in_batch = 0;
+        link->is_read_paused = true;
+        wsg_transport_read_stop(link->transport);
+        uv_timer_start(&link->timer, on_timer, 0, 0);
+        if (link->handler->on_read_done != NULL)
+            link->handler->on_read_done(link, link->arg);
+    }
+}
+
+static void on_transport_read_end(void *arg)
+{
+    wsg_redis_link_t *link = arg;
+    link->read_in_batch = 0;
+    if (link->state == LINK_READY && link->handler->on_read_done != NULL)
+        link->handler->on_read_done(link, link->arg);
+}
+
+static void on_transport_error(void *arg, int err, const char *why)
+{
+    wsg_redis_link_t *link = arg;
+    if (link->is_reset_pending)
+        return; /* the timer completes the reset */
+    if (link->state == LINK_CLOSING) {
+        drop_connection(link);
+        fail_pending(link);
+        finish_close_if_drained(link);
+        return;
+    }
+    link->was_closed_by_server = link->state == LINK_READY && err == UV_EOF;
+    const char *what = link->state == LINK_READY  ? "connection lost"
+                       : link->is_asking_sentinel ? "sentinel unreachable"
+                                                  : "connect failed";
+    set_why(link, what, why);
+    drop_connection(link);
+    fail_pending(link);
+    schedule_retry(link);
+}
+
+static void setup_step_done(wsg_redis_link_t *link)
+{
+    if (--link->setup_replies_left > 0)
+        return;
+    if (link->setup_failed) {
+        drop_connection(link);
+        fail_pending(link);
+        schedule_retry(link);
+        return;
+    }
+    uv_timer_stop(&link->timer);
+    link->state = LINK_READY;
+    link->backoff_ms = 0; /* the next loss retries at once */
+    if (link->handler->on_ready != NULL)
+        link->handler->on_ready(link, link->arg);
+}
+
+/* AUTH and SELECT: an error fails this attempt. */
+static void on_setup_reply(void *privdata, const redisReply *reply)
+{
+    wsg_redis_link_t *link = privdata;
+    if (reply == NULL || link->state != LINK_AUTHENTICATING)
+        return; /* the connection is going away; that is reported */
+    if (reply->type == REDIS_REPLY_ERROR && !link->setup_failed) {
+        set_why(link, "setup failed", reply->str);
+        link->setup_failed = true;
+    }
+    setup_step_done(link);
+}
+
+/* CLIENT SETNAME is a courtesy: servers without it (old ones, some sentinels) are fine. */
+static void on_setname_reply(void *privdata, const redisReply *reply)
+{
+    wsg_redis_link_t *link = privdata;
+    if (reply == NULL || link->state != LINK_AUTHENTICATING)
+        return;
+    setup_step_done(link);
+}
+
+/* ROLE, on a master found through Sentinel: a sentinel's answer can be stale during a failover. */
+static void on_role_reply(void *privdata, const redisReply *reply)
+{
+    wsg_redis_link_t *link = privdata;
+    if (reply == NULL || link->state != LINK_AUTHENTICATING)
+        return;
+    bool is_master = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+                     reply->element[0]->type == REDIS_REPLY_STRING &&
+                     strcmp(reply->element[0]->str, "master") == 0;
+    if (!is_master && !link->setup_failed) {
+        char detail[320];
+        snprintf(detail, sizeof detail, "%s:%u is not a master (stale sentinel answer)", link->target_host,
+                 link->target_port);
+        set_why(link, "setup failed", detail);
+        link->setup_failed = true;
+        link->has_master = false;
+    }
+    setup_step_done(link);
+}
+
+/* SENTINEL get-master-addr-by-name: remember the master, then connect to it on the next loop turn. */
+static void on_sentinel_reply(void *privdata, const redisReply *reply)
+{
+    wsg_redis_link_t *link = privdata;
+    if (reply == NULL || link->state != LINK_AUTHENTICATING)
+        return;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[0]->type == REDIS_REPLY_STRING && reply->element[1]->type == REDIS_REPLY_STRING &&
+        reply->element[0]->len < sizeof link->target_host) {
+        long port = strtol(reply->element[1]->str, NULL, 10);
+        if (port > 0 && port < 65536) {
+            memcpy(link->target_host, reply->element[0]->str, reply->element[0]->len + 1);
+            link->target_port = (uint16_t)port;
+            link->has_master = true;
+        }
+    }
+    drop_connection(link);
+    if (!link->has_master) {
+        char detail[512];
+        snprintf(detail, sizeof detail, "sentinel %s:%u does not know master %s",
+                 link->addr.sentinels[link->sentinel_index % link->addr.nsentinels].host,
+                 link->addr.sentinels[link->sentinel_index % link->addr.nsentinels].port,
+                 link->addr.master_name);
+        set_why(link, "setup failed", detail);
+        schedule_retry(link);
+        return;
+    }
+    link->state = LINK_WAITING;
+    uv_timer_start(&link->timer, on_timer, 0, 0);
+}
+
+static void on_transport_open(void *arg)
+{
+    wsg_redis_link_t *link = arg;
+    link->state = LINK_AUTHENTICATING;
+    link->setup_failed = false;
+    link->setup_replies_left = 0;
+    const wsg_redis_addr_t *a = &link->addr;
+    if (link->is_asking_sentinel) {
+        send_setup(link, on_sentinel_reply, "SENTINEL get-master-addr-by-name %s", a->master_name);
+        return;
+    }
+    if (a->password[0] != '\0') {
+        if (a->username[0] != '\0')
+            send_setup(link, on_setup_reply, "AUTH %s %s", a->username, a->password);
+        else
+            send_setup(link, on_setup_reply, "AUTH %s", a->password);
+    }
+    if (link->opts.select_db && a->db != 0)
+        send_setup(link, on_setup_reply, "SELECT %d", a->db);
+    if (a->is_sentinel)
+        send_setup(link, on_role_reply, "ROLE");
+    send_setup(link, on_setname_reply, "CLIENT SETNAME %s", link->opts.name);
+}
+
+static const wsg_transport_handler_t transport_handler = {
+    .on_open = on_transport_open,
+    .on_data = on_transport_data,
+    .on_error = on_transport_error,
+    .on_read_end = on_transport_read_end,
+};
+
+/* ---- attempts and retries -------------------------------------------------------------------------------
+ */
+
+static void schedule_retry(wsg_redis_link_t *link)
 {
     if (link->addr.is_sentinel) {
         /* Ask a sentinel again before the next attempt (the next one, when this one failed). */
@@ -227,230 +470,18 @@ static void schedule_retry(wsg_redis_link_t *link, const char *why)
         link->has_master = false;
         link->is_asking_sentinel = false;
     }
-    uint64_t base = link->backoff_ms;
-    /* Jitter of +-20% so that many gateways do not reconnect in lockstep after a Redis restart. */
-    uint64_t jitter_span = base / 5;
-    uint64_t delay = base - jitter_span + (jitter_span ? (uint64_t)rand() % (2 * jitter_span + 1) : 0);
-    link->backoff_ms = base * 2 > link->opts.retry_max_ms ? link->opts.retry_max_ms : base * 2;
+    uint64_t delay = link->backoff_ms;
+    if (delay > 0) {
+        /* Jitter of +-20% so that many gateways do not reconnect in lockstep after a Redis restart. */
+        uint64_t span = delay / 5;
+        delay = delay - span + (span ? (uint64_t)rand() % (2 * span + 1) : 0);
+    }
+    uint64_t next = link->backoff_ms == 0 ? link->opts.retry_min_ms : link->backoff_ms * 2;
+    link->backoff_ms = next > link->opts.retry_max_ms ? link->opts.retry_max_ms : next;
     link->state = LINK_WAITING;
     uv_timer_start(&link->timer, on_timer, delay, 0);
     if (link->handler->on_down != NULL)
-        link->handler->on_down(link, link->arg, why, delay);
-}
-
-static void on_disconnect(const redisAsyncContext *ac, int status)
-{
-    wsg_redis_link_t *link = ac->ev.data;
-    if (link == NULL)
-        return;
-    link->ac = NULL;
-    if (link->state == LINK_CLOSING) {
-        close_timer(link);
-        return;
-    }
-    if (link->state == LINK_WAITING)
-        return; /* we asked for it */
-    uv_timer_stop(&link->timer);
-    if (link->is_asking_sentinel && link->has_master && link->setup_error == NULL) {
-        /* The sentinel named the master: connect to it on the next loop turn (not inside hiredis). */
-        link->state = LINK_WAITING;
-        uv_timer_start(&link->timer, on_timer, 0, 0);
-        return;
-    }
-    link->was_closed_by_server = link->state == LINK_READY && ac->err == REDIS_ERR_EOF;
-    if (link->setup_error != NULL)
-        set_why(link, "setup failed", link->setup_error);
-    else if (status != REDIS_OK)
-        set_why(link, "connection lost", ac->errstr);
-    else
-        set_why(link, "connection closed", NULL);
-    link->setup_error = NULL;
-    schedule_retry(link, link->why);
-}
-
-static void setup_step_done(wsg_redis_link_t *link, redisAsyncContext *ac);
-
-/* AUTH and SELECT: an error fails this attempt. */
-static void on_setup_reply(redisAsyncContext *ac, void *reply_ptr, void *privdata)
-{
-    wsg_redis_link_t *link = privdata;
-    redisReply *reply = reply_ptr;
-    if (reply == NULL || link->state != LINK_AUTHENTICATING)
-        return; /* the connection is going away; on_disconnect reports it */
-    if (reply->type == REDIS_REPLY_ERROR && link->setup_error == NULL) {
-        snprintf(link->why, sizeof link->why, "%s", reply->str);
-        link->setup_error = link->why;
-    }
-    setup_step_done(link, ac);
-}
-
-/* CLIENT SETNAME is a courtesy: servers without it (old ones, some sentinels) are fine. */
-static void on_setname_reply(redisAsyncContext *ac, void *reply_ptr, void *privdata)
-{
-    wsg_redis_link_t *link = privdata;
-    if (reply_ptr == NULL || link->state != LINK_AUTHENTICATING)
-        return;
-    setup_step_done(link, ac);
-}
-
-/* ROLE, on a master found through Sentinel: a sentinel's answer can be stale during a failover. */
-static void on_role_reply(redisAsyncContext *ac, void *reply_ptr, void *privdata)
-{
-    wsg_redis_link_t *link = privdata;
-    redisReply *reply = reply_ptr;
-    if (reply == NULL || link->state != LINK_AUTHENTICATING)
-        return;
-    bool is_master = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
-                     reply->element[0]->type == REDIS_REPLY_STRING && strcmp(reply->element[0]->str, "master") == 0;
-    if (!is_master && link->setup_error == NULL) {
-        snprintf(link->why, sizeof link->why, "%s:%u is not a master (stale sentinel answer)", link->target_host,
-                 link->target_port);
-        link->setup_error = link->why;
-        link->has_master = false;
-    }
-    setup_step_done(link, ac);
-}
-
-/* SENTINEL get-master-addr-by-name: remember the master, then connect to it. */
-static void on_sentinel_reply(redisAsyncContext *ac, void *reply_ptr, void *privdata)
-{
-    wsg_redis_link_t *link = privdata;
-    redisReply *reply = reply_ptr;
-    if (reply == NULL || link->state != LINK_AUTHENTICATING)
-        return;
-    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 && reply->element[0]->type == REDIS_REPLY_STRING &&
-        reply->element[1]->type == REDIS_REPLY_STRING && reply->element[0]->len < sizeof link->target_host) {
-        long port = strtol(reply->element[1]->str, NULL, 10);
-        if (port > 0 && port < 65536) {
-            memcpy(link->target_host, reply->element[0]->str, reply->element[0]->len + 1);
-            link->target_port = (uint16_t)port;
-            link->has_master = true;
-        }
-    }
-    if (!link->has_master) {
-        snprintf(link->why, sizeof link->why, "sentinel %s:%u does not know master %s",
-                 link->addr.sentinels[link->sentinel_index % link->addr.nsentinels].host,
-                 link->addr.sentinels[link->sentinel_index % link->addr.nsentinels].port, link->addr.master_name);
-        link->setup_error = link->why;
-    }
-    redisAsyncDisconnect(ac); /* deferred until this callback returns; on_disconnect goes on */
-}
-
-static void setup_step_done(wsg_redis_link_t *link, redisAsyncContext *ac)
-{
-    if (--link->setup_replies_left > 0)
-        return;
-    if (link->setup_error != NULL) {
-        redisAsyncDisconnect(ac); /* deferred by hiredis until this callback returns */
-        return;
-    }
-    uv_timer_stop(&link->timer);
-    link->state = LINK_READY;
-    link->backoff_ms = link->opts.retry_min_ms;
-    if (link->handler->on_ready != NULL)
-        link->handler->on_ready(link, link->arg);
-}
-
-static void on_connect(const redisAsyncContext *cac, int status)
-{
-    redisAsyncContext *ac = (redisAsyncContext *)cac;
-    wsg_redis_link_t *link = ac->ev.data;
-    if (status != REDIS_OK) {
-        /* hiredis frees the context when this returns. */
-        set_why(link, "connect failed", ac->errstr);
-        link->ac = NULL;
-        uv_timer_stop(&link->timer);
-        schedule_retry(link, link->why);
-        return;
-    }
-    link->state = LINK_AUTHENTICATING;
-    link->setup_error = NULL;
-    link->setup_replies_left = 0;
-    const wsg_redis_addr_t *a = &link->addr;
-    int rc = REDIS_OK;
-    if (link->is_asking_sentinel) {
-        redisAsyncCommand(ac, on_sentinel_reply, link, "SENTINEL get-master-addr-by-name %s", a->master_name);
-        return;
-    }
-    if (a->password[0] != '\0') {
-        if (a->username[0] != '\0')
-            rc |= redisAsyncCommand(ac, on_setup_reply, link, "AUTH %s %s", a->username, a->password);
-        else
-            rc |= redisAsyncCommand(ac, on_setup_reply, link, "AUTH %s", a->password);
-        link->setup_replies_left++;
-    }
-    if (link->opts.select_db && a->db != 0) {
-        rc |= redisAsyncCommand(ac, on_setup_reply, link, "SELECT %d", a->db);
-        link->setup_replies_left++;
-    }
-    if (a->is_sentinel) {
-        rc |= redisAsyncCommand(ac, on_role_reply, link, "ROLE");
-        link->setup_replies_left++;
-    }
-    rc |= redisAsyncCommand(ac, on_setname_reply, link, "CLIENT SETNAME %s", link->opts.name);
-    link->setup_replies_left++;
-    (void)rc; /* a failure here surfaces as a disconnect */
-}
-
-static void connect_to(wsg_redis_link_t *link, const char *host)
-{
-    redisAsyncContext *ac = link->addr.is_unix ? redisAsyncConnectUnix(link->addr.path)
-                                               : redisAsyncConnect(host, link->target_port);
-    if (ac == NULL) {
-        set_why(link, "connect failed", "out of memory");
-        schedule_retry(link, link->why);
-        return;
-    }
-    if (ac->err) {
-        set_why(link, "connect failed", ac->errstr);
-        redisAsyncFree(ac);
-        schedule_retry(link, link->why);
-        return;
-    }
-    int rc = attach_adapter(link, ac);
-    if (rc < 0) {
-        set_why(link, "connect failed", uv_strerror(rc));
-        redisAsyncFree(ac);
-        schedule_retry(link, link->why);
-        return;
-    }
-    link->ac = ac;
-    link->state = LINK_CONNECTING;
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    uv_timer_start(&link->timer, on_timer, link->opts.connect_timeout_ms, 0);
-}
-
-static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
-{
-    wsg_redis_link_t *link = req->data;
-    free(req);
-    link->resolver = NULL;
-    if (link->state == LINK_CLOSING) {
-        uv_freeaddrinfo(res);
-        release_handle(link);
-        return;
-    }
-    link->open_handles--; /* the resolver no longer pins the link */
-    if (status < 0 || res == NULL) {
-        set_why(link, "cannot resolve host", uv_strerror(status));
-        uv_freeaddrinfo(res);
-        schedule_retry(link, link->why);
-        return;
-    }
-    char ip[INET6_ADDRSTRLEN] = "";
-    if (res->ai_family == AF_INET6)
-        uv_ip6_name((const struct sockaddr_in6 *)res->ai_addr, ip, sizeof ip);
-    else
-        uv_ip4_name((const struct sockaddr_in *)res->ai_addr, ip, sizeof ip);
-    uv_freeaddrinfo(res);
-    connect_to(link, ip);
-}
-
-static bool is_numeric_host(const char *host)
-{
-    unsigned char buf[sizeof(struct in6_addr)];
-    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+        link->handler->on_down(link, link->arg, link->why, delay);
 }
 
 static void start_attempt(wsg_redis_link_t *link)
@@ -466,33 +497,63 @@ static void start_attempt(wsg_redis_link_t *link)
         snprintf(link->target_host, sizeof link->target_host, "%s", a->host);
         link->target_port = a->port;
     }
-    if (a->is_unix || is_numeric_host(link->target_host)) {
-        connect_to(link, link->target_host);
-        return;
-    }
-    /* hiredis would resolve names with a blocking getaddrinfo() inside the loop: resolve them ourselves. */
-    uv_getaddrinfo_t *req = malloc(sizeof(*req));
-    if (req == NULL) {
-        schedule_retry(link, "cannot resolve host: out of memory");
-        return;
-    }
-    req->data = link;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    int rc = uv_getaddrinfo(link->loop, req, on_resolved, link->target_host, NULL, &hints);
+    link->reader = redisReaderCreate();
+    int rc = link->reader == NULL ? -ENOMEM
+             : a->is_unix
+                 ? wsg_transport_open_unix(link->loop, a->path, &transport_handler, link, &link->transport)
+                 : wsg_transport_open(link->loop, link->target_host, link->target_port, link->opts.tls,
+                                      link->opts.tls_name, &transport_handler, link, &link->transport);
     if (rc < 0) {
-        free(req);
-        set_why(link, "cannot resolve host", uv_strerror(rc));
-        schedule_retry(link, link->why);
+        set_why(link, "connect failed", uv_strerror(rc));
+        drop_connection(link);
+        schedule_retry(link);
         return;
     }
-    link->resolver = req;
     link->open_handles++;
-    link->state = LINK_RESOLVING;
+    link->state = LINK_CONNECTING;
+    uv_timer_start(&link->timer, on_timer, link->opts.connect_timeout_ms, 0);
+}
+
+static void on_timer(uv_timer_t *timer)
+{
+    wsg_redis_link_t *link = timer->data;
+    switch (link->state) {
+    case LINK_WAITING:
+        if (link->is_reset_pending) {
+            link->is_reset_pending = false;
+            drop_connection(link);
+            fail_pending(link);
+            schedule_retry(link);
+            return;
+        }
+        start_attempt(link);
+        break;
+    case LINK_CONNECTING:
+    case LINK_AUTHENTICATING:
+        /* Our own connect timeout, TLS handshake and setup included. */
+        set_why(link, link->is_asking_sentinel ? "sentinel unreachable" : "connect failed", "timeout");
+        drop_connection(link);
+        fail_pending(link);
+        schedule_retry(link);
+        break;
+    case LINK_READY:
+        if (link->is_read_paused) {
+            link->is_read_paused = false;
+            wsg_transport_read_start(link->transport); /* may hand out replies already received */
+        }
+        break;
+    case LINK_CLOSING:
+        /* Redis did not answer the replies in flight in time: abandon them. */
+        drop_connection(link);
+        fail_pending(link);
+        finish_close_if_drained(link);
+        break;
+    }
 }
 
 wsg_redis_link_t *wsg_redis_link_new(uv_loop_t *loop, const wsg_redis_addr_t *addr,
-                                     const wsg_redis_link_options_t *opts, const wsg_redis_link_handler_t *handler,
-                                     void *arg)
+                                     const wsg_redis_link_options_t *opts,
+                                     const wsg_redis_link_handler_t *handler, void *arg)
 {
     wsg_redis_link_t *link = calloc(1, sizeof(*link));
     if (link == NULL)
@@ -508,19 +569,17 @@ wsg_redis_link_t *wsg_redis_link_new(uv_loop_t *loop, const wsg_redis_addr_t *ad
         link->opts.retry_min_ms = 100;
     if (link->opts.retry_max_ms < link->opts.retry_min_ms)
         link->opts.retry_max_ms = link->opts.retry_min_ms > 5000 ? link->opts.retry_min_ms : 5000;
+    if (addr->is_unix)
+        link->opts.tls = NULL;
     link->handler = handler;
     link->arg = arg;
-    link->backoff_ms = link->opts.retry_min_ms;
     uv_timer_init(loop, &link->timer);
     link->timer.data = link;
     link->open_handles = 1;
-    start_attempt(link);
+    /* The first attempt starts from the loop: nothing is reported from inside this call. */
+    link->state = LINK_WAITING;
+    uv_timer_start(&link->timer, on_timer, 0, 0);
     return link;
-}
-
-struct redisAsyncContext *wsg_redis_link_context(wsg_redis_link_t *link)
-{
-    return link->state == LINK_READY ? link->ac : NULL;
 }
 
 bool wsg_redis_link_is_ready(const wsg_redis_link_t *link)
@@ -537,14 +596,14 @@ void wsg_redis_link_reset(wsg_redis_link_t *link, const char *why)
 {
     if (link->state != LINK_READY)
         return;
-    redisAsyncContext *ac = link->ac;
     set_why(link, why, NULL);
     link->state = LINK_WAITING;
     link->backoff_ms = link->opts.retry_min_ms;
     link->was_closed_by_server = false;
-    redisAsyncFree(ac); /* pending callbacks run with NULL replies */
-    link->ac = NULL;
-    schedule_retry(link, link->why);
+    link->is_reset_pending = true;
+    if (link->transport != NULL)
+        wsg_transport_read_stop(link->transport); /* nothing more is handed out */
+    uv_timer_start(&link->timer, on_timer, 0, 0);
 }
 
 static void on_timer_closed(uv_handle_t *handle)
@@ -552,34 +611,42 @@ static void on_timer_closed(uv_handle_t *handle)
     release_handle(handle->data);
 }
 
-static void close_timer(wsg_redis_link_t *link)
+/* A closing link ends once nothing is in flight: the connection and the timer close, then the memory goes. */
+static void finish_close_if_drained(wsg_redis_link_t *link)
 {
-    if (uv_is_closing((uv_handle_t *)&link->timer))
+    if (link->pending.count > 0 && link->transport != NULL)
         return;
-    uv_timer_stop(&link->timer);
-    uv_close((uv_handle_t *)&link->timer, on_timer_closed);
+    drop_connection(link);
+    fail_pending(link);
+    if (!uv_is_closing((uv_handle_t *)&link->timer)) {
+        uv_timer_stop(&link->timer);
+        uv_close((uv_handle_t *)&link->timer, on_timer_closed);
+    }
 }
 
 void wsg_redis_link_close(wsg_redis_link_t *link, void (*cb)(void *cb_arg), void *cb_arg)
 {
+    if (link->state == LINK_CLOSING)
+        return;
     enum link_state was = link->state;
     link->state = LINK_CLOSING;
     link->close_cb = cb;
     link->close_arg = cb_arg;
-    if (link->resolver != NULL)
-        uv_cancel((uv_req_t *)link->resolver); /* on_resolved releases it */
     uv_timer_stop(&link->timer);
-    if (link->ac != NULL) {
-        redisAsyncContext *ac = link->ac;
-        if (was == LINK_READY) {
-            /* Waits for the replies in flight (on_disconnect then closes the timer); the timer bounds the
-             * wait in case Redis never answers. */
-            uv_timer_start(&link->timer, on_timer, link->opts.connect_timeout_ms, 0);
-            redisAsyncDisconnect(ac);
-            return;
+    if (was == LINK_READY && link->pending.count > 0 && link->transport != NULL && !link->is_reset_pending) {
+        /* Waits for the replies in flight; the timer bounds the wait in case Redis never answers. */
+        if (link->is_read_paused) {
+            link->is_read_paused = false;
+            wsg_transport_read_start(link->transport);
         }
-        link->ac = NULL;
-        redisAsyncFree(ac);
+        uv_timer_start(&link->timer, on_timer, link->opts.connect_timeout_ms, 0);
+        return;
     }
-    close_timer(link);
+    drop_connection(link);
+    if (link->pending.count > 0) {
+        /* Commands in flight hear of the loss from the loop, not from inside this call. */
+        uv_timer_start(&link->timer, on_timer, 0, 0);
+        return;
+    }
+    uv_close((uv_handle_t *)&link->timer, on_timer_closed);
 }

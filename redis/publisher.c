@@ -50,6 +50,11 @@ wsg_publisher_t *wsg_publisher_connect(const wsg_redis_addr_t *addr, uint64_t ti
 {
     char where[400];
     describe(addr, where, sizeof where);
+    if (addr->is_tls) {
+        /* Never in the clear what was meant to be encrypted (the password among it). */
+        snprintf(err, cap, "connect to %s: rediss:// is not supported by wsgate publish", where);
+        return NULL;
+    }
     redisContext *ctx = addr->is_unix ? redisConnectUnixWithTimeout(addr->path, ms_to_tv(timeout_ms))
                                       : redisConnectWithTimeout(addr->host, addr->port, ms_to_tv(timeout_ms));
     if (ctx == NULL) {

@@ -336,9 +336,13 @@ static const char *parse(const char *url, wsg_redis_addr_t *out)
         return parse_unix(rest, out);
     if (span_eq_nocase(scheme, "redis-sentinel"))
         return parse_sentinel(rest, out);
+    /* TLS: to the server, or to the sentinels and the master they name. */
+    out->is_tls = true;
     if (span_eq_nocase(scheme, "rediss"))
-        return "unsupported scheme rediss:// (TLS is not supported)";
-    return "unsupported scheme (use redis:// or unix://)";
+        return parse_tcp(rest, out);
+    if (span_eq_nocase(scheme, "rediss-sentinel"))
+        return parse_sentinel(rest, out);
+    return "unsupported scheme (use redis://, rediss://, unix://, redis-sentinel:// or rediss-sentinel://)";
 }
 
 int wsg_redis_url_parse(const char *url, wsg_redis_addr_t *out, const char **why)

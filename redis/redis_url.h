@@ -1,4 +1,5 @@
-/* REDIS_URL parsing: redis://[[user]:password@]host[:port][/db], unix:///path[?db=N]. Pure code. */
+/* REDIS_URL parsing: redis[s]://[[user]:password@]host[:port][/db], unix:///path[?db=N],
+ * redis[s]-sentinel://host:port,.../master[/db]. Pure code. */
 #ifndef WSG_REDIS_REDIS_URL_H
 #define WSG_REDIS_REDIS_URL_H
 
@@ -12,6 +13,7 @@
 
 typedef struct wsg_redis_addr {
     bool is_unix;       /**< true: `path` is a unix socket; false: `host`:`port` */
+    bool is_tls;        /**< rediss:// or rediss-sentinel://: TLS to every server */
     char host[256];     /**< host name or address; IPv6 literals without brackets */
     uint16_t port;      /**< default 6379 */
     char path[108];     /**< unix socket path */
@@ -29,11 +31,12 @@ typedef struct wsg_redis_addr {
 
 /** Parses `url` into `*out` (fully overwritten). Accepted forms:
  * "redis-sentinel://[[user]:password@]host1[:port1], host2[:port2]/master_name[/db]" (sentinel ports default
- * to 26379; user and password are the master's), "redis://host", "redis://host:port",
- *  "redis://:password@host:port/db", "redis://user:password@host/db", "redis://[::1]:6380",
- *  "unix:///run/redis.sock", "unix:///run/redis.sock?db=2" (also "redis+unix://" / "redis-socket://"), and a
- *  bare "host:port". On error returns -EINVAL and points `*why` (when not NULL) at a static explanation
- *  ("unsupported scheme rediss:// (TLS is not supported)", "bad port", "bad database number", ...).
+ * to 26379; user and password are the master's), "redis://host", "redis://host:port", "rediss://..." and
+ * "rediss-sentinel://..." (the same over TLS), "redis://:password@host:port/db",
+ * "redis://user:password@host/db", "redis://[::1]:6380", "unix:///run/redis.sock",
+ * "unix:///run/redis.sock?db=2" (also "redis+unix://" / "redis-socket://"), and a bare "host:port". On error
+ * returns -EINVAL and points `*why` (when not NULL) at a static explanation
+ *  ("unsupported scheme (...)", "bad port", "bad database number", ...).
  *  Borrows `url`. */
 int wsg_redis_url_parse(const char *url, wsg_redis_addr_t *out, const char **why);
 

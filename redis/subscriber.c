@@ -2,7 +2,6 @@
 #include "subscriber.h"
 
 #include <errno.h>
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,14 +21,11 @@ static bool is_str(const redisReply *r)
     return r->type == REDIS_REPLY_STRING;
 }
 
-static void on_pubsub_reply(redisAsyncContext *ac, void *reply_ptr, void *privdata)
+/* A message or a confirmation; the link has checked that it is an array whose first element is a string. */
+static void on_link_push(wsg_redis_link_t *link, void *arg, const redisReply *reply)
 {
-    wsg_redis_sub_t *sub = privdata;
-    redisReply *reply = reply_ptr;
-    if (reply == NULL || sub->is_closing)
-        return; /* connection going away: on_down reports it */
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 || !is_str(reply->element[0]) ||
-        !is_str(reply->element[1]))
+    wsg_redis_sub_t *sub = arg;
+    if (sub->is_closing || reply->elements < 3 || !is_str(reply->element[1]))
         return;
     const redisReply *kind = reply->element[0];
     const redisReply *chan = reply->element[1];
@@ -69,6 +65,7 @@ static const wsg_redis_link_handler_t link_handler = {
     .on_ready = on_link_ready,
     .on_down = on_link_down,
     .on_read_done = on_link_read_done,
+    .on_push = on_link_push,
 };
 
 wsg_redis_sub_t *wsg_redis_sub_new(uv_loop_t *loop, const wsg_redis_addr_t *addr,
@@ -83,6 +80,7 @@ wsg_redis_sub_t *wsg_redis_sub_new(uv_loop_t *loop, const wsg_redis_addr_t *addr
     sub->arg = arg;
     wsg_redis_link_options_t link_opts = *opts;
     link_opts.select_db = false; /* pub/sub ignores the database */
+    link_opts.is_pubsub = true;
     sub->link = wsg_redis_link_new(loop, addr, &link_opts, &link_handler, sub);
     if (sub->link == NULL) {
         free(sub);
@@ -94,8 +92,7 @@ wsg_redis_sub_t *wsg_redis_sub_new(uv_loop_t *loop, const wsg_redis_addr_t *addr
 static int send_argv(wsg_redis_sub_t *sub, const char *verb, size_t verb_len, const char *const *channels,
                      const size_t *lens, size_t n)
 {
-    redisAsyncContext *ac = wsg_redis_link_context(sub->link);
-    if (ac == NULL)
+    if (!wsg_redis_link_is_ready(sub->link))
         return -ENOTCONN;
     if (n == 0)
         return -EINVAL;
@@ -118,12 +115,19 @@ static int send_argv(wsg_redis_sub_t *sub, const char *verb, size_t verb_len, co
         argv[i + 1] = channels[i];
         argvlen[i + 1] = lens[i];
     }
-    int rc = redisAsyncCommandArgv(ac, on_pubsub_reply, sub, (int)(n + 1), argv, argvlen);
+    char *cmd = NULL;
+    int len = redisFormatCommandArgv(&cmd, (int)(n + 1), argv, argvlen);
     if (argv != stack_argv) {
         free(argv);
         free(argvlen);
     }
-    return rc == REDIS_OK ? 0 : -EIO;
+    if (len < 0)
+        return -ENOMEM;
+    /* An error answer (an ACL that forbids the channel) leaves it unconfirmed: the router's barrier keeps
+     * waiting and the probe finds the link wedged. */
+    int rc = wsg_redis_link_send_pubsub(sub->link, cmd, (size_t)len, (unsigned)n, NULL, NULL);
+    free(cmd);
+    return rc;
 }
 
 int wsg_redis_sub_subscribe(wsg_redis_sub_t *sub, const char *const *channels, const size_t *lens, size_t n)

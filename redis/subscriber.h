@@ -25,7 +25,8 @@ typedef struct wsg_redis_sub_handler {
     void (*on_unsubscribed)(void *arg, const char *channel, size_t len);
     /** A message arrived on `channel` (`channel_len` bytes, NUL-terminated) with `len` bytes of `payload`;
      *  both borrowed for the call. */
-    void (*on_message)(void *arg, const char *channel, size_t channel_len, const uint8_t *payload, size_t len);
+    void (*on_message)(void *arg, const char *channel, size_t channel_len, const uint8_t *payload,
+                       size_t len);
     /** The events of one read from Redis have all been reported (messages may be acted on as a batch). */
     void (*on_read_done)(void *arg);
 } wsg_redis_sub_handler_t;
@@ -33,8 +34,8 @@ typedef struct wsg_redis_sub_handler {
 /** Allocates the subscriber and starts connecting. Borrows `loop`, `handler`, `arg`; copies `addr` and
  *  `opts`. Returns NULL when out of memory. */
 wsg_redis_sub_t *wsg_redis_sub_new(uv_loop_t *loop, const wsg_redis_addr_t *addr,
-                                   const wsg_redis_link_options_t *opts, const wsg_redis_sub_handler_t *handler,
-                                   void *arg);
+                                   const wsg_redis_link_options_t *opts,
+                                   const wsg_redis_sub_handler_t *handler, void *arg);
 
 /** Sends one SUBSCRIBE for `n` channels (borrowed). Returns 0, -ENOTCONN when not ready (wait for
  *  on_ready), -EINVAL for n == 0, or -EIO when hiredis refuses the command. */

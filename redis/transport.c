@@ -30,33 +30,41 @@ typedef enum transport_state {
 
 struct wsg_transport {
     uv_loop_t *loop;
-    uv_tcp_t tcp;
+    union {
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } handle;
     uv_getaddrinfo_t resolve_req;
     uv_connect_t connect_req;
+    uv_write_t write_req; /* one write in flight at a time: what comes meanwhile goes out in the next one */
     const wsg_transport_handler_t *handler;
     void *arg;
     SSL *ssl;              /* NULL in the clear */
     BIO *net_in, *net_out; /* owned by ssl: bytes from the socket, bytes for the socket */
     transport_state_t state;
-    int refs;            /* the TCP handle until closed, and the name lookup while it runs */
-    bool is_tcp_closing; /* a failed attempt's handle is closing before the next address is tried */
+    int refs;               /* the socket handle until closed, and the name lookup while it runs */
+    bool is_handle_closing; /* a failed attempt's handle is closing before the next address is tried */
+    bool is_unix;
+    bool is_writing;     /* write_req is in flight */
+    bool is_read_paused; /* the owner stopped reading */
     uint16_t port;
     uint8_t naddrs, next_addr;
     struct sockaddr_storage addrs[MAX_ADDRS];
     char *read_buf;
+    char *out; /* plaintext (in the clear) waiting for the write in flight */
+    size_t out_len, out_cap;
+    char *writing; /* the bytes of the write in flight */
+    size_t writing_len;
     void (*on_closed)(void *arg);
     void *closed_arg;
     char tls_name[256];
-    char host[256];
+    char host[256]; /* or the unix socket path */
 };
 
-/* One write in flight: the request and its bytes, freed by the write callback. */
-typedef struct write_chunk {
-    uv_write_t req;
-    wsg_transport_t *t;
-    size_t len;
-    char data[];
-} write_chunk_t;
+static uv_stream_t *stream_of(wsg_transport_t *t)
+{
+    return (uv_stream_t *)&t->handle;
+}
 
 /* ---- TLS settings ---------------------------------------------------------------------------------------
  */
@@ -83,7 +91,7 @@ int wsg_tls_new(const wsg_tls_options_t *opts, wsg_tls_t **out, char *err, size_
         return -ENOMEM;
     }
     SSL_CTX_set_min_proto_version(tls->ctx, TLS1_2_VERSION);
-    SSL_CTX_set_verify(tls->ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_verify(tls->ctx, opts->skip_verify ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
     /* Idle connections give their record buffers back. */
     SSL_CTX_set_mode(tls->ctx, SSL_MODE_RELEASE_BUFFERS);
     const char *ca = opts->ca_file != NULL && opts->ca_file[0] != '\0' ? opts->ca_file : NULL;
@@ -137,12 +145,14 @@ static void release(wsg_transport_t *t)
     void *cb_arg = t->closed_arg;
     SSL_free(t->ssl); /* frees both BIOs */
     free(t->read_buf);
+    free(t->out);
+    free(t->writing);
     free(t);
     if (cb != NULL)
         cb(cb_arg);
 }
 
-static void on_tcp_closed(uv_handle_t *handle);
+static void on_handle_closed(uv_handle_t *handle);
 
 /* Reports the end of the stream once; the owner closes. Reading stops so that nothing more arrives. */
 static void fail(wsg_transport_t *t, int err, const char *why)
@@ -150,54 +160,92 @@ static void fail(wsg_transport_t *t, int err, const char *why)
     if (t->state == T_FAILED || t->state == T_CLOSING)
         return;
     t->state = T_FAILED;
-    if (!t->is_tcp_closing)
-        uv_read_stop((uv_stream_t *)&t->tcp);
+    if (!t->is_handle_closing)
+        uv_read_stop(stream_of(t));
     t->handler->on_error(t->arg, err, why);
 }
 
 /* ---- writing --------------------------------------------------------------------------------------------
  */
 
+static void start_write(wsg_transport_t *t);
+
 static void on_written(uv_write_t *req, int status)
 {
-    write_chunk_t *chunk = (write_chunk_t *)req;
-    wsg_transport_t *t = chunk->t;
-    free(chunk);
-    if (status < 0 && status != UV_ECANCELED) {
-        char why[96];
-        snprintf(why, sizeof why, "write: %s", uv_strerror(status));
-        fail(t, status, why);
-    }
-}
-
-/* Hands `len` bytes to the socket, copied from `data`, or read from OpenSSL's output BIO `from`. */
-static int write_raw(wsg_transport_t *t, const char *data, size_t len, BIO *from)
-{
-    write_chunk_t *chunk = malloc(sizeof(*chunk) + len);
-    if (chunk == NULL)
-        return -ENOMEM;
-    chunk->t = t;
-    chunk->len = len;
-    if (from != NULL) {
-        if (BIO_read(from, chunk->data, (int)len) != (int)len) {
-            free(chunk);
-            return -EIO;
+    wsg_transport_t *t = req->data;
+    t->is_writing = false;
+    free(t->writing);
+    t->writing = NULL;
+    t->writing_len = 0;
+    if (status < 0) {
+        if (status != UV_ECANCELED) {
+            char why[96];
+            snprintf(why, sizeof why, "write: %s", uv_strerror(status));
+            fail(t, status, why);
         }
-    } else {
-        memcpy(chunk->data, data, len);
+        return;
     }
-    uv_buf_t buf = uv_buf_init(chunk->data, (unsigned)len);
-    int rc = uv_write(&chunk->req, (uv_stream_t *)&t->tcp, &buf, 1, on_written);
-    if (rc < 0)
-        free(chunk);
-    return rc;
+    if (t->state < T_FAILED)
+        start_write(t);
 }
 
-/* Sends what OpenSSL has produced (handshake messages, records, alerts). */
-static int flush_tls(wsg_transport_t *t)
+/* Starts a write of everything waiting: the plaintext buffer in the clear, OpenSSL's output with TLS. One
+ * write is in flight at a time; what is written meanwhile is gathered into the next, so that many small
+ * commands made in one loop turn leave in one system call. */
+static void start_write(wsg_transport_t *t)
 {
-    size_t pending = BIO_ctrl_pending(t->net_out);
-    return pending > 0 ? write_raw(t, NULL, pending, t->net_out) : 0;
+    if (t->is_writing || t->is_handle_closing)
+        return;
+    if (t->ssl != NULL) {
+        size_t pending = BIO_ctrl_pending(t->net_out);
+        if (pending == 0)
+            return;
+        char *bytes = malloc(pending);
+        if (bytes == NULL || BIO_read(t->net_out, bytes, (int)pending) != (int)pending) {
+            free(bytes);
+            fail(t, UV_ENOMEM, "write: out of memory");
+            return;
+        }
+        t->writing = bytes;
+        t->writing_len = pending;
+    } else {
+        if (t->out_len == 0)
+            return;
+        t->writing = t->out;
+        t->writing_len = t->out_len;
+        t->out = NULL;
+        t->out_len = t->out_cap = 0;
+    }
+    uv_buf_t buf = uv_buf_init(t->writing, (unsigned)t->writing_len);
+    t->write_req.data = t;
+    int rc = uv_write(&t->write_req, stream_of(t), &buf, 1, on_written);
+    if (rc < 0) {
+        free(t->writing);
+        t->writing = NULL;
+        t->writing_len = 0;
+        char why[96];
+        snprintf(why, sizeof why, "write: %s", uv_strerror(rc));
+        fail(t, rc, why);
+        return;
+    }
+    t->is_writing = true;
+}
+
+static int append_out(wsg_transport_t *t, const char *data, size_t len)
+{
+    if (t->out_len + len > t->out_cap) {
+        size_t cap = t->out_cap ? t->out_cap : 4096;
+        while (cap < t->out_len + len)
+            cap *= 2;
+        char *out = realloc(t->out, cap);
+        if (out == NULL)
+            return -ENOMEM;
+        t->out = out;
+        t->out_cap = cap;
+    }
+    memcpy(t->out + t->out_len, data, len);
+    t->out_len += len;
+    return 0;
 }
 
 int wsg_transport_write(wsg_transport_t *t, const char *data, size_t len)
@@ -206,20 +254,25 @@ int wsg_transport_write(wsg_transport_t *t, const char *data, size_t len)
         return -ENOTCONN;
     if (len == 0)
         return 0;
-    if (t->ssl == NULL)
-        return write_raw(t, data, len, NULL);
-    ERR_clear_error();
-    /* Into a memory BIO a write is taken whole (or fails for good). */
-    if (len > INT32_MAX || SSL_write(t->ssl, data, (int)len) != (int)len) {
+    if (t->ssl == NULL) {
+        if (append_out(t, data, len) < 0)
+            return -ENOMEM;
+    } else {
         ERR_clear_error();
-        return -EIO;
+        /* Into a memory BIO a write is taken whole (or fails for good). */
+        if (len > INT32_MAX || SSL_write(t->ssl, data, (int)len) != (int)len) {
+            ERR_clear_error();
+            return -EIO;
+        }
     }
-    return flush_tls(t);
+    start_write(t); /* a failure comes as on_error from the loop (uv_write reports it in its callback) */
+    return 0;
 }
 
 size_t wsg_transport_write_queue_size(const wsg_transport_t *t)
 {
-    return t->is_tcp_closing ? 0 : t->tcp.write_queue_size;
+    size_t queued = t->is_writing ? stream_of((wsg_transport_t *)t)->write_queue_size : 0;
+    return queued + t->out_len + (t->ssl != NULL ? BIO_ctrl_pending(t->net_out) : 0);
 }
 
 bool wsg_transport_is_open(const wsg_transport_t *t)
@@ -252,11 +305,11 @@ static void tls_failure(wsg_transport_t *t, const char *during, char *why, size_
     snprintf(why, cap, "TLS %s: %s", during, reason);
 }
 
-/* Delivers what the records received so far decrypt to. */
+/* Delivers what the records received so far decrypt to, while the owner reads. */
 static void drain_tls(wsg_transport_t *t)
 {
     char why[320];
-    while (t->state == T_OPEN) {
+    while (t->state == T_OPEN && !t->is_read_paused) {
         ERR_clear_error();
         int n = SSL_read(t->ssl, t->read_buf, READ_BUF_SIZE);
         if (n > 0) {
@@ -274,19 +327,18 @@ static void drain_tls(wsg_transport_t *t)
         fail(t, UV_EPROTO, why);
         return;
     }
-    /* Reading may have produced records to send (key updates, session tickets acknowledged). */
-    if (t->state == T_OPEN && flush_tls(t) < 0)
-        fail(t, UV_EIO, "write failed");
+    /* Reading may have produced records to send (key updates, alerts). */
+    if (t->state == T_OPEN)
+        start_write(t);
 }
 
 static void continue_handshake(wsg_transport_t *t)
 {
     ERR_clear_error();
     int rc = SSL_do_handshake(t->ssl);
-    if (flush_tls(t) < 0) {
-        fail(t, UV_EIO, "TLS handshake: write failed");
+    start_write(t);
+    if (t->state != T_HANDSHAKING)
         return;
-    }
     if (rc == 1) {
         t->state = T_OPEN;
         t->handler->on_open(t->arg);
@@ -304,7 +356,7 @@ static void continue_handshake(wsg_transport_t *t)
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     wsg_transport_t *t = stream->data;
-    if (nread == 0 || t->state >= T_FAILED)
+    if (t->state >= T_FAILED)
         return;
     if (nread < 0) {
         if (nread == UV_EOF) {
@@ -321,18 +373,44 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         }
         return;
     }
-    if (t->ssl == NULL) {
-        t->handler->on_data(t->arg, buf->base, (size_t)nread);
-        return;
+    if (nread > 0) {
+        if (t->ssl == NULL) {
+            t->handler->on_data(t->arg, buf->base, (size_t)nread);
+        } else if (BIO_write(t->net_in, buf->base, (int)nread) != (int)nread) {
+            fail(t, UV_ENOMEM, "TLS: out of memory");
+            return;
+        } else if (t->state == T_HANDSHAKING) {
+            continue_handshake(t);
+        } else {
+            drain_tls(t);
+        }
     }
-    if (BIO_write(t->net_in, buf->base, (int)nread) != (int)nread) {
-        fail(t, UV_ENOMEM, "TLS: out of memory");
+    /* libuv stops reading for this readiness event after a read that did not fill the buffer (or found
+     * nothing): everything the socket held has been delivered. */
+    if (nread < READ_BUF_SIZE && t->state == T_OPEN && !t->is_read_paused && t->handler->on_read_end != NULL)
+        t->handler->on_read_end(t->arg);
+}
+
+void wsg_transport_read_stop(wsg_transport_t *t)
+{
+    if (t->is_read_paused)
         return;
-    }
-    if (t->state == T_HANDSHAKING)
-        continue_handshake(t);
-    else
-        drain_tls(t);
+    t->is_read_paused = true;
+    if (t->state == T_OPEN)
+        uv_read_stop(stream_of(t));
+}
+
+void wsg_transport_read_start(wsg_transport_t *t)
+{
+    if (!t->is_read_paused)
+        return;
+    t->is_read_paused = false;
+    if (t->state != T_OPEN)
+        return;
+    if (t->ssl != NULL)
+        drain_tls(t); /* records already received come first */
+    if (t->state == T_OPEN && !t->is_read_paused && uv_read_start(stream_of(t), on_alloc, on_read) < 0)
+        fail(t, UV_EIO, "read start failed");
 }
 
 /* ---- connecting -----------------------------------------------------------------------------------------
@@ -377,12 +455,17 @@ static void connect_next(wsg_transport_t *t);
  * connect cannot be reused), or the failure is reported when none is left. */
 static void connect_failed(wsg_transport_t *t, int status)
 {
-    if (t->next_addr < t->naddrs) {
-        t->is_tcp_closing = true;
-        uv_close((uv_handle_t *)&t->tcp, on_tcp_closed);
+    char why[400], ip[64] = "?";
+    if (t->is_unix) {
+        snprintf(why, sizeof why, "connect to %s: %s", t->host, uv_strerror(status));
+        fail(t, status, why);
         return;
     }
-    char why[160], ip[64] = "?";
+    if (t->next_addr < t->naddrs) {
+        t->is_handle_closing = true;
+        uv_close((uv_handle_t *)&t->handle, on_handle_closed);
+        return;
+    }
     const struct sockaddr *a = (const struct sockaddr *)&t->addrs[t->next_addr - 1];
     if (a->sa_family == AF_INET6)
         uv_ip6_name((const struct sockaddr_in6 *)a, ip, sizeof ip);
@@ -401,7 +484,9 @@ static void on_connected(uv_connect_t *req, int status)
         connect_failed(t, status);
         return;
     }
-    int rc = uv_read_start((uv_stream_t *)&t->tcp, on_alloc, on_read);
+    if (!t->is_unix)
+        uv_tcp_nodelay(&t->handle.tcp, 1); /* small writes are gathered here, not by Nagle */
+    int rc = t->is_read_paused ? 0 : uv_read_start(stream_of(t), on_alloc, on_read);
     if (rc < 0) {
         fail(t, rc, "read start failed");
         return;
@@ -418,23 +503,23 @@ static void on_connected(uv_connect_t *req, int status)
 static void connect_next(wsg_transport_t *t)
 {
     const struct sockaddr *addr = (const struct sockaddr *)&t->addrs[t->next_addr++];
-    int rc = uv_tcp_connect(&t->connect_req, &t->tcp, addr, on_connected);
+    int rc = uv_tcp_connect(&t->connect_req, &t->handle.tcp, addr, on_connected);
     if (rc < 0)
         connect_failed(t, rc);
 }
 
-/* The TCP handle is closed: for good (the transport goes), or after a failed attempt (the next address is
+/* The socket handle is closed: for good (the transport goes), or after a failed attempt (the next address is
  * tried in a fresh handle in the same memory, which is why it waits for this callback). */
-static void on_tcp_closed(uv_handle_t *handle)
+static void on_handle_closed(uv_handle_t *handle)
 {
     wsg_transport_t *t = handle->data;
-    t->is_tcp_closing = false;
+    t->is_handle_closing = false;
     if (t->state == T_CLOSING) {
         release(t);
         return;
     }
-    uv_tcp_init(t->loop, &t->tcp);
-    t->tcp.data = t;
+    uv_tcp_init(t->loop, &t->handle.tcp);
+    t->handle.tcp.data = t;
     connect_next(t);
 }
 
@@ -468,6 +553,29 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     release(t); /* the lookup no longer holds the transport */
 }
 
+static wsg_transport_t *transport_new(uv_loop_t *loop, const wsg_transport_handler_t *handler, void *arg)
+{
+    wsg_transport_t *t = calloc(1, sizeof(*t));
+    if (t == NULL || (t->read_buf = malloc(READ_BUF_SIZE)) == NULL) {
+        free(t);
+        return NULL;
+    }
+    t->loop = loop;
+    t->handler = handler;
+    t->arg = arg;
+    t->connect_req.data = t->resolve_req.data = t;
+    t->refs = 1; /* the socket handle */
+    return t;
+}
+
+/* A start that failed: nothing was reported, the handle closes and the memory goes. */
+static int abandon(wsg_transport_t *t, int rc)
+{
+    t->state = T_CLOSING;
+    uv_close((uv_handle_t *)&t->handle, on_handle_closed);
+    return rc;
+}
+
 int wsg_transport_open(uv_loop_t *loop, const char *host, uint16_t port, wsg_tls_t *tls, const char *tls_name,
                        const wsg_transport_handler_t *handler, void *arg, wsg_transport_t **out)
 {
@@ -475,17 +583,13 @@ int wsg_transport_open(uv_loop_t *loop, const char *host, uint16_t port, wsg_tls
     if (strlen(host) >= sizeof((wsg_transport_t *)0)->host ||
         (tls_name != NULL && strlen(tls_name) >= sizeof((wsg_transport_t *)0)->tls_name))
         return -ENAMETOOLONG;
-    wsg_transport_t *t = calloc(1, sizeof(*t));
-    if (t == NULL || (t->read_buf = malloc(READ_BUF_SIZE)) == NULL) {
-        free(t);
+    wsg_transport_t *t = transport_new(loop, handler, arg);
+    if (t == NULL)
         return -ENOMEM;
-    }
-    t->loop = loop;
-    t->handler = handler;
-    t->arg = arg;
     t->port = port;
     snprintf(t->host, sizeof t->host, "%s", host);
-    snprintf(t->tls_name, sizeof t->tls_name, "%s", tls_name != NULL ? tls_name : host);
+    snprintf(t->tls_name, sizeof t->tls_name, "%s",
+             tls_name != NULL && tls_name[0] != '\0' ? tls_name : host);
     int rc = tls != NULL ? start_tls(t, tls) : 0;
     if (rc < 0) {
         SSL_free(t->ssl);
@@ -493,14 +597,14 @@ int wsg_transport_open(uv_loop_t *loop, const char *host, uint16_t port, wsg_tls
         free(t);
         return rc;
     }
-    uv_tcp_init(loop, &t->tcp);
-    t->tcp.data = t->connect_req.data = t->resolve_req.data = t;
-    t->refs = 1; /* the TCP handle */
+    uv_tcp_init(loop, &t->handle.tcp);
+    t->handle.tcp.data = t;
     if (uv_ip4_addr(host, port, (struct sockaddr_in *)&t->addrs[0]) == 0 ||
         uv_ip6_addr(host, port, (struct sockaddr_in6 *)&t->addrs[0]) == 0) {
         t->naddrs = t->next_addr = 1;
         t->state = T_CONNECTING;
-        rc = uv_tcp_connect(&t->connect_req, &t->tcp, (const struct sockaddr *)&t->addrs[0], on_connected);
+        rc = uv_tcp_connect(&t->connect_req, &t->handle.tcp, (const struct sockaddr *)&t->addrs[0],
+                            on_connected);
     } else {
         struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
         t->state = T_RESOLVING;
@@ -508,11 +612,32 @@ int wsg_transport_open(uv_loop_t *loop, const char *host, uint16_t port, wsg_tls
         if (rc == 0)
             t->refs++;
     }
+    if (rc < 0)
+        return abandon(t, rc);
+    *out = t;
+    return 0;
+}
+
+int wsg_transport_open_unix(uv_loop_t *loop, const char *path, const wsg_transport_handler_t *handler,
+                            void *arg, wsg_transport_t **out)
+{
+    *out = NULL;
+    if (strlen(path) >= sizeof((wsg_transport_t *)0)->host)
+        return -ENAMETOOLONG;
+    wsg_transport_t *t = transport_new(loop, handler, arg);
+    if (t == NULL)
+        return -ENOMEM;
+    t->is_unix = true;
+    snprintf(t->host, sizeof t->host, "%s", path);
+    int rc = uv_pipe_init(loop, &t->handle.pipe, 0);
     if (rc < 0) {
-        t->state = T_CLOSING;
-        uv_close((uv_handle_t *)&t->tcp, on_tcp_closed);
+        free(t->read_buf);
+        free(t);
         return rc;
     }
+    t->handle.pipe.data = t;
+    t->state = T_CONNECTING;
+    uv_pipe_connect(&t->connect_req, &t->handle.pipe, path, on_connected); /* errors come to on_connected */
     *out = t;
     return 0;
 }
@@ -527,6 +652,6 @@ void wsg_transport_close(wsg_transport_t *t, void (*cb)(void *cb_arg), void *cb_
     t->closed_arg = cb_arg;
     if (was_resolving)
         uv_cancel((uv_req_t *)&t->resolve_req); /* on_resolved still runs (with UV_EAI_CANCELED) */
-    if (!t->is_tcp_closing)                     /* otherwise the closing handle's callback releases it */
-        uv_close((uv_handle_t *)&t->tcp, on_tcp_closed);
+    if (!t->is_handle_closing)                  /* otherwise the closing handle's callback releases it */
+        uv_close((uv_handle_t *)&t->handle, on_handle_closed);
 }

@@ -18,6 +18,7 @@ typedef struct wsg_tls_options {
     const char *ca_file;   /**< PEM file of trusted CAs; NULL or "" = the system's store */
     const char *cert_file; /**< PEM client certificate (chain); NULL or "" = none */
     const char *key_file;  /**< PEM private key of cert_file; NULL or "" = the key is in cert_file */
+    bool skip_verify;      /**< accept any certificate and name (self-signed test servers only) */
 } wsg_tls_options_t;
 
 /** Loads the settings (reads files now). Returns 0 and `*out`, or a negative errno with a message naming the
@@ -40,6 +41,9 @@ typedef struct wsg_transport_handler {
      *  a TLS close_notify), another negative errno otherwise (UV_EPROTO for TLS failures, among them a
      *  certificate that does not verify). `why` (borrowed for the call) says it for a log line. */
     void (*on_error)(void *arg, int err, const char *why);
+    /** Optional: everything the socket held has been delivered (the end of one readiness event's reads, not
+     *  called when the owner stopped reading). Lets the owner act once per batch of on_data calls. */
+    void (*on_read_end)(void *arg);
 } wsg_transport_handler_t;
 
 /** Starts connecting to `host` (a numeric IPv4/IPv6 address, or a name looked up with uv_getaddrinfo) on
@@ -49,12 +53,25 @@ typedef struct wsg_transport_handler {
 int wsg_transport_open(uv_loop_t *loop, const char *host, uint16_t port, wsg_tls_t *tls, const char *tls_name,
                        const wsg_transport_handler_t *handler, void *arg, wsg_transport_t **out);
 
-/** Sends `len` bytes (copied). Returns 0, -ENOTCONN before on_open or after on_error, or another negative
- *  errno; a failure of the stream later comes as on_error. */
+/** Like wsg_transport_open, to a unix socket at `path`, in the clear. */
+int wsg_transport_open_unix(uv_loop_t *loop, const char *path, const wsg_transport_handler_t *handler,
+                            void *arg, wsg_transport_t **out);
+
+/** Sends `len` bytes (copied). One write is in flight at a time: bytes written meanwhile are gathered (and
+ * with TLS, encrypted) into the next, so that many small writes of one loop turn leave in one system call.
+ * Returns 0, -ENOTCONN before on_open or after on_error, or another negative errno; a failure of the stream
+ * later comes as on_error. */
 int wsg_transport_write(wsg_transport_t *t, const char *data, size_t len);
 
-/** Bytes handed to the kernel's socket that it has not accepted yet (what is queued in libuv). */
+/** Bytes written and not yet accepted by the kernel: gathered for the next write, or in the one in flight. */
 size_t wsg_transport_write_queue_size(const wsg_transport_t *t);
+
+/** Stops delivering data (on_data may be called no more until read_start): the owner bounds the work of one
+ *  loop turn. Also before on_open: reading then starts paused. */
+void wsg_transport_read_stop(wsg_transport_t *t);
+
+/** Resumes delivering: data already received and decrypted comes first, from inside this call. */
+void wsg_transport_read_start(wsg_transport_t *t);
 
 /** True between on_open and on_error or close. */
 bool wsg_transport_is_open(const wsg_transport_t *t);

@@ -101,15 +101,37 @@ def _track(obj):
 class RedisServer:
     """A private redis-server child process on a free port, in the foreground (stopped by PID)."""
 
-    def __init__(self, port=None, log_path=None):
+    def __init__(self, port=None, log_path=None, tls=None, args=()):
+        """`tls`: a dict with cert, key and ca files (and auth_clients: bool): the server then speaks only TLS,
+        on `port`. `args`: more redis-server arguments."""
         self.port = port or free_port()
         self.log_path = log_path or os.path.join(ARTIFACTS, "redis-server.log")
+        self.tls = tls
+        self.args = list(args)
         self.proc = None
         self._client = None
 
     @property
     def url(self):
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
+
+    def _command(self):
+        cmd = ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"]
+        if self.tls:
+            cmd += ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", self.tls["cert"],
+                    "--tls-key-file", self.tls["key"], "--tls-ca-cert-file", self.tls["ca"],
+                    "--tls-auth-clients", "yes" if self.tls.get("auth_clients") else "no"]
+        else:
+            cmd += ["--port", str(self.port)]
+        return cmd + self.args
+
+    def _client_kwargs(self):
+        if not self.tls:
+            return {}
+        kw = {"ssl": True, "ssl_ca_certs": self.tls["ca"]}
+        if self.tls.get("auth_clients"):
+            kw.update(ssl_certfile=self.tls["client_cert"], ssl_keyfile=self.tls["client_key"])
+        return kw
 
     def start(self, timeout=10.0):
         if self.is_running():
@@ -117,10 +139,8 @@ class RedisServer:
         os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
         log = open(self.log_path, "ab")
         try:
-            self.proc = subprocess.Popen(
-                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--daemonize", "no"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=ARTIFACTS)
+            self.proc = subprocess.Popen(self._command(), stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, cwd=ARTIFACTS)
         finally:
             log.close()
         deadline = time.monotonic() + timeout
@@ -129,7 +149,7 @@ class RedisServer:
                 raise HarnessError(f"redis-server exited with {self.proc.returncode}; log {self.log_path}")
             try:
                 probe = redis_py.Redis(host="127.0.0.1", port=self.port, socket_timeout=1,
-                                       socket_connect_timeout=1, client_name="harness")
+                                       socket_connect_timeout=1, client_name="harness", **self._client_kwargs())
                 try:
                     if probe.ping():
                         break
@@ -179,12 +199,13 @@ class RedisServer:
         """The shared redis-py client (bytes replies). Its connections are named "harness"."""
         if self._client is None:
             self._client = redis_py.Redis(host="127.0.0.1", port=self.port, socket_timeout=10,
-                                          socket_connect_timeout=5, client_name="harness")
+                                          socket_connect_timeout=5, client_name="harness",
+                                          **self._client_kwargs())
         return self._client
 
     def new_client(self, **kw):
         return redis_py.Redis(host="127.0.0.1", port=self.port, socket_timeout=10, socket_connect_timeout=5,
-                              client_name="harness", **kw)
+                              client_name="harness", **self._client_kwargs(), **kw)
 
     def _reset_client(self):
         if self._client is not None:

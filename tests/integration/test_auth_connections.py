@@ -5,12 +5,12 @@ import json
 import os
 import socket
 import ssl
-import subprocess
 import tempfile
 import threading
 import time
 
 import harness as h
+from tls_ca import CertAuthority
 from test_logs import parse_logfmt
 
 IDENTITY = json.dumps({"user": "john", "allow": ["subscribe-broadcast"]}).encode()
@@ -241,39 +241,8 @@ def test_shutdown_with_a_request_out_and_idle_connections(start_gateway):
 # ---- https ----------------------------------------------------------------------------------------------------
 
 
-class TestCA:
-    """A CA and a server certificate made with the openssl command for this test."""
-
-    def __init__(self, names=("DNS:localhost", "IP:127.0.0.1")):
-        self.dir = tempfile.mkdtemp(prefix="wsgate-ca-")
-        self.ca = os.path.join(self.dir, "ca.pem")
-        self.cert = os.path.join(self.dir, "server.pem")
-        self.key = os.path.join(self.dir, "server.key")
-        ca_key = os.path.join(self.dir, "ca.key")
-        csr = os.path.join(self.dir, "server.csr")
-        ext = os.path.join(self.dir, "server.ext")
-        with open(ext, "w") as f:
-            f.write("subjectAltName=" + ",".join(names) + "\n")
-        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-        self._run(["openssl", "req", "-x509", *ec, "-keyout", ca_key, "-out", self.ca, "-days", "2",
-                   "-subj", "/CN=wsgate test CA"])
-        self._run(["openssl", "req", *ec, "-keyout", self.key, "-out", csr, "-subj", "/CN=wsgate test service"])
-        self._run(["openssl", "x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", ca_key, "-CAcreateserial",
-                   "-out", self.cert, "-days", "2", "-extfile", ext])
-
-    @staticmethod
-    def _run(cmd):
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        assert result.returncode == 0, f"{' '.join(cmd)}: {result.stderr}"
-
-    def server_context(self):
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(self.cert, self.key)
-        return ctx
-
-
 def test_https_with_a_private_ca_is_verified_and_kept_alive(start_gateway):
-    ca = TestCA()
+    ca = CertAuthority()
     srv = ScriptedServer(tls_context=ca.server_context())
     try:
         gw = start_gateway(WSGATE_AUTH_URL=srv.url("https", "localhost"), WSGATE_AUTH_CA=ca.ca,
@@ -290,7 +259,7 @@ def test_https_with_a_private_ca_is_verified_and_kept_alive(start_gateway):
 
 
 def test_https_by_ip_address_is_checked_against_the_certificate_ip(start_gateway):
-    ca = TestCA()
+    ca = CertAuthority()
     srv = ScriptedServer(tls_context=ca.server_context())
     try:
         gw = start_gateway(WSGATE_AUTH_URL=srv.url("https", "127.0.0.1"), WSGATE_AUTH_CA=ca.ca, WSGATE_WORKERS="1")
@@ -300,7 +269,7 @@ def test_https_by_ip_address_is_checked_against_the_certificate_ip(start_gateway
 
 
 def test_https_refuses_a_certificate_of_an_unknown_ca(start_gateway):
-    ca = TestCA()
+    ca = CertAuthority()
     srv = ScriptedServer(tls_context=ca.server_context())
     try:
         gw = start_gateway(WSGATE_AUTH_URL=srv.url("https", "localhost"), WSGATE_AUTH_TIMEOUT="3s")
@@ -314,7 +283,7 @@ def test_https_refuses_a_certificate_of_an_unknown_ca(start_gateway):
 
 
 def test_https_refuses_a_certificate_for_another_name(start_gateway):
-    ca = TestCA(names=("DNS:other.example",))
+    ca = CertAuthority(names=("DNS:other.example",))
     srv = ScriptedServer(tls_context=ca.server_context())
     try:
         gw = start_gateway(WSGATE_AUTH_URL=srv.url("https", "localhost"), WSGATE_AUTH_CA=ca.ca)

@@ -75,7 +75,7 @@ def test_bad_setting_values_exit_2_naming_the_variable(run_gateway):
         "WS4REDIS_EXPIRE": "abc",
         "WSGATE_LOG_LEVEL": "chatty",
         "WSGATE_LISTEN": "127.0.0.1:notaport",
-        "REDIS_URL": "rediss://127.0.0.1:6379/0",
+        "REDIS_URL": "tcp://127.0.0.1:6379/0",
     }
     for name, value in bad.items():
         start = time.monotonic()

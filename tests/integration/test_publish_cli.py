@@ -155,7 +155,7 @@ def test_usage_errors_exit_2_and_publish_nothing(redis):
         (["--facility", "f", "--broadcast", "--colour", "m"], "unknown option"),
         (["--facility", "f", "--broadcast", "-x", "m"], "unknown option"),
         (["--facility", "f", "--broadcast", "m", "--user"], "needs a value"),
-        (["--facility", "f", "--broadcast", "--redis-url", "rediss://x", "m"], "--redis-url"),
+        (["--facility", "f", "--broadcast", "--redis-url", "tcp://x", "m"], "--redis-url"),
         (["--facility", "f", "--broadcast", "--prefix", "p" * 256, "m"], "--prefix"),
     ]
     for args, needle in cases:

@@ -7,6 +7,7 @@
 
 typedef struct want {
     bool is_unix;
+    bool is_tls;
     const char *host;
     int port;
     const char *path;
@@ -25,11 +26,13 @@ static void check_ok(const char *url, want_t w, int line)
         TEST_FAIL_AT("line %d: \"%s\": rc %d (%s)", line, url, rc, why);
         return;
     }
-    if (a.is_unix != w.is_unix || strcmp(a.host, w.host ? w.host : "") != 0 || a.port != w.port ||
-        strcmp(a.path, w.path ? w.path : "") != 0 || strcmp(a.username, w.username ? w.username : "") != 0 ||
+    if (a.is_unix != w.is_unix || a.is_tls != w.is_tls || strcmp(a.host, w.host ? w.host : "") != 0 ||
+        a.port != w.port || strcmp(a.path, w.path ? w.path : "") != 0 ||
+        strcmp(a.username, w.username ? w.username : "") != 0 ||
         strcmp(a.password, w.password ? w.password : "") != 0 || a.db != w.db)
-        TEST_FAIL_AT("line %d: \"%s\": unix %d host \"%s\" port %u path \"%s\" user \"%s\" pass \"%s\" db %d",
-                     line, url, a.is_unix, a.host, a.port, a.path, a.username, a.password, a.db);
+        TEST_FAIL_AT(
+            "line %d: \"%s\": tls %d unix %d host \"%s\" port %u path \"%s\" user \"%s\" pass \"%s\" db %d",
+            line, url, a.is_tls, a.is_unix, a.host, a.port, a.path, a.username, a.password, a.db);
     if (strcmp(why, "untouched") != 0)
         TEST_FAIL_AT("line %d: why set on success", line);
 }
@@ -188,11 +191,26 @@ static void test_unix(void)
     BAD(url, "too long");
 }
 
+static void test_tls_forms(void)
+{
+    OK("rediss://localhost", .is_tls = true, .host = "localhost", .port = 6379);
+    OK("REDISS://:pw@cache.example.com:6380/2", .is_tls = true, .host = "cache.example.com", .port = 6380,
+       .password = "pw", .db = 2);
+    OK("redis://localhost", .host = "localhost", .port = 6379); /* and without, none */
+    wsg_redis_addr_t a;
+    ASSERT_INT_EQ(wsg_redis_url_parse("rediss-sentinel://s1:26380,s2/mymaster", &a, NULL), 0);
+    ASSERT_TRUE(a.is_tls && a.is_sentinel);
+    ASSERT_UINT_EQ(a.nsentinels, 2);
+    ASSERT_STR_EQ(a.master_name, "mymaster");
+    ASSERT_INT_EQ(wsg_redis_url_parse("redis-sentinel://s1/mymaster", &a, NULL), 0);
+    ASSERT_FALSE(a.is_tls);
+    BAD("rediss://localhost:99999", "bad port");
+}
+
 static void test_bad_scheme(void)
 {
-    BAD("rediss://localhost:6380", "unsupported scheme rediss:// (TLS is not supported)");
-    BAD("REDISS://localhost", "TLS is not supported");
     BAD("http://localhost", "unsupported scheme");
+    BAD("rediss+unix:///run/redis.sock", "unsupported scheme");
     BAD("://localhost", "unsupported scheme");
     BAD("redis:/localhost", "bad port");
     BAD("tcp://localhost:6379", "unsupported scheme");
@@ -257,7 +275,7 @@ static void test_bad_host_and_chars(void)
     strcat(url, "h");
     BAD(url, "too long");
     /* `why` may be NULL. */
-    ASSERT_INT_EQ(wsg_redis_url_parse("rediss://x", &a, NULL), -EINVAL);
+    ASSERT_INT_EQ(wsg_redis_url_parse("rediss://x:0", &a, NULL), -EINVAL);
 }
 
 static void test_overwrites(void)
@@ -309,5 +327,6 @@ static void test_sentinel(void)
 
 TEST_MAIN("redis_url", TEST_CASE(test_sentinel), TEST_CASE(test_tcp_forms), TEST_CASE(test_defaults),
           TEST_CASE(test_ipv6), TEST_CASE(test_passwords), TEST_CASE(test_bare_host_port),
-          TEST_CASE(test_unix), TEST_CASE(test_bad_scheme), TEST_CASE(test_bad_port), TEST_CASE(test_bad_db),
-          TEST_CASE(test_bad_host_and_chars), TEST_CASE(test_overwrites))
+          TEST_CASE(test_unix), TEST_CASE(test_tls_forms), TEST_CASE(test_bad_scheme),
+          TEST_CASE(test_bad_port), TEST_CASE(test_bad_db), TEST_CASE(test_bad_host_and_chars),
+          TEST_CASE(test_overwrites))

@@ -42,7 +42,7 @@ static void on_error(void *arg, int err, const char *why)
     snprintf(ev->why, sizeof ev->why, "%s", why);
 }
 
-static const wsg_transport_handler_t handler = {on_open, on_data, on_error};
+static const wsg_transport_handler_t handler = {.on_open = on_open, .on_data = on_data, .on_error = on_error};
 
 static void on_closed(void *arg)
 {
