@@ -17,7 +17,7 @@
 #include "url.h"
 #include "utf8.h"
 
-enum { STATUS_OK = 0, STATUS_FAILED = 1, STATUS_USAGE = 2 };
+enum { STATUS_OK = 0, STATUS_FAILED = 1, STATUS_USAGE = 2, STATUS_NO_RECEIVER = 3 };
 
 /* Bounds: a message read from stdin; the prefix as the gateway's WS4REDIS_PREFIX (char[256]). */
 #define STDIN_MAX ((size_t)64 << 20)
@@ -34,6 +34,7 @@ typedef struct options {
     bool is_broadcast;
     target_t *targets; /* --user/--group/--session in command-line order, capacity argc */
     size_t n_targets;
+    bool is_receiver_required; /* --require-receivers: a channel nobody received on is exit status 3 */
     const char *expire;
     const char *redis_url;
     const char *prefix;
@@ -43,7 +44,8 @@ typedef struct options {
 static void print_usage(FILE *out)
 {
     fputs("Usage: wsgate publish --facility F [--broadcast] [--user U]... [--group G]... [--session S]...\n"
-          "                      [--expire SECONDS] [--redis-url URL] [--prefix P] MESSAGE|-\n"
+          "                      [--expire SECONDS] [--redis-url URL] [--prefix P] [--require-receivers]\n"
+          "                      MESSAGE|-\n"
           "       wsgate publish --help\n",
           out);
 }
@@ -65,10 +67,16 @@ static void print_help(void)
           "  --session S       publish to session:S:F (same rules)\n"
           "  --expire SECONDS  SETEX expiry, 0 = publish only (default: WS4REDIS_EXPIRE, else 3600)\n"
           "  --redis-url URL   redis://[[user]:password@]host:port/db or unix:///path[?db=N]\n"
-          "                    (default: REDIS_URL, else redis://127.0.0.1:6379/0)\n"
-          "  --prefix P        channel and key prefix (default: WS4REDIS_PREFIX, else none)\n\n"
-          "Prints \"channel=<name> receivers=<n>\" per channel (n: subscribers that got it).\n"
-          "Exit status: 0 published, 1 Redis error (connect timeout 2 s), 2 usage error.\n",
+          "                    (default: REDIS_URL, else redis://127.0.0.1:6379/0; a redis-sentinel://\n"
+          "                    URL is refused: give the master's redis:// URL)\n"
+          "  --prefix P        channel and key prefix (default: WS4REDIS_PREFIX, else none)\n"
+          "  --require-receivers  exit status 3 when a channel had no receiver\n\n"
+          "Prints \"channel=<name> receivers=<n>\" per channel (n: subscribers that got it). A channel\n"
+          "with no receiver (no client is connected to it) gets a warning on stderr; the message is\n"
+          "still published to every channel and stored as usual, so clients that connect later get it.\n"
+          "Exit status: 0 published (also when nobody received it), 1 Redis error (connect timeout\n"
+          "2 s), 2 usage error, 3 published but a channel had no receiver (only with\n"
+          "--require-receivers).\n",
           stdout);
 }
 
@@ -143,6 +151,10 @@ static int parse_args(int argc, char **argv, options_t *o)
         }
         if (strcmp(arg, "--broadcast") == 0) {
             o->is_broadcast = true;
+            continue;
+        }
+        if (strcmp(arg, "--require-receivers") == 0) {
+            o->is_receiver_required = true;
             continue;
         }
         if (strncmp(arg, "--", 2) != 0)
@@ -245,6 +257,7 @@ static int publish_all(const options_t *o, const wsg_redis_addr_t *addr, uint64_
         return STATUS_FAILED;
     }
     int status = STATUS_OK;
+    bool is_unreceived = false;
     /* ws4redis's order: broadcast, then groups, users and sessions, each in the order given. */
     static const wsg_audience_t order[] = {WSG_AUDIENCE_BROADCAST, WSG_AUDIENCE_GROUP, WSG_AUDIENCE_USER,
                                            WSG_AUDIENCE_SESSION};
@@ -273,6 +286,23 @@ static int publish_all(const options_t *o, const wsg_redis_addr_t *addr, uint64_
                 break;
             }
             printf("channel=%s receivers=%lld\n", channel, receivers);
+            if (receivers == 0) {
+                /* Not an error for ws4redis's publishers (the stored copy reaches later clients), but a
+                 * script author wants to know that nobody was listening. */
+                fflush(stdout);
+                if (expire_s > 0)
+                    fprintf(stderr,
+                            "wsgate publish: warning: no client received the message on %s (stored for "
+                            "%llu s: clients that connect within that time get it)\n",
+                            channel, (unsigned long long)expire_s);
+                else
+                    fprintf(stderr,
+                            "wsgate publish: warning: no client received the message on %s (not stored: "
+                            "expire is 0)\n",
+                            channel);
+                if (o->is_receiver_required)
+                    is_unreceived = true;
+            }
         }
     }
     wsg_publisher_free(pub);
@@ -280,6 +310,8 @@ static int publish_all(const options_t *o, const wsg_redis_addr_t *addr, uint64_
         fprintf(stderr, "wsgate publish: writing to stdout: %s\n", strerror(errno));
         status = STATUS_FAILED;
     }
+    if (status == STATUS_OK && is_unreceived)
+        status = STATUS_NO_RECEIVER;
     return status;
 }
 
@@ -346,6 +378,12 @@ int wsg_publish_cli_main(int argc, char **argv)
     wsg_redis_addr_t addr;
     if (wsg_redis_url_parse(o.redis_url, &addr, &why) < 0) {
         usage_error("%s: %s", source_url, why ? why : "bad URL");
+        goto Exit;
+    }
+    /* The publisher talks to one server; asking sentinels for the master is the gateway's job. */
+    if (addr.is_sentinel) {
+        usage_error("%s: a redis-sentinel:// URL is not supported here; give the master's redis:// URL",
+                    source_url);
         goto Exit;
     }
 

@@ -61,6 +61,18 @@ def test_help_prints_usage_with_settings(run_gateway):
     assert not missing, f"--help does not mention {missing}:\n{out}"
 
 
+def test_help_names_every_redis_url_form_of_the_readme(run_gateway):
+    """The README's REDIS_URL row lists the accepted URL forms; --help must offer each of their schemes."""
+    with open(os.path.join(h.ROOT, "README.md"), encoding="utf-8") as f:
+        row = next(line for line in f if line.startswith("| `REDIS_URL` |"))
+    schemes = sorted(set(re.findall(r"`([a-z][a-z0-9+-]*)://", row.split("|")[4])))
+    assert "redis-sentinel" in schemes and "unix" in schemes, (schemes, row)
+    status, out = run_gateway(["--help"])
+    assert status == 0, (status, out)
+    missing = [s for s in schemes if f"{s}://" not in out]
+    assert not missing, f"--help does not mention {missing}:\n{out}"
+
+
 def test_version_prints_name_and_version(run_gateway):
     status, out = run_gateway(["--version"])
     assert status == 0, (status, out)

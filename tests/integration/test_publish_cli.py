@@ -1,5 +1,6 @@
 """`wsgate publish`: ws4redis's RedisPublisher from the command line: channel names for every audience, PUBLISH
-then SETEX (or not), prefix and expiry from flags or the environment, stdin byte for byte, exit statuses 0/1/2."""
+then SETEX (or not), prefix and expiry from flags or the environment, stdin byte for byte, exit statuses 0/1/2
+(and 3 with --require-receivers), a warning on stderr for a channel nobody received the message on."""
 
 import socket
 import subprocess
@@ -157,6 +158,8 @@ def test_usage_errors_exit_2_and_publish_nothing(redis):
         (["--facility", "f", "--broadcast", "m", "--user"], "needs a value"),
         (["--facility", "f", "--broadcast", "--redis-url", "tcp://x", "m"], "--redis-url"),
         (["--facility", "f", "--broadcast", "--prefix", "p" * 256, "m"], "--prefix"),
+        (["--facility", "f", "--broadcast", "--redis-url", "redis-sentinel://127.0.0.1:26379/mymaster", "m"],
+         "redis-sentinel://"),
     ]
     for args, needle in cases:
         status, out, err = run_publish(*args)
@@ -178,6 +181,44 @@ def test_help_exits_0():
         assert status == 0, err
         assert out.startswith("Usage: wsgate publish"), out
         assert "--session" in out and "WS4REDIS_EXPIRE" in out
+        assert "--require-receivers" in out and "3 published but a channel had no receiver" in out, out
+
+
+def test_no_receiver_warns_on_stderr_and_still_stores(redis):
+    status, out, err = run_publish("--facility", "lonely", "--broadcast", "anyone?")
+    assert status == 0, err
+    assert out == "channel=broadcast:lonely receivers=0\n", out
+    assert err.count("\n") == 1, err
+    assert "warning" in err and "broadcast:lonely" in err and "no client received" in err, err
+    assert "stored for 3600 s" in err, err
+    assert redis.get("broadcast:lonely") == b"anyone?"
+    status, _, err = run_publish("--facility", "lonely", "--broadcast", "--expire", "0", "now or never")
+    assert status == 0, err
+    assert "broadcast:lonely" in err and "not stored" in err, err
+
+
+def test_a_received_message_gives_no_warning(gateway):
+    ws = gateway.open_raw("/ws/heard?subscribe-broadcast")
+    h.wait_numsub("broadcast:heard", 1)
+    for extra in ((), ("--require-receivers",)):
+        status, out, err = run_publish("--facility", "heard", "--broadcast", *extra, "hi")
+        assert status == 0, (extra, err)
+        assert out == "channel=broadcast:heard receivers=1\n", out
+        assert err == "", err
+        assert ws.recv_text() == "hi"
+
+
+def test_require_receivers_exits_3_after_publishing_everywhere(gateway, redis):
+    ws = gateway.open_raw("/ws/chat?subscribe-broadcast")
+    h.wait_numsub("broadcast:chat", 1)
+    status, out, err = run_publish("--require-receivers", "--facility", "chat", "--broadcast", "--user", "john",
+                                   "for all")
+    assert status == 3, (status, err)
+    assert out.splitlines() == ["channel=broadcast:chat receivers=1", "channel=user:john:chat receivers=0"], out
+    assert "user:john:chat" in err and "broadcast:chat" not in err, err
+    assert ws.recv_text() == "for all"
+    assert redis.get("user:john:chat") == b"for all"
+    assert redis.get("broadcast:chat") == b"for all"
 
 
 def test_gateway_help_still_works(run_gateway):
