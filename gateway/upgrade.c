@@ -8,8 +8,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 #include "access.h"
 #include "auth_client.h"
+#include "channel.h"
 #include "conn.h"
 #include "handshake.h"
 #include "http_request.h"
@@ -32,15 +35,57 @@ static void refuse(wsg_conn_t *conn, int status, const char *body, const char *e
     wsg_conn_respond_and_close(conn, n < 0 ? NULL : wsg_msg_new_http(response, (size_t)n, NULL, 0));
 }
 
-/* Answers a plain GET for an embedded file (the browser client, the demo page) and closes. */
+/* Answers GET /demo-settings.json: what the demo page must follow to match this gateway (where its broadcast
+ * channels are, the WebSocket URL prefix, the heartbeat), so that its hint names the real channel. Only what
+ * every client sees anyway: no Redis address, no secrets. */
+static void serve_demo_settings(wsg_conn_t *conn)
+{
+    const wsg_config_t *cfg = conn->ctx->cfg;
+    char channel[sizeof cfg->prefix + 16];
+    ssize_t clen = wsg_channel_name(channel, sizeof channel, wsg_str_c(cfg->prefix), WSG_AUDIENCE_BROADCAST,
+                                    wsg_str_c(NULL), wsg_str_c(""));
+    cJSON *o = cJSON_CreateObject();
+    bool is_built = o != NULL && clen >= 0;
+    is_built = is_built && cJSON_AddStringToObject(o, "broadcast_channel_prefix", channel) != NULL;
+    is_built = is_built && cJSON_AddStringToObject(o, "websocket_url", cfg->websocket_url) != NULL;
+    if (cfg->heartbeat[0] != '\0')
+        is_built = is_built && cJSON_AddStringToObject(o, "heartbeat", cfg->heartbeat) != NULL;
+    else
+        is_built = is_built && cJSON_AddNullToObject(o, "heartbeat") != NULL;
+    is_built = is_built && cJSON_AddStringToObject(o, "heartbeat_mode", cfg->heartbeat_mode) != NULL;
+    char *body = is_built ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    if (body == NULL) {
+        refuse(conn, 503, "out of memory", NULL);
+        return;
+    }
+    size_t len = strlen(body);
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                     "Cache-Control: no-cache\r\nConnection: close\r\n\r\n",
+                     len);
+    WSG_DEBUG("static_file", WSG_F_UINT("conn", wsg_conn_id(conn)), WSG_F_STR("file", "demo-settings.json"));
+    wsg_conn_respond_and_close(conn, wsg_msg_new_http(head, (size_t)n, body, len));
+    cJSON_free(body);
+}
+
+/* Answers a plain GET for an embedded file (the browser client, the demo page) or the demo's settings, and
+ * closes. */
 static bool serve_static(wsg_conn_t *conn, wsg_str_t path)
 {
+    if (!wsg_str_eq(conn->http->upgrade.method, wsg_str_c("GET")))
+        return false;
     const char *name = NULL;
     if (wsg_str_eq(path, wsg_str_c("/wsgate.js")))
         name = "wsgate.js";
     else if (conn->ctx->cfg->demo && wsg_str_eq(path, wsg_str_c("/")))
         name = "demo.html";
-    if (name == NULL || !wsg_str_eq(conn->http->upgrade.method, wsg_str_c("GET")))
+    else if (conn->ctx->cfg->demo && wsg_str_eq(path, wsg_str_c("/demo-settings.json"))) {
+        serve_demo_settings(conn);
+        return true;
+    }
+    if (name == NULL)
         return false;
     const wsg_static_file_t *f = wsg_static_files;
     while (f->name != NULL && strcmp(f->name, name) != 0)

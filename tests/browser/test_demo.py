@@ -4,12 +4,13 @@
     /usr/bin/python3 tests/browser/test_demo.py      (Debian: python3-selenium chromium chromium-driver,
                                                       installed by tests/browser/deps)
 
-Starts a private redis-server and the gateway (WSGATE_BIN, default build/test/wsgate) with the demo on, opens
-http://127.0.0.1:PORT/ and checks, step by step: the page connects; a message published with redis-cli shows
-up; heartbeats are counted and never shown; a message typed into the page comes back (echo) and is stored in
-Redis; on SIGTERM the gateway exits 0 and the page shows "disconnected"; once the gateway is back on the same
-port the page reconnects by itself and receives again. A screenshot is saved to
-.test-artifacts/browser/demo.png, the gateway's log to .test-artifacts/browser/wsgate.log.
+Starts a private redis-server and the gateway (WSGATE_BIN, default build/test/wsgate) with the demo on and a
+channel prefix (WS4REDIS_PREFIX), opens http://127.0.0.1:PORT/ and checks, step by step: the page connects; its
+hint names the prefixed channel; a message published with redis-cli, as the hint says, shows up; heartbeats are
+counted and never shown; a message typed into the page comes back (echo) and is stored in Redis; on SIGTERM
+the gateway exits 0 and the page shows "disconnected"; once the gateway is back on the same port the page
+reconnects by itself and receives again. A screenshot is saved to .test-artifacts/browser/demo.png, the
+gateway's log to .test-artifacts/browser/wsgate.log.
 Ends with "N passed, N failed"; exit status 1 when a check failed. Every wait has a deadline.
 """
 import os
@@ -31,7 +32,8 @@ GATEWAY_BIN = Path(os.environ.get("WSGATE_BIN", ROOT / "build" / "test" / "wsgat
 CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER_BIN", "/usr/bin/chromedriver")
 FACILITY = "demo"
-CHANNEL = "broadcast:" + FACILITY
+PREFIX = "site"
+CHANNEL = f"{PREFIX}:broadcast:{FACILITY}"
 HEARTBEAT = "--heartbeat--"
 
 passed = 0
@@ -144,6 +146,7 @@ class Gateway:
             "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
             "WSGATE_ADMIN_LISTEN": f"127.0.0.1:{free_port()}",
             "WSGATE_DEMO": "1",
+            "WS4REDIS_PREFIX": PREFIX,
             "WS4REDIS_HEARTBEAT": HEARTBEAT,
             "WSGATE_HEARTBEAT_INTERVAL": "500ms",
             "WSGATE_ANONYMOUS_PUBLISH": "1",
@@ -266,6 +269,11 @@ def run(tmp):
         require("page connects (#state: connected)",
                 wait_for(lambda: page_state(driver) == "connected", 15),
                 f"#state is {page_state(driver)!r}")
+
+        hint = f'redis-cli PUBLISH {CHANNEL} "Hello everybody"'
+        check("hint names the channel with the gateway's prefix",
+              wait_for(lambda: driver.find_element("id", "hint").text.strip() == hint, 5),
+              f"#hint is {driver.find_element('id', 'hint').text.strip()!r}, expected {hint!r}")
 
         # Publish once the gateway's subscription is in place (a message published before it is lost).
         require("gateway subscribed to " + CHANNEL, wait_for(lambda: redis.subscribers(CHANNEL) >= 1, 10))
