@@ -4,7 +4,8 @@
 Usage: tests/run_all.py --build DIR [--fuzz-build DIR] [--fuzz-seconds N] [--skip-integration]
 
 Each unit-test and corpus-replay binary registered with meson prints its own "N passed, N failed" line; the
-integration runner does the same; each short libFuzzer run counts as one test.
+integration runner, the browser tests and the README check (tests/readme/run_readme.py, which starts
+scripts/run and so builds build/release) do the same; each short libFuzzer run counts as one test.
 """
 import argparse
 import json
@@ -107,6 +108,11 @@ def main():
         browser_env = dict(env, WSGATE_BIN=bin_path)
         p, f = run_counted("browser/demo", ["/usr/bin/python3", "tests/browser/test_demo.py"], env=browser_env,
                            timeout=300)
+        total_passed += p
+        total_failed += f
+
+        print("== README examples, run as written against scripts/run", flush=True)
+        p, f = run_counted("readme", ["/usr/bin/python3", "tests/readme/run_readme.py"], env=env, timeout=600)
         total_passed += p
         total_failed += f
 

@@ -6,10 +6,11 @@
 
 Starts a private redis-server and the gateway (WSGATE_BIN, default build/test/wsgate) with the demo on and a
 channel prefix (WS4REDIS_PREFIX), opens http://127.0.0.1:PORT/ and checks, step by step: the page connects; its
-hint names the prefixed channel; a message published with redis-cli, as the hint says, shows up; heartbeats are counted and never shown; a message typed into the page comes back (echo) and is stored in
-Redis; on SIGTERM the gateway exits 0 and the page shows "disconnected"; once the gateway is back on the same
-port the page reconnects by itself and receives again. A screenshot is saved to
-.test-artifacts/browser/demo.png, the gateway's log to .test-artifacts/browser/wsgate.log.
+hint names the prefixed channel; a message published with redis-cli, as the hint says, shows up; heartbeats are
+counted and never shown; a message typed into the page comes back (echo) and is stored in Redis; on SIGTERM
+the gateway exits 0 and the page shows "disconnected"; once the gateway is back on the same port the page
+reconnects by itself and receives again. A screenshot is saved to .test-artifacts/browser/demo.png, the
+gateway's log to .test-artifacts/browser/wsgate.log.
 Ends with "N passed, N failed"; exit status 1 when a check failed. Every wait has a deadline.
 """
 import os
