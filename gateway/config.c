@@ -39,8 +39,9 @@ static const setting_t settings[] = {
     {"WSGATE_LISTEN", "listen", KIND_STRING, "0.0.0.0:8080", STR_FIELD(listen), 0, 0,
      "address and port to serve WebSockets on"},
     {"REDIS_URL", "redis-url", KIND_STRING, "redis://127.0.0.1:6379/0", STR_FIELD(redis_url), 0, 0,
-     "redis://[[user]:password@]host:port/db, unix:///path/to/redis.sock[?db=N] or\n"
-     "      redis-sentinel://host:26379,host:26379/mymaster[/db] (the master found through its sentinels)"},
+     "redis://[[user]:password@]host:port/db, rediss://... (TLS), unix:///path/to/redis.sock[?db=N] or\n"
+     "      redis-sentinel://host:26379,host:26379/mymaster[/db] (the master found through its sentinels;\n"
+     "      rediss-sentinel:// over TLS)"},
     {"WEBSOCKET_URL", "websocket-url", KIND_STRING, "/ws/", STR_FIELD(websocket_url), 0, 0,
      "URL prefix; the rest of the path is the facility"},
     {"WS4REDIS_PREFIX", "prefix", KIND_STRING, "", STR_FIELD(prefix), 0, 0,

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "channel.h"
@@ -66,9 +67,11 @@ static void print_help(void)
           "  --group G         publish to group:G:F (same rules)\n"
           "  --session S       publish to session:S:F (same rules)\n"
           "  --expire SECONDS  SETEX expiry, 0 = publish only (default: WS4REDIS_EXPIRE, else 3600)\n"
-          "  --redis-url URL   redis://[[user]:password@]host:port/db or unix:///path[?db=N]\n"
-          "                    (default: REDIS_URL, else redis://127.0.0.1:6379/0; a redis-sentinel://\n"
-          "                    URL is refused: give the master's redis:// URL)\n"
+          "  --redis-url URL   redis://[[user]:password@]host:port/db, rediss://... (TLS),\n"
+          "                    unix:///path[?db=N] or redis-sentinel://host:26379,.../master[/db]\n"
+          "                    (rediss-sentinel:// over TLS); default: REDIS_URL, else\n"
+          "                    redis://127.0.0.1:6379/0. TLS uses WSGATE_REDIS_TLS_CA, _CERT, _KEY, _SNI\n"
+          "                    and _VERIFY from the environment, as the gateway does\n"
           "  --prefix P        channel and key prefix (default: WS4REDIS_PREFIX, else none)\n"
           "  --require-receivers  exit status 3 when a channel had no receiver\n\n"
           "Prints \"channel=<name> receivers=<n>\" per channel (n: subscribers that got it). A channel\n"
@@ -251,7 +254,17 @@ static int publish_all(const options_t *o, const wsg_redis_addr_t *addr, uint64_
                        size_t msg_len)
 {
     char err[512];
-    wsg_publisher_t *pub = wsg_publisher_connect(addr, CONNECT_TIMEOUT_MS, err, sizeof err);
+    /* TLS settings come from the gateway's environment variables. */
+    const char *verify = getenv("WSGATE_REDIS_TLS_VERIFY");
+    wsg_tls_options_t tls = {
+        .ca_file = getenv("WSGATE_REDIS_TLS_CA"),
+        .cert_file = getenv("WSGATE_REDIS_TLS_CERT"),
+        .key_file = getenv("WSGATE_REDIS_TLS_KEY"),
+        .skip_verify = verify != NULL && (strcmp(verify, "0") == 0 || strcasecmp(verify, "false") == 0 ||
+                                          strcasecmp(verify, "no") == 0 || strcasecmp(verify, "off") == 0),
+    };
+    wsg_publisher_t *pub =
+        wsg_publisher_connect(addr, &tls, getenv("WSGATE_REDIS_TLS_SNI"), CONNECT_TIMEOUT_MS, err, sizeof err);
     if (pub == NULL) {
         fprintf(stderr, "wsgate publish: %s\n", err);
         return STATUS_FAILED;
@@ -378,12 +391,6 @@ int wsg_publish_cli_main(int argc, char **argv)
     wsg_redis_addr_t addr;
     if (wsg_redis_url_parse(o.redis_url, &addr, &why) < 0) {
         usage_error("%s: %s", source_url, why ? why : "bad URL");
-        goto Exit;
-    }
-    /* The publisher talks to one server; asking sentinels for the master is the gateway's job. */
-    if (addr.is_sentinel) {
-        usage_error("%s: a redis-sentinel:// URL is not supported here; give the master's redis:// URL",
-                    source_url);
         goto Exit;
     }
 

@@ -47,7 +47,9 @@ struct wsg_redis_link {
     enum link_state state;
     uint64_t backoff_ms; /* delay of the next retry: 0 right after a loss, then growing */
     unsigned setup_replies_left;
-    unsigned open_handles; /* the timer and transports not yet freed */
+    unsigned setup_sent, setup_answered; /* setup commands of this attempt, in order */
+    char setup_labels[4][24];            /* what each was, for a failure's text ("AUTH", "SELECT 3") */
+    unsigned open_handles;               /* the timer and transports not yet freed */
     bool setup_failed;
     bool is_dispatching;       /* replies are being handed out: the reader must outlive the loop over them */
     bool is_read_paused;       /* the batch bound was reached; the timer resumes reading */
@@ -86,6 +88,21 @@ static void set_why(wsg_redis_link_t *link, const char *why, const char *detail)
         snprintf(link->why, sizeof link->why, "%s: %s", why, detail);
     else
         snprintf(link->why, sizeof link->why, "%s", why);
+}
+
+/* Why an attempt failed: the transport names the address when connecting failed; otherwise it is added. */
+static void set_attempt_why(wsg_redis_link_t *link, const char *why)
+{
+    const char *who = link->is_asking_sentinel ? "sentinel: " : "";
+    if (strncmp(why, "connect to ", 11) == 0 || strncmp(why, "cannot resolve ", 15) == 0) {
+        snprintf(link->why, sizeof link->why, "%s%s", who, why);
+    } else if (link->addr.is_unix) {
+        snprintf(link->why, sizeof link->why, "connect to unix:%s: %s", link->addr.path, why);
+    } else {
+        bool is_v6 = strchr(link->target_host, ':') != NULL;
+        snprintf(link->why, sizeof link->why, "%sconnect to %s%s%s:%u: %s", who, is_v6 ? "[" : "",
+                 link->target_host, is_v6 ? "]" : "", link->target_port, why);
+    }
 }
 
 /* ---- commands in flight ---------------------------------------------------------------------------------
@@ -190,9 +207,13 @@ int wsg_redis_link_send_pubsub(wsg_redis_link_t *link, const char *cmd, size_t l
     return send_raw(link, cmd, len, (pending_t){on_error, privdata, confirmations});
 }
 
-/* Internal commands while authenticating: the reply goes to `cb` with the link. */
-static void send_setup(wsg_redis_link_t *link, wsg_redis_reply_cb cb, const char *fmt, ...)
+/* Internal commands while authenticating: the reply goes to `cb` with the link; `label` names the command in
+ * a failure's text (never its arguments: AUTH's are secret). */
+static void send_setup(wsg_redis_link_t *link, wsg_redis_reply_cb cb, const char *label, const char *fmt, ...)
 {
+    if (link->setup_sent < sizeof link->setup_labels / sizeof link->setup_labels[0])
+        snprintf(link->setup_labels[link->setup_sent], sizeof link->setup_labels[0], "%s", label);
+    link->setup_sent++;
     va_list ap;
     va_start(ap, fmt);
     char *cmd = NULL;
@@ -328,17 +349,27 @@ static void on_transport_error(void *arg, int err, const char *why)
         return;
     }
     link->was_closed_by_server = link->state == LINK_READY && err == UV_EOF;
-    const char *what = link->state == LINK_READY  ? "connection lost"
-                       : link->is_asking_sentinel ? "sentinel unreachable"
-                                                  : "connect failed";
-    set_why(link, what, why);
+    if (link->state == LINK_READY)
+        set_why(link, "connection lost", why);
+    else
+        set_attempt_why(link, why);
     drop_connection(link);
     fail_pending(link);
     schedule_retry(link);
 }
 
+static void become_ready(wsg_redis_link_t *link)
+{
+    uv_timer_stop(&link->timer);
+    link->state = LINK_READY;
+    link->backoff_ms = 0; /* the next loss retries at once */
+    if (link->handler->on_ready != NULL)
+        link->handler->on_ready(link, link->arg);
+}
+
 static void setup_step_done(wsg_redis_link_t *link)
 {
+    link->setup_answered++;
     if (--link->setup_replies_left > 0)
         return;
     if (link->setup_failed) {
@@ -347,11 +378,14 @@ static void setup_step_done(wsg_redis_link_t *link)
         schedule_retry(link);
         return;
     }
-    uv_timer_stop(&link->timer);
-    link->state = LINK_READY;
-    link->backoff_ms = 0; /* the next loss retries at once */
-    if (link->handler->on_ready != NULL)
-        link->handler->on_ready(link, link->arg);
+    become_ready(link);
+}
+
+/* The label of the setup command whose reply is being handled. */
+static const char *setup_label(const wsg_redis_link_t *link)
+{
+    size_t n = sizeof link->setup_labels / sizeof link->setup_labels[0];
+    return link->setup_answered < n ? link->setup_labels[link->setup_answered] : "setup";
 }
 
 /* AUTH and SELECT: an error fails this attempt. */
@@ -361,18 +395,26 @@ static void on_setup_reply(void *privdata, const redisReply *reply)
     if (reply == NULL || link->state != LINK_AUTHENTICATING)
         return; /* the connection is going away; that is reported */
     if (reply->type == REDIS_REPLY_ERROR && !link->setup_failed) {
-        set_why(link, "setup failed", reply->str);
+        char detail[512];
+        snprintf(detail, sizeof detail, "%s: %s", setup_label(link), reply->str);
+        set_why(link, "setup failed", detail);
         link->setup_failed = true;
     }
     setup_step_done(link);
 }
 
-/* CLIENT SETNAME is a courtesy: servers without it (old ones, some sentinels) are fine. */
+/* CLIENT SETNAME is a courtesy: servers without it (old ones, some sentinels) are fine. Any other error (a
+ * server refusing the connection: "max number of clients reached", "LOADING") fails the attempt. */
 static void on_setname_reply(void *privdata, const redisReply *reply)
 {
     wsg_redis_link_t *link = privdata;
     if (reply == NULL || link->state != LINK_AUTHENTICATING)
         return;
+    if (reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "unknown") == NULL &&
+        strstr(reply->str, "Unknown") == NULL) {
+        on_setup_reply(privdata, reply);
+        return;
+    }
     setup_step_done(link);
 }
 
@@ -432,23 +474,30 @@ static void on_transport_open(void *arg)
     wsg_redis_link_t *link = arg;
     link->state = LINK_AUTHENTICATING;
     link->setup_failed = false;
-    link->setup_replies_left = 0;
+    link->setup_replies_left = link->setup_sent = link->setup_answered = 0;
     const wsg_redis_addr_t *a = &link->addr;
     if (link->is_asking_sentinel) {
-        send_setup(link, on_sentinel_reply, "SENTINEL get-master-addr-by-name %s", a->master_name);
+        send_setup(link, on_sentinel_reply, "SENTINEL get-master-addr-by-name",
+                   "SENTINEL get-master-addr-by-name %s", a->master_name);
         return;
     }
     if (a->password[0] != '\0') {
         if (a->username[0] != '\0')
-            send_setup(link, on_setup_reply, "AUTH %s %s", a->username, a->password);
+            send_setup(link, on_setup_reply, "AUTH", "AUTH %s %s", a->username, a->password);
         else
-            send_setup(link, on_setup_reply, "AUTH %s", a->password);
+            send_setup(link, on_setup_reply, "AUTH", "AUTH %s", a->password);
     }
-    if (link->opts.select_db && a->db != 0)
-        send_setup(link, on_setup_reply, "SELECT %d", a->db);
+    if (link->opts.select_db && a->db != 0) {
+        char label[24];
+        snprintf(label, sizeof label, "SELECT %d", a->db);
+        send_setup(link, on_setup_reply, label, "SELECT %d", a->db);
+    }
     if (a->is_sentinel)
-        send_setup(link, on_role_reply, "ROLE");
-    send_setup(link, on_setname_reply, "CLIENT SETNAME %s", link->opts.name);
+        send_setup(link, on_role_reply, "ROLE", "ROLE");
+    if (link->opts.name != NULL)
+        send_setup(link, on_setname_reply, "CLIENT SETNAME", "CLIENT SETNAME %s", link->opts.name);
+    if (link->setup_sent == 0)
+        become_ready(link); /* nothing to set up */
 }
 
 static const wsg_transport_handler_t transport_handler = {
@@ -493,6 +542,9 @@ static void start_attempt(wsg_redis_link_t *link)
         snprintf(link->target_host, sizeof link->target_host, "%s", s->host);
         link->target_port = s->port;
         link->is_asking_sentinel = true;
+    } else if (!a->is_sentinel && link->opts.next_target != NULL) {
+        link->opts.next_target(link->opts.target_arg, link->target_host, sizeof link->target_host,
+                               &link->target_port);
     } else if (!a->is_sentinel) {
         snprintf(link->target_host, sizeof link->target_host, "%s", a->host);
         link->target_port = a->port;
@@ -531,7 +583,8 @@ static void on_timer(uv_timer_t *timer)
     case LINK_CONNECTING:
     case LINK_AUTHENTICATING:
         /* Our own connect timeout, TLS handshake and setup included. */
-        set_why(link, link->is_asking_sentinel ? "sentinel unreachable" : "connect failed", "timeout");
+        set_attempt_why(link,
+                        link->state == LINK_CONNECTING ? "timeout" : "timeout waiting for the setup replies");
         drop_connection(link);
         fail_pending(link);
         schedule_retry(link);

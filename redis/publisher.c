@@ -1,145 +1,204 @@
-/* Synchronous hiredis publishing for the command line: connect with a timeout, AUTH, SELECT, PUBLISH + SETEX.
- */
+/* Publishing for the command line: one link (redis/link.c) on a private libuv loop, run until each step is
+ * done, so the command reaches Redis the way the gateway does: TCP, unix socket or TLS, Sentinel, AUTH and
+ * SELECT. */
 #include "publisher.h"
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "link.h"
+
+/* The answer to one command. */
+typedef struct answer {
+    bool has_come;
+    bool is_lost;
+    int type;
+    long long integer;
+    char text[256];
+} answer_t;
+
+/* How long one command may wait for its answer once connected. */
+#define ANSWER_TIMEOUT_MS 10000
+
 struct wsg_publisher {
-    redisContext *ctx;
+    uv_loop_t loop;
+    uv_timer_t timer; /* bounds the wait for an answer */
+    wsg_redis_link_t *link;
+    wsg_tls_t *tls;
+    bool is_ready;
+    bool is_down; /* the connection failed or was lost */
+    bool is_closed;
+    bool is_timed_out;
+    answer_t answer; /* of the command in flight (its callback may come after a timeout: not on the stack) */
+    char why[640];
 };
 
-static struct timeval ms_to_tv(uint64_t ms)
+static void on_ready(wsg_redis_link_t *link, void *arg)
 {
-    return (struct timeval){.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    ((wsg_publisher_t *)arg)->is_ready = true;
 }
 
-/* Describes where `addr` points, for error messages. */
-static void describe(const wsg_redis_addr_t *addr, char *out, size_t cap)
+static void on_down(wsg_redis_link_t *link, void *arg, const char *why, uint64_t retry_ms)
 {
-    if (addr->is_unix)
-        snprintf(out, cap, "unix:%s", addr->path);
-    else if (strchr(addr->host, ':') != NULL)
-        snprintf(out, cap, "[%s]:%u", addr->host, (unsigned)addr->port);
-    else
-        snprintf(out, cap, "%s:%u", addr->host, (unsigned)addr->port);
+    wsg_publisher_t *pub = arg;
+    pub->is_ready = false;
+    pub->is_down = true;
+    snprintf(pub->why, sizeof pub->why, "%s", why);
 }
 
-/* Runs one setup command (AUTH or SELECT) and checks that it was not refused. Returns 0 or -1 with `err`
- * written; `what` names the command without its secret arguments. */
-static int expect_ok(redisContext *ctx, redisReply *reply, const char *what, char *err, size_t cap)
+static const wsg_redis_link_handler_t handler = {.on_ready = on_ready, .on_down = on_down};
+
+static void on_closed(void *arg)
 {
-    if (reply == NULL) {
-        snprintf(err, cap, "%s: %s", what, ctx->errstr[0] ? ctx->errstr : "connection lost");
-        return -1;
-    }
-    int rc = 0;
-    if (reply->type == REDIS_REPLY_ERROR) {
-        snprintf(err, cap, "%s: %.*s", what, (int)reply->len, reply->str);
-        rc = -1;
-    }
-    freeReplyObject(reply);
-    return rc;
+    ((wsg_publisher_t *)arg)->is_closed = true;
 }
 
-wsg_publisher_t *wsg_publisher_connect(const wsg_redis_addr_t *addr, uint64_t timeout_ms, char *err,
-                                       size_t cap)
+/* Runs the loop until `*flag` or the link is down. */
+static void run_until(wsg_publisher_t *pub, const bool *flag)
 {
-    char where[400];
-    describe(addr, where, sizeof where);
-    if (addr->is_tls) {
-        /* Never in the clear what was meant to be encrypted (the password among it). */
-        snprintf(err, cap, "connect to %s: rediss:// is not supported by wsgate publish", where);
-        return NULL;
+    while (!*flag && !pub->is_down && uv_run(&pub->loop, UV_RUN_ONCE) != 0) {
     }
-    redisContext *ctx = addr->is_unix ? redisConnectUnixWithTimeout(addr->path, ms_to_tv(timeout_ms))
-                                      : redisConnectWithTimeout(addr->host, addr->port, ms_to_tv(timeout_ms));
-    if (ctx == NULL) {
-        snprintf(err, cap, "connect to %s: out of memory", where);
-        return NULL;
-    }
-    if (ctx->err) {
-        snprintf(err, cap, "connect to %s: %s", where, ctx->errstr);
-        goto Error;
-    }
-    if (redisSetTimeout(ctx, ms_to_tv(WSG_PUBLISHER_IO_TIMEOUT_MS)) != REDIS_OK) {
-        snprintf(err, cap, "connect to %s: cannot set the socket timeout", where);
-        goto Error;
-    }
-    if (addr->password[0] != '\0') {
-        /* %s arguments are sent as one bulk string each, whatever bytes the password holds. */
-        redisReply *r = addr->username[0] != '\0'
-                            ? redisCommand(ctx, "AUTH %s %s", addr->username, addr->password)
-                            : redisCommand(ctx, "AUTH %s", addr->password);
-        if (expect_ok(ctx, r, "AUTH", err, cap) < 0)
-            goto Error;
-    }
-    if (addr->db != 0) {
-        char what[40];
-        snprintf(what, sizeof what, "SELECT %d", addr->db);
-        if (expect_ok(ctx, redisCommand(ctx, "SELECT %d", addr->db), what, err, cap) < 0)
-            goto Error;
-    }
-    wsg_publisher_t *pub = malloc(sizeof *pub);
-    if (pub == NULL) {
+}
+
+static void on_timeout(uv_timer_t *timer)
+{
+    ((wsg_publisher_t *)timer->data)->is_timed_out = true;
+}
+
+static void release(wsg_publisher_t *pub)
+{
+    uv_close((uv_handle_t *)&pub->timer, NULL);
+    if (pub->link != NULL)
+        wsg_redis_link_close(pub->link, on_closed, pub);
+    uv_run(&pub->loop, UV_RUN_DEFAULT); /* until the link's handles are closed */
+    uv_loop_close(&pub->loop);
+    wsg_tls_free(pub->tls);
+    free(pub);
+}
+
+wsg_publisher_t *wsg_publisher_connect(const wsg_redis_addr_t *addr, const wsg_tls_options_t *tls_opts,
+                                       const char *tls_name, uint64_t timeout_ms, char *err, size_t cap)
+{
+    wsg_publisher_t *pub = calloc(1, sizeof(*pub));
+    if (pub == NULL || uv_loop_init(&pub->loop) < 0) {
+        free(pub);
         snprintf(err, cap, "out of memory");
-        goto Error;
+        return NULL;
     }
-    pub->ctx = ctx;
+    uv_timer_init(&pub->loop, &pub->timer);
+    pub->timer.data = pub;
+    if (addr->is_tls && wsg_tls_new(tls_opts, &pub->tls, err, cap) < 0) {
+        release(pub);
+        return NULL;
+    }
+    wsg_redis_link_options_t opts = {
+        .name = NULL, /* one short connection: no CLIENT SETNAME round trip */
+        .select_db = true,
+        .connect_timeout_ms = timeout_ms,
+        .tls = pub->tls,
+        .tls_name = tls_name != NULL && tls_name[0] != '\0' ? tls_name : NULL,
+    };
+    pub->link = wsg_redis_link_new(&pub->loop, addr, &opts, &handler, pub);
+    if (pub->link == NULL) {
+        snprintf(err, cap, "out of memory");
+        release(pub);
+        return NULL;
+    }
+    run_until(pub, &pub->is_ready);
+    if (!pub->is_ready) {
+        snprintf(err, cap, "%s", pub->why[0] ? pub->why : "connection failed");
+        release(pub);
+        return NULL;
+    }
     return pub;
+}
 
-Error:
-    redisFree(ctx);
-    return NULL;
+static void on_answer(void *privdata, const redisReply *reply)
+{
+    answer_t *a = privdata;
+    a->has_come = true;
+    if (reply == NULL) {
+        a->is_lost = true;
+        return;
+    }
+    a->type = reply->type;
+    if (reply->type == REDIS_REPLY_INTEGER)
+        a->integer = reply->integer;
+    else if (reply->type == REDIS_REPLY_ERROR || reply->type == REDIS_REPLY_STATUS)
+        snprintf(a->text, sizeof a->text, "%.*s", (int)reply->len, reply->str);
+}
+
+/* Sends one formatted command and waits for its answer; returns 0, -EIO (connection) or -EPROTO (reply). */
+static int command(wsg_publisher_t *pub, const char *what, char *cmd, int len, int want_type, char *err,
+                   size_t cap)
+{
+    answer_t *a = &pub->answer;
+    *a = (answer_t){0};
+    if (pub->link == NULL) {
+        free(cmd);
+        snprintf(err, cap, "%s: not connected", what);
+        return -EIO;
+    }
+    if (len < 0) {
+        snprintf(err, cap, "%s: out of memory", what);
+        return -EIO;
+    }
+    int rc = wsg_redis_link_send(pub->link, cmd, (size_t)len, on_answer, a);
+    free(cmd);
+    if (rc < 0) {
+        snprintf(err, cap, "%s: %s", what, pub->why[0] ? pub->why : "connection lost");
+        return -EIO;
+    }
+    /* The loss of the connection calls on_answer with NULL before on_down: wait for the answer only. */
+    pub->is_timed_out = false;
+    uv_timer_start(&pub->timer, on_timeout, ANSWER_TIMEOUT_MS, 0);
+    while (!a->has_come && !pub->is_timed_out && uv_run(&pub->loop, UV_RUN_ONCE) != 0) {
+    }
+    uv_timer_stop(&pub->timer);
+    if (!a->has_come) {
+        snprintf(err, cap, "%s: no answer within %d s", what, ANSWER_TIMEOUT_MS / 1000);
+        wsg_redis_link_close(pub->link, on_closed, pub); /* the answer would come to freed memory */
+        pub->link = NULL;
+        return -EIO;
+    }
+    if (a->is_lost) {
+        snprintf(err, cap, "%s: %s", what, pub->why[0] ? pub->why : "connection lost");
+        return -EIO;
+    }
+    if (a->type == REDIS_REPLY_ERROR) {
+        snprintf(err, cap, "%s: %s", what, a->text);
+        return -EPROTO;
+    }
+    if (a->type != want_type) {
+        snprintf(err, cap, "%s: unexpected reply type %d", what, a->type);
+        return -EPROTO;
+    }
+    return 0;
 }
 
 int wsg_publisher_publish(wsg_publisher_t *pub, const char *channel, size_t channel_len, const void *payload,
                           size_t payload_len, uint64_t expire_s, long long *receivers, char *err, size_t cap)
 {
-    redisContext *ctx = pub->ctx;
-    redisReply *r = redisCommand(ctx, "PUBLISH %b %b", channel, channel_len, payload, payload_len);
-    if (r == NULL) {
-        snprintf(err, cap, "PUBLISH: %s", ctx->errstr[0] ? ctx->errstr : "connection lost");
-        return -EIO;
-    }
-    int rc = 0;
-    if (r->type == REDIS_REPLY_ERROR) {
-        snprintf(err, cap, "PUBLISH: %.*s", (int)r->len, r->str);
-        rc = -EPROTO;
-    } else if (r->type != REDIS_REPLY_INTEGER) {
-        snprintf(err, cap, "PUBLISH: unexpected reply type %d", r->type);
-        rc = -EPROTO;
-    } else {
-        *receivers = r->integer;
-    }
-    freeReplyObject(r);
-    if (rc < 0 || expire_s == 0)
+    char *cmd = NULL;
+    int len = redisFormatCommand(&cmd, "PUBLISH %b %b", channel, channel_len, payload, payload_len);
+    int rc = command(pub, "PUBLISH", cmd, len, REDIS_REPLY_INTEGER, err, cap);
+    if (rc < 0)
         return rc;
-
-    r = redisCommand(ctx, "SETEX %b %llu %b", channel, channel_len, (unsigned long long)expire_s, payload,
-                     payload_len);
-    if (r == NULL) {
-        snprintf(err, cap, "SETEX: %s", ctx->errstr[0] ? ctx->errstr : "connection lost");
-        return -EIO;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        snprintf(err, cap, "SETEX: %.*s", (int)r->len, r->str);
-        rc = -EPROTO;
-    } else if (r->type != REDIS_REPLY_STATUS) {
-        snprintf(err, cap, "SETEX: unexpected reply type %d", r->type);
-        rc = -EPROTO;
-    }
-    freeReplyObject(r);
-    return rc;
+    *receivers = pub->answer.integer;
+    if (expire_s == 0)
+        return 0;
+    cmd = NULL;
+    len = redisFormatCommand(&cmd, "SETEX %b %llu %b", channel, channel_len, (unsigned long long)expire_s,
+                             payload, payload_len);
+    return command(pub, "SETEX", cmd, len, REDIS_REPLY_STATUS, err, cap);
 }
 
 void wsg_publisher_free(wsg_publisher_t *pub)
 {
-    if (pub == NULL)
-        return;
-    redisFree(pub->ctx);
-    free(pub);
+    if (pub != NULL)
+        release(pub);
 }

@@ -1,4 +1,5 @@
-/* A blocking Redis connection for the `wsgate publish` command: ws4redis's RedisPublisher.publish_message. */
+/* A blocking Redis connection for the `wsgate publish` command: ws4redis's RedisPublisher.publish_message,
+ * over the gateway's own link (TCP, unix socket or TLS; Sentinel) run on a private loop. */
 #ifndef WSG_REDIS_PUBLISHER_H
 #define WSG_REDIS_PUBLISHER_H
 
@@ -6,18 +7,17 @@
 #include <stdint.h>
 
 #include "redis_url.h"
-
-/** How long one send or receive may stall once connected (SO_SNDTIMEO/SO_RCVTIMEO, per system call). */
-#define WSG_PUBLISHER_IO_TIMEOUT_MS 10000
+#include "transport.h"
 
 typedef struct wsg_publisher wsg_publisher_t;
 
-/** Connects (TCP or unix socket) within `timeout_ms`, then sends AUTH [username] password when `addr` has a
- *  password and SELECT db when db != 0, waiting for each reply. Blocks; no event loop. Borrows `addr`.
- *  Returns the publisher (free it with wsg_publisher_free()), or NULL after writing a one-line reason
- *  ("connect to 127.0.0.1:6379: Connection refused", "AUTH: WRONGPASS ...") into `err` (capacity `cap`). */
-wsg_publisher_t *wsg_publisher_connect(const wsg_redis_addr_t *addr, uint64_t timeout_ms, char *err,
-                                       size_t cap);
+/** Connects within `timeout_ms` (name lookup, TLS handshake, AUTH and SELECT included; with a Sentinel URL,
+ *  the master is asked for first), using `tls_opts` and `tls_name` (the name the certificate must carry, NULL
+ * = the host) for a rediss URL. Blocks. Borrows everything. Returns the publisher (free it with
+ *  wsg_publisher_free()), or NULL after writing a one-line reason ("connect to 127.0.0.1:6379: connection
+ *  refused", "setup failed: AUTH: WRONGPASS ...") into `err` (capacity `cap`). */
+wsg_publisher_t *wsg_publisher_connect(const wsg_redis_addr_t *addr, const wsg_tls_options_t *tls_opts,
+                                       const char *tls_name, uint64_t timeout_ms, char *err, size_t cap);
 
 /** PUBLISH `channel` `payload`, then SETEX `channel` `expire_s` `payload` when `expire_s` > 0, as ws4redis
  *  does. Binary-safe for both. Writes the PUBLISH reply (the number of subscribers that got the message) into

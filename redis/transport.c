@@ -457,7 +457,7 @@ static void connect_failed(wsg_transport_t *t, int status)
 {
     char why[400], ip[64] = "?";
     if (t->is_unix) {
-        snprintf(why, sizeof why, "connect to %s: %s", t->host, uv_strerror(status));
+        snprintf(why, sizeof why, "connect to unix:%s: %s", t->host, uv_strerror(status));
         fail(t, status, why);
         return;
     }
@@ -471,7 +471,8 @@ static void connect_failed(wsg_transport_t *t, int status)
         uv_ip6_name((const struct sockaddr_in6 *)a, ip, sizeof ip);
     else
         uv_ip4_name((const struct sockaddr_in *)a, ip, sizeof ip);
-    snprintf(why, sizeof why, "connect to %s port %u: %s", ip, t->port, uv_strerror(status));
+    snprintf(why, sizeof why, a->sa_family == AF_INET6 ? "connect to [%s]:%u: %s" : "connect to %s:%u: %s",
+             ip, t->port, uv_strerror(status));
     fail(t, status, why);
 }
 

@@ -222,11 +222,19 @@ def test_message_stored_while_the_subscription_was_lost_is_delivered_after_it_re
     h.publish("broadcast:gap", "before")
     assert ws.recv_text() == "before"
     r = h.redis_client()
-    # The subscriber connection is cut; what is published now reaches nobody, but ws4redis publishers also
-    # store it, and the gateway reads the key again once it has resubscribed.
-    r.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
-    r.publish("broadcast:gap", "during")
-    r.setex("broadcast:gap", 60, "during")
+    # The subscriber connection is cut and, for a moment, Redis takes no new connection (the gateway retries
+    # at once); what is published now reaches nobody, but ws4redis publishers also store it, and the gateway
+    # reads the key again once it has resubscribed.
+    clients = len(r.client_list())
+    r.config_set("maxclients", clients - 1)
+    try:
+        r.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        h.wait_until(lambda: h.numsub("broadcast:gap") == 0, 5, what="the subscription cut")
+        r.publish("broadcast:gap", "during")
+        r.setex("broadcast:gap", 60, "during")
+        time.sleep(0.2)  # some refused attempts
+    finally:
+        r.config_set("maxclients", 10000)
     assert ws.recv_text(10) == "during"
     assert gateway.wait_log(r"event=redis_missed_message channel=broadcast:gap")
     h.publish("broadcast:gap", "after")

@@ -5,6 +5,7 @@ import os
 import time
 
 import harness as h
+from test_publish_cli import run_publish
 from test_logs import parse_logfmt
 from tls_ca import CertAuthority
 
@@ -205,3 +206,23 @@ def _master_known(s):
         return s.execute_command("SENTINEL", "get-master-addr-by-name", "mymaster") is not None
     except h.redis_py.RedisError:
         return False
+
+
+def test_wsgate_publish_over_tls():
+    ca = CertAuthority()
+    server = tls_redis(ca)
+    try:
+        sub = server.client().pubsub()
+        sub.subscribe("broadcast:cli")
+        assert sub.get_message(timeout=5)["type"] == "subscribe"
+        status, out, err = run_publish("--facility", "cli", "--broadcast", "over TLS from the command line",
+                                       REDIS_URL=server.url, WSGATE_REDIS_TLS_CA=ca.ca)
+        assert status == 0 and "channel=broadcast:cli receivers=1" in out, (status, out, err)
+        m = sub.get_message(timeout=5)
+        assert m and m["data"] == b"over TLS from the command line", m
+        assert server.client().get("broadcast:cli") == b"over TLS from the command line"
+        status, out, err = run_publish("--facility", "cli", "--broadcast", "m", REDIS_URL=server.url)
+        assert status == 1 and "certificate verify failed" in err, (status, err)
+        sub.close()
+    finally:
+        server.stop()

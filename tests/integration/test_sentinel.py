@@ -10,6 +10,7 @@ import time
 import redis as redis_py
 
 import harness as h
+from test_publish_cli import run_publish
 
 
 def spawn(args, log):
@@ -70,6 +71,11 @@ def test_sentinel_discovery_and_failover(start_gateway):
         # The client was never disconnected, and what it sends lands on the new master.
         ws.send_text("client after failover")
         h.wait_until(lambda: r.get("broadcast:ha") == b"client after failover", 10, what="SETEX on the new master")
+        # `wsgate publish` finds the master through the sentinel too.
+        status, out, err = run_publish("--facility", "ha", "--broadcast", "from the command line",
+                                       REDIS_URL=f"redis-sentinel://127.0.0.1:{sentinel_port}/mymaster")
+        assert status == 0 and "receivers=" in out, err
+        assert ws.recv_text(10) == "from the command line"
         assert gw.wait_log(r"event=redis_up role=subscriber")
         h.wait_until(lambda: gw.admin_get("/readyz")[0] == 200, 10, what="/readyz 200")
     finally:

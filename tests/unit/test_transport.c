@@ -173,7 +173,7 @@ static void test_refused_connection_says_where(void)
     }
     ASSERT_INT_EQ(ev.last_err, UV_ECONNREFUSED);
     char expected[64];
-    snprintf(expected, sizeof expected, "connect to 127.0.0.1 port %u: ", port);
+    snprintf(expected, sizeof expected, "connect to 127.0.0.1:%u: ", port);
     ASSERT_TRUE(strncmp(ev.why, expected, strlen(expected)) == 0);
     ASSERT_INT_EQ(ev.opens, 0);
     wsg_transport_close(ev.t, on_closed, &ev);
