@@ -386,6 +386,10 @@ int wsg_publish_cli_main(int argc, char **argv)
                     source_url);
         goto Exit;
     }
+    if (addr.is_cluster) {
+        usage_error("%s: Redis Cluster is not supported yet", source_url);
+        goto Exit;
+    }
 
     const char *msg = o.message;
     size_t msg_len = strlen(o.message);
