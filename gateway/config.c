@@ -39,9 +39,9 @@ static const setting_t settings[] = {
     {"WSGATE_LISTEN", "listen", KIND_STRING, "0.0.0.0:8080", STR_FIELD(listen), 0, 0,
      "address and port to serve WebSockets on"},
     {"REDIS_URL", "redis-url", KIND_STRING, "redis://127.0.0.1:6379/0", STR_FIELD(redis_url), 0, 0,
-     "redis://[[user]:password@]host:port/db, rediss://... (TLS), unix:///path/to/redis.sock[?db=N] or\n"
+     "redis://[[user]:password@]host:port/db, rediss://... (TLS), unix:///path/to/redis.sock[?db=N],\n"
      "      redis-sentinel://host:26379,host:26379/mymaster[/db] (the master found through its sentinels;\n"
-     "      rediss-sentinel:// over TLS)"},
+     "      rediss-sentinel:// over TLS), or redis-cluster://host:6379,host:6380 (rediss-cluster:// over TLS)"},
     {"WEBSOCKET_URL", "websocket-url", KIND_STRING, "/ws/", STR_FIELD(websocket_url), 0, 0,
      "URL prefix; the rest of the path is the facility"},
     {"WS4REDIS_PREFIX", "prefix", KIND_STRING, "", STR_FIELD(prefix), 0, 0,
@@ -375,6 +375,10 @@ int wsg_config_load(wsg_config_t *cfg, int argc, char **argv, int first_arg, wsg
     const char *why = NULL;
     if (wsg_redis_url_parse(cfg->redis_url, &cfg->redis, &why) < 0) {
         snprintf(err, err_cap, "REDIS_URL: %s", why ? why : "bad URL");
+        return -EINVAL;
+    }
+    if (cfg->redis.is_cluster) {
+        snprintf(err, err_cap, "REDIS_URL: Redis Cluster is not supported yet");
         return -EINVAL;
     }
     if (check_redis_tls(cfg, err, err_cap) < 0)

@@ -393,6 +393,10 @@ int wsg_publish_cli_main(int argc, char **argv)
         usage_error("%s: %s", source_url, why ? why : "bad URL");
         goto Exit;
     }
+    if (addr.is_cluster) {
+        usage_error("%s: Redis Cluster is not supported yet", source_url);
+        goto Exit;
+    }
 
     const char *msg = o.message;
     size_t msg_len = strlen(o.message);

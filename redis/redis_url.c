@@ -186,6 +186,20 @@ static const char *parse_query(span_t q, bool *has_db, wsg_redis_addr_t *out)
     return NULL;
 }
 
+/* Parses the user info of "[userinfo@]hosts" and leaves `*auth` on the hosts. The last '@' ends the user
+ * info: passwords may hold a raw '@', host names never do. */
+static const char *take_userinfo(span_t *auth, wsg_redis_addr_t *out)
+{
+    for (size_t i = auth->len; i > 0; i--) {
+        if (auth->ptr[i - 1] == '@') {
+            const char *err = parse_userinfo((span_t){auth->ptr, i - 1}, out);
+            *auth = (span_t){auth->ptr + i, auth->len - i};
+            return err;
+        }
+    }
+    return NULL;
+}
+
 /* After "redis://" (or the whole of a bare "host:port"): [userinfo@]hostport[/db][?db=N]. */
 static const char *parse_tcp(span_t s, wsg_redis_addr_t *out)
 {
@@ -194,19 +208,8 @@ static const char *parse_tcp(span_t s, wsg_redis_addr_t *out)
     span_t rest = {s.ptr + auth_end, s.len - auth_end};
     const char *err;
 
-    /* The last '@' ends the user info: passwords may hold a raw '@', host names never do. */
-    size_t at = auth.len;
-    for (size_t i = auth.len; i > 0; i--) {
-        if (auth.ptr[i - 1] == '@') {
-            at = i - 1;
-            break;
-        }
-    }
-    if (at < auth.len) {
-        if ((err = parse_userinfo((span_t){auth.ptr, at}, out)) != NULL)
-            return err;
-        auth = (span_t){auth.ptr + at + 1, auth.len - at - 1};
-    }
+    if ((err = take_userinfo(&auth, out)) != NULL)
+        return err;
     if ((err = parse_hostport(auth, out)) != NULL)
         return err;
 
@@ -225,6 +228,18 @@ static const char *parse_tcp(span_t s, wsg_redis_addr_t *out)
     return NULL;
 }
 
+/* One entry of a sentinel or cluster node list: "host[:port]" (or "[v6][:port]") into `host` (256 bytes). */
+static const char *parse_list_entry(span_t one, uint16_t default_port, char host[256], uint16_t *port)
+{
+    wsg_redis_addr_t tmp = {.port = default_port};
+    const char *err = parse_hostport(one, &tmp);
+    if (err != NULL)
+        return err;
+    memcpy(host, tmp.host, sizeof tmp.host);
+    *port = tmp.port;
+    return NULL;
+}
+
 /* After "redis-sentinel://": [userinfo@]host[:port],host[:port]/master_name[/db]. */
 static const char *parse_sentinel(span_t s, wsg_redis_addr_t *out)
 {
@@ -234,19 +249,9 @@ static const char *parse_sentinel(span_t s, wsg_redis_addr_t *out)
         return "bad sentinel URL (expected redis-sentinel://host:26379,host:26379/master_name)";
     span_t auth = {s.ptr, slash};
     span_t path = {s.ptr + slash + 1, s.len - slash - 1};
-    size_t at = auth.len;
-    for (size_t i = auth.len; i > 0; i--) {
-        if (auth.ptr[i - 1] == '@') {
-            at = i - 1;
-            break;
-        }
-    }
-    const char *err;
-    if (at < auth.len) {
-        if ((err = parse_userinfo((span_t){auth.ptr, at}, out)) != NULL)
-            return err;
-        auth = (span_t){auth.ptr + at + 1, auth.len - at - 1};
-    }
+    const char *err = take_userinfo(&auth, out);
+    if (err != NULL)
+        return err;
     while (auth.len > 0) {
         size_t comma = span_find(auth, ",");
         span_t one = {auth.ptr, comma};
@@ -256,12 +261,9 @@ static const char *parse_sentinel(span_t s, wsg_redis_addr_t *out)
             return "bad sentinel list (empty entry)";
         if (out->nsentinels == WSG_REDIS_SENTINELS_MAX)
             return "bad sentinel list (more than 8 sentinels)";
-        wsg_redis_addr_t tmp = {.port = 26379};
-        if ((err = parse_hostport(one, &tmp)) != NULL)
-            return err;
         struct wsg_redis_sentinel_addr *sa = &out->sentinels[out->nsentinels++];
-        memcpy(sa->host, tmp.host, sizeof sa->host);
-        sa->port = tmp.port;
+        if ((err = parse_list_entry(one, 26379, sa->host, &sa->port)) != NULL)
+            return err;
     }
     if (out->nsentinels == 0)
         return "bad sentinel list (no sentinel)";
@@ -280,6 +282,52 @@ static const char *parse_sentinel(span_t s, wsg_redis_addr_t *out)
             return "bad database number";
         out->db = (int)v;
     }
+    return NULL;
+}
+
+/* After "redis-cluster://": [userinfo@]host[:port],host[:port],...[/0][?db=0]. The nodes are only where to
+ * start: the cluster tells which node serves which slot. */
+static const char *parse_cluster(span_t s, wsg_redis_addr_t *out)
+{
+    out->is_cluster = true;
+    size_t auth_end = span_find(s, "/?");
+    span_t auth = {s.ptr, auth_end};
+    span_t rest = {s.ptr + auth_end, s.len - auth_end};
+    const char *err = take_userinfo(&auth, out);
+    if (err != NULL)
+        return err;
+    if (auth.len == 0)
+        return "bad cluster URL (expected redis-cluster://host:6379,host:6380)";
+    for (;;) {
+        size_t comma = span_find(auth, ",");
+        span_t one = {auth.ptr, comma};
+        if (one.len == 0) /* also after a trailing comma */
+            return "bad cluster node list (empty entry)";
+        if (out->nseeds == WSG_REDIS_SEEDS_MAX)
+            return "bad cluster node list (more than 8 nodes)";
+        struct wsg_redis_seed_addr *seed = &out->seeds[out->nseeds++];
+        if ((err = parse_list_entry(one, 6379, seed->host, &seed->port)) != NULL)
+            return err;
+        if (comma == auth.len)
+            break;
+        auth = (span_t){auth.ptr + comma + 1, auth.len - comma - 1};
+    }
+
+    size_t qmark = span_find(rest, "?");
+    span_t path = {rest.ptr, qmark};
+    bool has_db = false;
+    if (path.len > 1) {
+        long long v;
+        if (!parse_number((span_t){path.ptr + 1, path.len - 1}, 0, INT_MAX, &v))
+            return "bad database number";
+        out->db = (int)v;
+        has_db = true;
+    }
+    if (qmark < rest.len &&
+        (err = parse_query((span_t){rest.ptr + qmark + 1, rest.len - qmark - 1}, &has_db, out)) != NULL)
+        return err;
+    if (out->db != 0)
+        return "bad database number (Redis Cluster has only database 0)";
     return NULL;
 }
 
@@ -336,13 +384,18 @@ static const char *parse(const char *url, wsg_redis_addr_t *out)
         return parse_unix(rest, out);
     if (span_eq_nocase(scheme, "redis-sentinel"))
         return parse_sentinel(rest, out);
-    /* TLS: to the server, or to the sentinels and the master they name. */
+    if (span_eq_nocase(scheme, "redis-cluster"))
+        return parse_cluster(rest, out);
+    /* TLS: to the server, to the sentinels and the master they name, or to every node of the cluster. */
     out->is_tls = true;
     if (span_eq_nocase(scheme, "rediss"))
         return parse_tcp(rest, out);
     if (span_eq_nocase(scheme, "rediss-sentinel"))
         return parse_sentinel(rest, out);
-    return "unsupported scheme (use redis://, rediss://, unix://, redis-sentinel:// or rediss-sentinel://)";
+    if (span_eq_nocase(scheme, "rediss-cluster"))
+        return parse_cluster(rest, out);
+    return "unsupported scheme (use redis://, rediss://, unix://, redis-sentinel://, rediss-sentinel://, "
+           "redis-cluster:// or rediss-cluster://)";
 }
 
 int wsg_redis_url_parse(const char *url, wsg_redis_addr_t *out, const char **why)

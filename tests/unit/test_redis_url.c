@@ -1,4 +1,5 @@
-/* Tests for redis/redis_url.c: every accepted form, defaults, and each refusal with its explanation. */
+/* Tests for redis/redis_url.c: every accepted form (one server, Sentinel, Cluster), defaults, and each
+ * refusal with its explanation. */
 #include <errno.h>
 
 #include "redis_url.h"
@@ -33,6 +34,8 @@ static void check_ok(const char *url, want_t w, int line)
         TEST_FAIL_AT(
             "line %d: \"%s\": tls %d unix %d host \"%s\" port %u path \"%s\" user \"%s\" pass \"%s\" db %d",
             line, url, a.is_tls, a.is_unix, a.host, a.port, a.path, a.username, a.password, a.db);
+    if (a.is_cluster || a.nseeds != 0 || a.is_sentinel)
+        TEST_FAIL_AT("line %d: \"%s\": read as a cluster or sentinel URL", line, url);
     if (strcmp(why, "untouched") != 0)
         TEST_FAIL_AT("line %d: why set on success", line);
 }
@@ -52,7 +55,8 @@ static void check_bad(const char *url, const char *why_part, int line)
         TEST_FAIL_AT("line %d: \"%s\": why \"%s\" lacks \"%s\"", line, url ? url : "(null)",
                      why ? why : "(null)", why_part);
     /* No half-parsed address survives: defaults and empty strings. */
-    if (a.is_unix || a.host[0] || a.path[0] || a.username[0] || a.password[0] || a.db != 0 || a.port != 6379)
+    if (a.is_unix || a.is_tls || a.host[0] || a.path[0] || a.username[0] || a.password[0] || a.db != 0 ||
+        a.port != 6379 || a.is_sentinel || a.nsentinels != 0 || a.is_cluster || a.nseeds != 0)
         TEST_FAIL_AT("line %d: \"%s\": output not reset on error", line, url ? url : "(null)");
 }
 #define BAD(url, why) check_bad(url, why, __LINE__)
@@ -294,6 +298,12 @@ static void test_overwrites(void)
     ASSERT_FALSE(a.is_unix);
     ASSERT_STR_EQ(a.path, "");
     ASSERT_UINT_EQ(a.port, 6379);
+    ASSERT_INT_EQ(wsg_redis_url_parse("rediss-cluster://u:p@a:7000,b:7001", &a, NULL), 0);
+    ASSERT_INT_EQ(wsg_redis_url_parse("redis://h", &a, NULL), 0);
+    ASSERT_FALSE(a.is_cluster || a.is_tls);
+    ASSERT_UINT_EQ(a.nseeds, 0);
+    ASSERT_STR_EQ(a.seeds[0].host, "");
+    ASSERT_STR_EQ(a.username, "");
 }
 
 static void test_sentinel(void)
@@ -325,8 +335,122 @@ static void test_sentinel(void)
     ASSERT_FALSE(a.is_sentinel); /* nothing half-parsed survives */
 }
 
-TEST_MAIN("redis_url", TEST_CASE(test_sentinel), TEST_CASE(test_tcp_forms), TEST_CASE(test_defaults),
-          TEST_CASE(test_ipv6), TEST_CASE(test_passwords), TEST_CASE(test_bare_host_port),
-          TEST_CASE(test_unix), TEST_CASE(test_tls_forms), TEST_CASE(test_bad_scheme),
-          TEST_CASE(test_bad_port), TEST_CASE(test_bad_db), TEST_CASE(test_bad_host_and_chars),
-          TEST_CASE(test_overwrites))
+/* A cluster URL: the seeds as "host:port" joined by ',', with TLS, user and password. */
+typedef struct want_cluster {
+    const char *seeds;
+    bool is_tls;
+    const char *username;
+    const char *password;
+} want_cluster_t;
+
+static void check_cluster(const char *url, want_cluster_t w, int line)
+{
+    wsg_redis_addr_t a;
+    memset(&a, 0x5a, sizeof a);
+    const char *why = "untouched";
+    int rc = wsg_redis_url_parse(url, &a, &why);
+    if (rc != 0) {
+        TEST_FAIL_AT("line %d: \"%s\": rc %d (%s)", line, url, rc, why);
+        return;
+    }
+    char seeds[WSG_REDIS_SEEDS_MAX * 300] = "";
+    for (size_t i = 0; i < a.nseeds && i < WSG_REDIS_SEEDS_MAX; i++) {
+        size_t n = strlen(seeds);
+        bool v6 = strchr(a.seeds[i].host, ':') != NULL;
+        snprintf(seeds + n, sizeof seeds - n, "%s%s%s%s:%u", i ? "," : "", v6 ? "[" : "", a.seeds[i].host,
+                 v6 ? "]" : "", a.seeds[i].port);
+    }
+    if (!a.is_cluster || a.is_sentinel || a.is_unix || a.is_tls != w.is_tls || strcmp(seeds, w.seeds) != 0 ||
+        a.host[0] || a.path[0] || a.db != 0 || strcmp(a.username, w.username ? w.username : "") != 0 ||
+        strcmp(a.password, w.password ? w.password : "") != 0)
+        TEST_FAIL_AT(
+            "line %d: \"%s\": cluster %d tls %d seeds \"%s\" host \"%s\" db %d user \"%s\" pass \"%s\"", line,
+            url, a.is_cluster, a.is_tls, seeds, a.host, a.db, a.username, a.password);
+    if (strcmp(why, "untouched") != 0)
+        TEST_FAIL_AT("line %d: why set on success", line);
+}
+#define CLUSTER_OK(url, ...) check_cluster(url, (want_cluster_t){__VA_ARGS__}, __LINE__)
+
+static void test_cluster(void)
+{
+    CLUSTER_OK("redis-cluster://127.0.0.1:7000,127.0.0.1:7001", .seeds = "127.0.0.1:7000,127.0.0.1:7001");
+    CLUSTER_OK("redis-cluster://node-a", .seeds = "node-a:6379");
+    CLUSTER_OK("redis-cluster://node-a,node-b:7001,node-c", .seeds = "node-a:6379,node-b:7001,node-c:6379");
+    CLUSTER_OK("REDIS-CLUSTER://Node-A:1", .seeds = "Node-A:1");
+    CLUSTER_OK("redis-cluster://:7000,:7001", .seeds = "127.0.0.1:7000,127.0.0.1:7001");
+    /* Database 0 may be written, in the path or the query; nothing else. */
+    CLUSTER_OK("redis-cluster://a:7000/", .seeds = "a:7000");
+    CLUSTER_OK("redis-cluster://a:7000/0", .seeds = "a:7000");
+    CLUSTER_OK("redis-cluster://a:7000,b/00", .seeds = "a:7000,b:6379");
+    CLUSTER_OK("redis-cluster://a:7000?db=0", .seeds = "a:7000");
+    CLUSTER_OK("redis-cluster://a:7000/?db=0", .seeds = "a:7000");
+    /* User and password, for every node; a ',' or '@' in the password is not a separator. */
+    CLUSTER_OK("redis-cluster://:s3cret@a:7000,b:7001", .seeds = "a:7000,b:7001", .password = "s3cret");
+    CLUSTER_OK("redis-cluster://alice:p@,ss@a,b", .seeds = "a:6379,b:6379", .username = "alice",
+               .password = "p@,ss");
+    CLUSTER_OK("redis-cluster://alice:p%2Css@a", .seeds = "a:6379", .username = "alice", .password = "p,ss");
+    CLUSTER_OK("redis-cluster://alice@a", .seeds = "a:6379", .username = "alice");
+    /* IPv6 in brackets. */
+    CLUSTER_OK("redis-cluster://[::1]:7000,[fe80::1:2],10.0.0.1:7002",
+               .seeds = "[::1]:7000,[fe80::1:2]:6379,10.0.0.1:7002");
+    /* TLS. */
+    CLUSTER_OK("rediss-cluster://a:7000,b:7001", .seeds = "a:7000,b:7001", .is_tls = true);
+    CLUSTER_OK("REDISS-CLUSTER://:pw@a/0", .seeds = "a:6379", .is_tls = true, .password = "pw");
+    /* Up to 8 nodes. */
+    CLUSTER_OK("redis-cluster://a:1,b:2,c:3,d:4,e:5,f:6,g:7,h:8", .seeds = "a:1,b:2,c:3,d:4,e:5,f:6,g:7,h:8");
+    BAD("redis-cluster://a:1,b:2,c:3,d:4,e:5,f:6,g:7,h:8,i:9", "more than 8 nodes");
+
+    /* Refusals, each with its reason. */
+    BAD("redis-cluster://a:7000/1", "Redis Cluster has only database 0");
+    BAD("redis-cluster://a:7000,b:7001/15", "Redis Cluster has only database 0");
+    BAD("redis-cluster://a?db=2", "Redis Cluster has only database 0");
+    BAD("rediss-cluster://a/3", "Redis Cluster has only database 0");
+    BAD("redis-cluster://a/x", "bad database number");
+    BAD("redis-cluster://a/mymaster", "bad database number"); /* a sentinel-style path */
+    BAD("redis-cluster://a/0/1", "bad database number");
+    BAD("redis-cluster://a/-1", "bad database number");
+    BAD("redis-cluster://a/0?db=0", "twice");
+    BAD("redis-cluster://a?timeout=1", "parameter");
+    BAD("redis-cluster://", "expected redis-cluster://host:6379,host:6380");
+    BAD("redis-cluster:///0", "expected redis-cluster://host:6379,host:6380");
+    BAD("redis-cluster://:pw@", "expected redis-cluster://host:6379,host:6380");
+    BAD("rediss-cluster://", "expected redis-cluster://");
+    BAD("redis-cluster://a,,b", "empty entry");
+    BAD("redis-cluster://a,", "empty entry");
+    BAD("redis-cluster://,a", "empty entry");
+    BAD("redis-cluster://a,/0", "empty entry");
+    BAD("redis-cluster://a:0,b", "bad port");
+    BAD("redis-cluster://a,b:65536", "bad port");
+    BAD("redis-cluster://a:x", "bad port");
+    BAD("redis-cluster://::1,b", "brackets");
+    BAD("redis-cluster://[::1,b", "']'");
+    BAD("redis-cluster://h!st", "bad host");
+    BAD("redis-cluster://a b", "bad character");
+    BAD("redis-cluster://:a%00b@h", "password");
+    BAD("redis-cluster+tls://a", "unsupported scheme");
+    BAD("cluster://a", "unsupported scheme");
+    /* A node's host name has the same 255-byte limit as any other. */
+    char url[700];
+    strcpy(url, "redis-cluster://a,");
+    memset(url + strlen(url), 'h', 256);
+    url[18 + 256] = '\0';
+    BAD(url, "too long");
+    url[18 + 255] = '\0';
+    CLUSTER_OK("redis-cluster://a", .seeds = "a:6379");
+    wsg_redis_addr_t a;
+    ASSERT_INT_EQ(wsg_redis_url_parse(url, &a, NULL), 0);
+    ASSERT_UINT_EQ(a.nseeds, 2);
+    ASSERT_UINT_EQ(strlen(a.seeds[1].host), 255);
+    ASSERT_UINT_EQ(a.seeds[1].port, 6379);
+    /* The other forms are not cluster URLs. */
+    ASSERT_INT_EQ(wsg_redis_url_parse("redis://a:7000,b:7001", &a, NULL), -EINVAL);
+    ASSERT_INT_EQ(wsg_redis_url_parse("redis-sentinel://a,b/m", &a, NULL), 0);
+    ASSERT_FALSE(a.is_cluster);
+    ASSERT_UINT_EQ(a.nseeds, 0);
+}
+
+TEST_MAIN("redis_url", TEST_CASE(test_sentinel), TEST_CASE(test_cluster), TEST_CASE(test_tcp_forms),
+          TEST_CASE(test_defaults), TEST_CASE(test_ipv6), TEST_CASE(test_passwords),
+          TEST_CASE(test_bare_host_port), TEST_CASE(test_unix), TEST_CASE(test_tls_forms),
+          TEST_CASE(test_bad_scheme), TEST_CASE(test_bad_port), TEST_CASE(test_bad_db),
+          TEST_CASE(test_bad_host_and_chars), TEST_CASE(test_overwrites))
