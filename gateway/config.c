@@ -41,7 +41,8 @@ static const setting_t settings[] = {
     {"REDIS_URL", "redis-url", KIND_STRING, "redis://127.0.0.1:6379/0", STR_FIELD(redis_url), 0, 0,
      "redis://[[user]:password@]host:port/db, rediss://... (TLS), unix:///path/to/redis.sock[?db=N],\n"
      "      redis-sentinel://host:26379,host:26379/mymaster[/db] (the master found through its sentinels;\n"
-     "      rediss-sentinel:// over TLS), or redis-cluster://host:6379,host:6380 (rediss-cluster:// over TLS)"},
+     "      rediss-sentinel:// over TLS), or redis-cluster://host:6379,host:6380 (rediss-cluster:// over "
+     "TLS)"},
     {"WEBSOCKET_URL", "websocket-url", KIND_STRING, "/ws/", STR_FIELD(websocket_url), 0, 0,
      "URL prefix; the rest of the path is the facility"},
     {"WS4REDIS_PREFIX", "prefix", KIND_STRING, "", STR_FIELD(prefix), 0, 0,
@@ -124,6 +125,16 @@ static const setting_t settings[] = {
     {"WSGATE_REDIS_RETRY_MAX", "redis-retry-max", KIND_DURATION, "500ms", NUM_FIELD(redis_retry_max_ms), 100,
      3600000,
      "longest wait between Redis reconnect attempts (the first comes at once, then 100 ms doubling)"},
+    {"WSGATE_REDIS_SENTINEL_USERNAME", "redis-sentinel-username", KIND_STRING, "",
+     STR_FIELD(redis_sentinel_username), 0, 0,
+     "ACL user of the sentinels (with WSGATE_REDIS_SENTINEL_PASSWORD)"},
+    {"WSGATE_REDIS_SENTINEL_PASSWORD", "redis-sentinel-password", KIND_STRING, "",
+     STR_FIELD(redis_sentinel_password), 0, 0,
+     "password of the sentinels when it is not the master's; empty = the URL's credentials are tried on the "
+     "sentinels too (a sentinel without a password is fine)"},
+    {"WSGATE_REDIS_SHARDED", "redis-sharded", KIND_BOOL, "0", NUM_FIELD(redis_sharded), 0, 0,
+     "Redis Cluster: sharded pub/sub (SSUBSCRIBE on each channel's master, clients publish with SPUBLISH; "
+     "backends must SPUBLISH too); 0 = classic (SUBSCRIBE on any node, PUBLISH reaches every node)"},
     {"WSGATE_REDIS_TLS_CA", "redis-tls-ca", KIND_STRING, "", STR_FIELD(redis_tls_ca), 0, 0,
      "PEM file of the CAs trusted for rediss:// (and rediss-sentinel://); empty = the system's store"},
     {"WSGATE_REDIS_TLS_CERT", "redis-tls-cert", KIND_STRING, "", STR_FIELD(redis_tls_cert), 0, 0,
@@ -377,12 +388,23 @@ int wsg_config_load(wsg_config_t *cfg, int argc, char **argv, int first_arg, wsg
         snprintf(err, err_cap, "REDIS_URL: %s", why ? why : "bad URL");
         return -EINVAL;
     }
-    if (cfg->redis.is_cluster) {
-        snprintf(err, err_cap, "REDIS_URL: Redis Cluster is not supported yet");
+    if (cfg->redis_sharded && !cfg->redis.is_cluster) {
+        snprintf(err, err_cap,
+                 "WSGATE_REDIS_SHARDED=1 needs a Redis Cluster URL (redis-cluster:// or rediss-cluster://)");
         return -EINVAL;
     }
     if (check_redis_tls(cfg, err, err_cap) < 0)
         return -EINVAL;
+    if ((cfg->redis_sentinel_password[0] != '\0' || cfg->redis_sentinel_username[0] != '\0') &&
+        !cfg->redis.is_sentinel) {
+        snprintf(err, err_cap, "WSGATE_REDIS_SENTINEL_%s is set but REDIS_URL is not redis-sentinel://",
+                 cfg->redis_sentinel_password[0] != '\0' ? "PASSWORD" : "USERNAME");
+        return -EINVAL;
+    }
+    snprintf(cfg->redis.sentinel_username, sizeof cfg->redis.sentinel_username, "%s",
+             cfg->redis_sentinel_username);
+    snprintf(cfg->redis.sentinel_password, sizeof cfg->redis.sentinel_password, "%s",
+             cfg->redis_sentinel_password);
     if (cfg->websocket_url[0] != '/') {
         snprintf(err, err_cap, "WEBSOCKET_URL: must start with '/' (got \"%s\")", cfg->websocket_url);
         return -EINVAL;

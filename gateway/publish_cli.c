@@ -250,11 +250,17 @@ static int read_stdin(char **out, size_t *out_len)
 }
 
 /* Publishes to every channel of `o`; returns the exit status. */
-static int publish_all(const options_t *o, const wsg_redis_addr_t *addr, uint64_t expire_s, const char *msg,
+static int publish_all(const options_t *o, wsg_redis_addr_t *addr, uint64_t expire_s, const char *msg,
                        size_t msg_len)
 {
     char err[512];
-    /* TLS settings come from the gateway's environment variables. */
+    /* TLS and sentinel credentials come from the gateway's environment variables. */
+    if (getenv("WSGATE_REDIS_SENTINEL_PASSWORD") != NULL) {
+        snprintf(addr->sentinel_password, sizeof addr->sentinel_password, "%s",
+                 getenv("WSGATE_REDIS_SENTINEL_PASSWORD"));
+        snprintf(addr->sentinel_username, sizeof addr->sentinel_username, "%s",
+                 getenv("WSGATE_REDIS_SENTINEL_USERNAME") ? getenv("WSGATE_REDIS_SENTINEL_USERNAME") : "");
+    }
     const char *verify = getenv("WSGATE_REDIS_TLS_VERIFY");
     wsg_tls_options_t tls = {
         .ca_file = getenv("WSGATE_REDIS_TLS_CA"),
@@ -263,8 +269,11 @@ static int publish_all(const options_t *o, const wsg_redis_addr_t *addr, uint64_
         .skip_verify = verify != NULL && (strcmp(verify, "0") == 0 || strcasecmp(verify, "false") == 0 ||
                                           strcasecmp(verify, "no") == 0 || strcasecmp(verify, "off") == 0),
     };
-    wsg_publisher_t *pub =
-        wsg_publisher_connect(addr, &tls, getenv("WSGATE_REDIS_TLS_SNI"), CONNECT_TIMEOUT_MS, err, sizeof err);
+    const char *sharded = getenv("WSGATE_REDIS_SHARDED");
+    bool is_sharded = sharded != NULL && (strcmp(sharded, "1") == 0 || strcasecmp(sharded, "true") == 0 ||
+                                          strcasecmp(sharded, "yes") == 0 || strcasecmp(sharded, "on") == 0);
+    wsg_publisher_t *pub = wsg_publisher_connect(addr, &tls, getenv("WSGATE_REDIS_TLS_SNI"), is_sharded,
+                                                 CONNECT_TIMEOUT_MS, err, sizeof err);
     if (pub == NULL) {
         fprintf(stderr, "wsgate publish: %s\n", err);
         return STATUS_FAILED;
@@ -391,10 +400,6 @@ int wsg_publish_cli_main(int argc, char **argv)
     wsg_redis_addr_t addr;
     if (wsg_redis_url_parse(o.redis_url, &addr, &why) < 0) {
         usage_error("%s: %s", source_url, why ? why : "bad URL");
-        goto Exit;
-    }
-    if (addr.is_cluster) {
-        usage_error("%s: Redis Cluster is not supported yet", source_url);
         goto Exit;
     }
 

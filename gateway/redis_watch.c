@@ -214,14 +214,21 @@ int wsg_redis_watch_start(wsg_redis_watch_t *watch, uv_loop_t *loop, const wsg_c
     snprintf(watch->probe_channel, sizeof watch->probe_channel, "wsgate:probe:%d:%u", (int)getpid(), index);
     if (cfg->redis.is_sentinel) {
         wsg_redis_addr_t sentinel = {0};
-        snprintf(sentinel.host, sizeof sentinel.host, "%s", cfg->redis.sentinels[0].host);
-        sentinel.port = cfg->redis.sentinels[0].port;
+        const wsg_redis_addr_t *a = &cfg->redis;
+        snprintf(sentinel.host, sizeof sentinel.host, "%s", a->sentinels[0].host);
+        sentinel.port = a->sentinels[0].port;
+        bool is_own = a->sentinel_password[0] != '\0';
+        snprintf(sentinel.username, sizeof sentinel.username, "%s",
+                 is_own ? a->sentinel_username : a->username);
+        snprintf(sentinel.password, sizeof sentinel.password, "%s",
+                 is_own ? a->sentinel_password : a->password);
         wsg_redis_link_options_t opts = {
             .name = "wsgate-sentinel-watch",
             .connect_timeout_ms = cfg->redis_timeout_ms,
             .retry_min_ms = 100,
             .retry_max_ms = cfg->redis_retry_max_ms,
             .tls = tls,
+            .is_auth_optional = !is_own,
             .tls_name = cfg->redis_tls_sni[0] != '\0' ? cfg->redis_tls_sni : NULL,
         };
         watch->sentinel_watch = wsg_redis_sub_new(loop, &sentinel, &opts, &sentinel_handler, watch);

@@ -1,5 +1,5 @@
-/* Channel table, membership lists, the subscription state machine, stored messages with their ordering
- * barrier, held messages, the echo filter, and fan-out of Redis messages in runs. */
+/* Channel table, membership lists, the subscription state machine, held messages, the echo filter, and
+ * fan-out of Redis messages in runs (stored messages and their barrier: router_stored.c). */
 #include "router.h"
 
 #include <errno.h>
@@ -8,26 +8,11 @@
 #include <uv.h>
 
 #include "log.h"
+#include "router_internal.h"
 
 /* SUBSCRIBE arguments per command when many channels are (re)subscribed at once. */
 #define SUBSCRIBE_BATCH 256
 
-/* A live message held for a client until its stored messages are out. */
-struct held_msg {
-    wsg_msg_t *msg;
-    const wsg_channel_t *channel;
-};
-
-/* A stored-message GET in flight; `member` is cleared when the member leaves first. */
-struct get_request {
-    wsg_router_t *router;
-    wsg_member_t *member;
-};
-
-static uint64_t conn_id(const wsg_router_client_t *client)
-{
-    return client->out != NULL ? client->out->id : 0;
-}
 
 int wsg_router_init(wsg_router_t *router, size_t soft_limit, wsg_stats_t *stats,
                     const wsg_router_observer_t *observer, void *arg)
@@ -128,148 +113,6 @@ static void deliver_run(wsg_router_client_t *client, const wsg_channel_t *channe
         deliver(client, channel, msgs[i]);
 }
 
-/* True when a live message of `channel` with this payload is already held: then the stored value is that
- * very message, and sending both would duplicate it. */
-static bool is_held(const wsg_router_client_t *client, const wsg_channel_t *channel, const wsg_msg_t *value)
-{
-    for (uint32_t i = 0; i < client->held_count; i++) {
-        const wsg_msg_t *m = client->held[i].msg;
-        if (client->held[i].channel == channel && m->payload_len == value->payload_len &&
-            memcmp(wsg_msg_payload(m), wsg_msg_payload(value), value->payload_len) == 0)
-            return true;
-    }
-    return false;
-}
-
-static void release_held(wsg_router_client_t *client)
-{
-    struct held_msg *held = client->held;
-    uint32_t n = client->held_count;
-    client->held = NULL;
-    client->held_count = client->held_cap = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        wsg_outq_send(client->out, held[i].msg);
-        wsg_msg_unref(held[i].msg);
-    }
-    free(held);
-}
-
-static void get_finished(wsg_router_client_t *client)
-{
-    if (client->gets_pending > 0 && --client->gets_pending == 0)
-        release_held(client);
-}
-
-/* ---- stored messages ---------------------------------------------------------------------------------
- * A joining client gets each channel's stored value (GET) before any live message. Live messages published
- * before the GET ran may still be on their way on the subscriber connection (another socket than the GET
- * reply), so after the GET the router re-SUBSCRIBEs the channel as a barrier (Redis confirms it after every
- * message published before it) and only then sends the value: unless a held live message already is it. */
-
-/* The barrier is passed (or cannot be had): the stored value goes out, then the held messages once every
- * channel of the client is done. */
-static void finish_persisted(wsg_member_t *m)
-{
-    wsg_msg_t *value = m->persisted;
-    wsg_router_client_t *client = m->client;
-    m->persisted = NULL;
-    m->awaits_barrier = false;
-    if (value != NULL && !is_held(client, m->channel, value))
-        wsg_outq_send(client->out, value);
-    wsg_msg_unref(value);
-    get_finished(client);
-}
-
-static void send_barrier(wsg_router_t *router, wsg_channel_t *ch)
-{
-    const char *name = ch->name;
-    size_t len = ch->name_len;
-    if (ch->state == WSG_CHANNEL_SUBSCRIBED && router->sub != NULL &&
-        wsg_redis_sub_subscribe(router->sub, &name, &len, 1) == 0) {
-        ch->is_barrier_in_flight = true;
-        ch->barriers_sent++;
-        return;
-    }
-    /* No barrier possible (Redis is down): deliver now; at worst a message arrives twice. */
-    for (wsg_member_t *m = ch->members; m; m = m->next)
-        if (m->awaits_barrier)
-            finish_persisted(m);
-}
-
-static void on_persisted(wsg_router_t *router, wsg_member_t *m, wsg_msg_t *value)
-{
-    wsg_router_end_run(router);
-    wsg_channel_t *ch = m->channel;
-    if (value != NULL) {
-        ch->stored_hash = wsg_hash_bytes(wsg_msg_payload(value), value->payload_len);
-        ch->has_stored = true;
-    }
-    m->persisted = value ? wsg_msg_ref(value) : NULL;
-    m->awaits_barrier = true;
-    /* A barrier already on its way may have been sent before this GET ran: wait for the next one. */
-    m->barrier = ch->barriers_sent + 1;
-    if (!ch->is_barrier_in_flight)
-        send_barrier(router, ch);
-}
-
-static void on_barrier(wsg_router_t *router, wsg_channel_t *ch)
-{
-    ch->is_barrier_in_flight = false;
-    ch->barriers_done = ch->barriers_sent;
-    bool more = false;
-    for (wsg_member_t *m = ch->members; m; m = m->next) {
-        if (!m->awaits_barrier)
-            continue;
-        if ((int32_t)(m->barrier - ch->barriers_done) <= 0)
-            finish_persisted(m);
-        else
-            more = true;
-    }
-    if (more)
-        send_barrier(router, ch);
-}
-
-static void on_get_done(void *arg, int status, const char *value, size_t len)
-{
-    struct get_request *req = arg;
-    wsg_router_t *router = req->router;
-    wsg_member_t *m = req->member;
-    free(req);
-    if (m == NULL)
-        return; /* the client left meanwhile */
-    m->get = NULL;
-    wsg_msg_t *msg = NULL;
-    if (status < 0)
-        WSG_WARN("persisted_get_failed", WSG_F_UINT("conn", conn_id(m->client)),
-                 WSG_F_CHANNEL("channel", m->channel->name, m->channel->name_len), WSG_F_INT("err", status));
-    else if (value != NULL && len > 0 && (msg = wsg_msg_new_data(value, len)) == NULL)
-        WSG_WARN("persisted_get_failed", WSG_F_UINT("conn", conn_id(m->client)),
-                 WSG_F_CHANNEL("channel", m->channel->name, m->channel->name_len), WSG_F_UINT("len", len),
-                 WSG_F_INT("err", -ENOMEM));
-    on_persisted(router, m, msg);
-    wsg_msg_unref(msg);
-}
-
-static void fetch_persisted(wsg_router_t *router, wsg_member_t *m)
-{
-    const wsg_channel_t *ch = m->channel;
-    struct get_request *req = malloc(sizeof(*req));
-    int rc = -ENOMEM;
-    if (req != NULL) {
-        *req = (struct get_request){router, m};
-        rc = router->cmd != NULL ? wsg_redis_cmd_get(router->cmd, ch->name, ch->name_len, on_get_done, req)
-                                 : -ENOTCONN;
-    }
-    if (rc < 0) {
-        free(req);
-        WSG_WARN("persisted_get_failed", WSG_F_UINT("conn", conn_id(m->client)),
-                 WSG_F_CHANNEL("channel", ch->name, ch->name_len), WSG_F_INT("err", rc));
-        get_finished(m->client);
-        return;
-    }
-    m->get = req;
-}
-
 /* ---- joining and leaving --------------------------------------------------------------------------------
  */
 
@@ -306,7 +149,7 @@ int wsg_router_join(wsg_router_t *router, wsg_router_client_t *client, const wsg
         ch->members = m;
         ch->nmembers++;
         if (ch->state == WSG_CHANNEL_SUBSCRIBED) {
-            fetch_persisted(router, m);
+            wsg_router_fetch_persisted(router, m);
         } else {
             m->needs_get = true;
             sync_channel(router, ch);
@@ -436,7 +279,7 @@ static void lose_subscription(wsg_channel_t *ch, void *arg)
     for (wsg_member_t *m = ch->members; m; m = m->next) {
         wsg_router_forget_publications(m->client); /* their echoes may never come */
         if (m->awaits_barrier)
-            finish_persisted(m);
+            wsg_router_finish_persisted(m);
     }
     if (ch->nmembers == 0 && ch->npublishers == 0)
         wsg_channels_remove(&router->channels, ch);
@@ -547,7 +390,7 @@ static void on_link_subscribed(void *arg, const char *name, size_t len)
         /* Replies come in order and only one subscription command is in flight per channel, so a
          * confirmation outside SUBSCRIBING is the barrier's. */
         if (ch->is_barrier_in_flight)
-            on_barrier(router, ch);
+            wsg_router_on_barrier(router, ch);
         return;
     }
     ch->state = WSG_CHANNEL_SUBSCRIBED;
@@ -558,7 +401,7 @@ static void on_link_subscribed(void *arg, const char *name, size_t len)
     for (wsg_member_t *m = ch->members; m; m = m->next) {
         if (m->needs_get) {
             m->needs_get = false;
-            fetch_persisted(router, m);
+            wsg_router_fetch_persisted(router, m);
         }
     }
     sync_channel(router, ch);
@@ -581,6 +424,27 @@ static void on_link_read_done(void *arg)
     wsg_router_end_run(arg);
 }
 
+/* Sharded pub/sub: one channel's subscription is gone (its master was lost or its slot moved); it is
+ * subscribed again at once, on the slot's current owner, and its key re-read once confirmed. */
+static void on_link_channel_lost(void *arg, const char *name, size_t len)
+{
+    wsg_router_t *router = arg;
+    wsg_router_end_run(router);
+    wsg_channel_t *ch = wsg_channels_find(&router->channels, name, len);
+    if (ch == NULL || ch->state == WSG_CHANNEL_UNSUBSCRIBED)
+        return;
+    bool is_kept = ch->nmembers > 0 || ch->npublishers > 0;
+    lose_subscription(ch, router); /* may free the channel */
+    if (is_kept)
+        sync_channel(router, ch);
+}
+
+static void on_link_partial_down(void *arg, const char *why, uint64_t retry_ms)
+{
+    wsg_router_t *router = arg;
+    router->observer->on_link_down(router->observer_arg, why, retry_ms);
+}
+
 const wsg_redis_sub_handler_t wsg_router_sub_handler = {
     .on_ready = on_link_ready,
     .on_down = on_link_down,
@@ -588,6 +452,8 @@ const wsg_redis_sub_handler_t wsg_router_sub_handler = {
     .on_unsubscribed = on_link_unsubscribed,
     .on_message = on_link_message,
     .on_read_done = on_link_read_done,
+    .on_channel_lost = on_link_channel_lost,
+    .on_partial_down = on_link_partial_down,
 };
 
 void wsg_router_end_run(wsg_router_t *router)

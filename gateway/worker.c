@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "auth_client.h"
+#include "cluster.h"
 #include "commands.h"
 #include "conn.h"
 #include "ctx.h"
@@ -33,6 +34,8 @@ struct wsg_worker {
     wsg_router_t router;
     wsg_redis_sub_t *sub;
     wsg_redis_cmd_t *cmd;
+    wsg_redis_cluster_t
+        *cluster; /* Redis Cluster: the slot map and the masters' connections sub and cmd share */
     wsg_redis_watch_t watch;
     wsg_tls_t *redis_tls;    /* rediss: the links' TLS settings, freed once the loop has ended */
     uv_poll_t listener;      /* readiness of listen_fd: we accept ourselves */
@@ -321,6 +324,11 @@ static void maybe_finish(wsg_worker_t *w)
     w->closing_links = 2;
     wsg_redis_sub_close(w->sub, on_link_closed, w);
     wsg_redis_cmd_close(w->cmd, on_link_closed, w);
+    if (w->cluster != NULL) {
+        w->closing_links++;
+        wsg_redis_cluster_close(w->cluster, on_link_closed, w); /* the answers still due come to cmd first */
+        w->cluster = NULL;
+    }
     if (w->ctx.auth != NULL) {
         w->closing_links++;
         wsg_auth_client_close(w->ctx.auth, on_link_closed, w);
@@ -405,10 +413,20 @@ static int start_redis(wsg_worker_t *w)
         opts.tls = w->redis_tls;
         opts.tls_name = cfg->redis_tls_sni[0] != '\0' ? cfg->redis_tls_sni : NULL;
     }
-    opts.name = "wsgate-sub";
-    w->sub = wsg_redis_sub_new(&w->loop, &cfg->redis, &opts, &wsg_router_sub_handler, &w->router);
-    opts.name = "wsgate-cmd";
-    w->cmd = wsg_redis_cmd_new(&w->loop, &cfg->redis, &opts, &cmd_handler, w, cfg->publish_queue);
+    if (cfg->redis.is_cluster) {
+        if ((w->cluster = wsg_redis_cluster_new(&w->loop, &cfg->redis, &opts)) == NULL)
+            return -ENOMEM;
+        opts.name = "wsgate-sub";
+        w->sub = wsg_redis_sub_new_cluster(&w->loop, w->cluster, cfg->redis_sharded, &opts,
+                                           &wsg_router_sub_handler, &w->router);
+        w->cmd = wsg_redis_cmd_new_cluster(&w->loop, w->cluster, cfg->redis_sharded, &cmd_handler, w,
+                                           cfg->publish_queue);
+    } else {
+        opts.name = "wsgate-sub";
+        w->sub = wsg_redis_sub_new(&w->loop, &cfg->redis, &opts, &wsg_router_sub_handler, &w->router);
+        opts.name = "wsgate-cmd";
+        w->cmd = wsg_redis_cmd_new(&w->loop, &cfg->redis, &opts, &cmd_handler, w, cfg->publish_queue);
+    }
     if (w->sub == NULL || w->cmd == NULL)
         return -ENOMEM;
     wsg_router_set_redis(&w->router, w->sub, w->cmd);

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster.h"
+#include "cluster_slot.h"
+
 enum req_kind { REQ_PUBLISH, REQ_GET };
 
 /* One logical request: one or two Redis commands formatted back to back in `wire`. The bytes are kept until
@@ -18,6 +21,7 @@ typedef struct cmd_req {
     uint8_t n_commands;  /* 1 or 2 */
     uint8_t replies_got; /* replies received so far on the current connection */
     uint8_t sent_from;   /* index of the first command sent on the current connection */
+    uint16_t slot;       /* Redis Cluster: the key's slot */
     int status;
     char err[96];
     union {
@@ -36,7 +40,10 @@ typedef struct req_fifo {
 } req_fifo_t;
 
 struct wsg_redis_cmd {
-    wsg_redis_link_t *link;
+    wsg_redis_link_t *link;       /* one server (or Sentinel's master), or NULL with a cluster */
+    wsg_redis_cluster_t *cluster; /* borrowed: Redis Cluster, commands routed by slot */
+    bool is_sharded;              /* cluster: client messages go out with SPUBLISH */
+    uv_timer_t close_timer;       /* cluster: the close completes from the loop */
     const wsg_redis_cmd_handler_t *handler;
     void *arg;
     size_t max_backlog;
@@ -99,6 +106,7 @@ static void complete(cmd_req_t *r, const redisReply *last)
 }
 
 static int send_req(wsg_redis_cmd_t *cmd, cmd_req_t *r);
+static void maybe_closed(wsg_redis_cmd_t *cmd);
 
 static void on_reply(void *privdata, const redisReply *reply)
 {
@@ -115,6 +123,7 @@ static void on_reply(void *privdata, const redisReply *reply)
         if (cmd->is_closing) {
             r->status = -ECANCELED;
             complete(r, NULL);
+            maybe_closed(cmd);
         } else {
             fifo_push(&cmd->lost, r);
         }
@@ -129,10 +138,39 @@ static void on_reply(void *privdata, const redisReply *reply)
         return;
     cmd->in_flight--;
     complete(r, reply);
+    maybe_closed(cmd);
+}
+
+/* Sends a command through the cluster (which waits for the slot owner's connection itself). */
+static int cluster_send(wsg_redis_cmd_t *cmd, cmd_req_t *r, const char *bytes, size_t len)
+{
+    return wsg_redis_cluster_send(cmd->cluster, r->slot, bytes, len, on_reply, r);
+}
+
+static int send_req_cluster(wsg_redis_cmd_t *cmd, cmd_req_t *r)
+{
+    r->replies_got = 0;
+    int rc;
+    if (r->sent_from == 0 && r->n_commands == 2) {
+        if ((rc = cluster_send(cmd, r, r->wire, r->split - 1)) < 0)
+            return rc;
+        if (cluster_send(cmd, r, r->wire + r->split, r->wire_len - r->split) < 0) {
+            /* Out of memory or full: the first reply completes the request as far as it went. */
+            r->n_commands = 1;
+        }
+    } else {
+        size_t off = r->sent_from == 0 ? 0 : r->split;
+        if ((rc = cluster_send(cmd, r, r->wire + off, r->wire_len - off)) < 0)
+            return rc;
+    }
+    cmd->in_flight++;
+    return 0;
 }
 
 static int send_req(wsg_redis_cmd_t *cmd, cmd_req_t *r)
 {
+    if (cmd->cluster != NULL)
+        return send_req_cluster(cmd, r);
     if (!wsg_redis_link_is_ready(cmd->link))
         return -ENOTCONN;
     r->replies_got = 0;
@@ -203,6 +241,55 @@ wsg_redis_cmd_t *wsg_redis_cmd_new(uv_loop_t *loop, const wsg_redis_addr_t *addr
     return cmd;
 }
 
+static void on_cluster_ready(void *arg)
+{
+    wsg_redis_cmd_t *cmd = arg;
+    flush_waiting(cmd);
+    if (cmd->handler->on_ready != NULL)
+        cmd->handler->on_ready(cmd->arg);
+}
+
+static void on_cluster_down(void *arg, const char *why, uint64_t retry_ms)
+{
+    wsg_redis_cmd_t *cmd = arg;
+    if (!cmd->is_closing && cmd->handler->on_down != NULL)
+        cmd->handler->on_down(cmd->arg, why, retry_ms);
+}
+
+/* A new map: requests waiting for one can go (to the connections the cluster waits for). */
+static void on_cluster_map(void *arg)
+{
+    flush_waiting(arg);
+}
+
+static const wsg_redis_cluster_handler_t cluster_handler = {
+    .on_ready = on_cluster_ready,
+    .on_down = on_cluster_down,
+    .on_map = on_cluster_map,
+};
+
+wsg_redis_cmd_t *wsg_redis_cmd_new_cluster(uv_loop_t *loop, wsg_redis_cluster_t *cluster, bool is_sharded,
+                                           const wsg_redis_cmd_handler_t *handler, void *arg,
+                                           size_t max_backlog)
+{
+    wsg_redis_cmd_t *cmd = calloc(1, sizeof(*cmd));
+    if (cmd == NULL)
+        return NULL;
+    cmd->cluster = cluster;
+    cmd->is_sharded = is_sharded;
+    cmd->handler = handler;
+    cmd->arg = arg;
+    cmd->max_backlog = max_backlog;
+    if (wsg_redis_cluster_observe(cluster, &cluster_handler, cmd) < 0) {
+        free(cmd);
+        return NULL;
+    }
+    wsg_redis_cluster_set_max_waiting(cluster, max_backlog);
+    uv_timer_init(loop, &cmd->close_timer);
+    cmd->close_timer.data = cmd;
+    return cmd;
+}
+
 static int submit(wsg_redis_cmd_t *cmd, cmd_req_t *r)
 {
     /* Keep order: while anything waits, new requests queue behind it. */
@@ -238,8 +325,10 @@ int wsg_redis_cmd_publish(wsg_redis_cmd_t *cmd, const char *channel, size_t chan
         return -ENOMEM;
     r->cb.done = cb;
     char *publish = NULL, *setex = NULL;
-    int publish_len =
-        redisFormatCommand(&publish, "PUBLISH %b %b", channel, channel_len, payload, payload_len);
+    /* Sharded pub/sub: the message goes to the channel's shard, where its subscribers are. */
+    int publish_len = redisFormatCommand(&publish, cmd->is_sharded ? "SPUBLISH %b %b" : "PUBLISH %b %b",
+                                         channel, channel_len, payload, payload_len);
+    r->slot = wsg_cluster_key_slot(channel, channel_len);
     int setex_len = 0;
     if (expire_s > 0)
         setex_len = redisFormatCommand(&setex, "SETEX %b %u %b", channel, channel_len, (unsigned)expire_s,
@@ -280,6 +369,7 @@ int wsg_redis_cmd_get(wsg_redis_cmd_t *cmd, const char *key, size_t key_len, wsg
     if (r == NULL)
         return -ENOMEM;
     r->cb.get = cb;
+    r->slot = wsg_cluster_key_slot(key, key_len);
     int len = redisFormatCommand(&r->wire, "GET %b", key, key_len);
     if (len < 0) {
         free(r);
@@ -298,12 +388,33 @@ size_t wsg_redis_cmd_pending(const wsg_redis_cmd_t *cmd)
 
 bool wsg_redis_cmd_is_ready(const wsg_redis_cmd_t *cmd)
 {
-    return wsg_redis_link_is_ready(cmd->link);
+    return cmd->cluster != NULL ? wsg_redis_cluster_is_ready(cmd->cluster) : wsg_redis_link_is_ready(cmd->link);
 }
 
 void wsg_redis_cmd_reset(wsg_redis_cmd_t *cmd, const char *why)
 {
-    wsg_redis_link_reset(cmd->link, why);
+    if (cmd->cluster != NULL)
+        wsg_redis_cluster_reset_all(cmd->cluster, why);
+    else
+        wsg_redis_link_reset(cmd->link, why);
+}
+
+static void on_close_timer_closed(uv_handle_t *handle)
+{
+    wsg_redis_cmd_t *cmd = handle->data;
+    void (*cb)(void *) = cmd->close_cb;
+    void *cb_arg = cmd->close_arg;
+    free(cmd);
+    if (cb != NULL)
+        cb(cb_arg);
+}
+
+/* Cluster: the close is over once no request is in the cluster's hands. */
+static void maybe_closed(wsg_redis_cmd_t *cmd)
+{
+    if (cmd->cluster != NULL && cmd->is_closing && cmd->in_flight == 0 &&
+        !uv_is_closing((uv_handle_t *)&cmd->close_timer))
+        uv_close((uv_handle_t *)&cmd->close_timer, on_close_timer_closed);
 }
 
 static void on_link_closed(void *arg)
@@ -327,6 +438,10 @@ void wsg_redis_cmd_close(wsg_redis_cmd_t *cmd, void (*cb)(void *cb_arg), void *c
     while ((r = fifo_pop(&cmd->backlog)) != NULL) {
         r->status = -ECANCELED;
         complete(r, NULL);
+    }
+    if (cmd->cluster != NULL) {
+        maybe_closed(cmd); /* otherwise when the last reply (or the cluster's close) comes */
+        return;
     }
     wsg_redis_link_close(cmd->link, on_link_closed, cmd);
 }

@@ -33,6 +33,15 @@ wsg_redis_cmd_t *wsg_redis_cmd_new(uv_loop_t *loop, const wsg_redis_addr_t *addr
                                    const wsg_redis_link_options_t *opts,
                                    const wsg_redis_cmd_handler_t *handler, void *arg, size_t max_backlog);
 
+struct wsg_redis_cluster;
+
+/** The command side for Redis Cluster: requests go to the master of their key's slot through `cluster`
+ *  (borrowed; it must stay open until this is closed, and is shared with the subscriber). With `is_sharded`
+ *  client messages are published with SPUBLISH. Otherwise as wsg_redis_cmd_new. */
+wsg_redis_cmd_t *wsg_redis_cmd_new_cluster(uv_loop_t *loop, struct wsg_redis_cluster *cluster, bool is_sharded,
+                                           const wsg_redis_cmd_handler_t *handler, void *arg,
+                                           size_t max_backlog);
+
 /** ws4redis's publish: PUBLISH `channel` `payload`, then SETEX `channel` `expire_s` `payload` when
  *  `expire_s` > 0. `cb` runs once, after the last reply (never synchronously). Borrows the bytes.
  *  Returns 0, -ENOBUFS when the backlog is full (Redis unreachable for long), -ENOMEM, or -ECANCELED when

@@ -56,6 +56,7 @@ struct wsg_redis_link {
     bool is_reset_pending;     /* wsg_redis_link_reset was called; the timer completes it */
     bool was_closed_by_server; /* the last ready connection ended with the server closing it */
     bool is_asking_sentinel;   /* the current connection is to a sentinel, asking for the master */
+    bool is_auth_optional;     /* this attempt's AUTH may meet a server without a password */
     bool has_master;           /* target_host/port hold the master a sentinel named */
     unsigned sentinel_index;   /* the sentinel asked next (rotates on failures) */
     size_t read_in_batch;
@@ -388,15 +389,31 @@ static const char *setup_label(const wsg_redis_link_t *link)
     return link->setup_answered < n ? link->setup_labels[link->setup_answered] : "setup";
 }
 
+/* A server without a password answers AUTH with one of these (Redis 6+, older). */
+static bool is_no_password_error(const redisReply *reply)
+{
+    return strstr(reply->str, "without any password configured") != NULL ||
+           strstr(reply->str, "no password is set") != NULL;
+}
+
 /* AUTH and SELECT: an error fails this attempt. */
 static void on_setup_reply(void *privdata, const redisReply *reply)
 {
     wsg_redis_link_t *link = privdata;
     if (reply == NULL || link->state != LINK_AUTHENTICATING)
         return; /* the connection is going away; that is reported */
+    if (reply->type == REDIS_REPLY_ERROR && link->is_auth_optional &&
+        strcmp(setup_label(link), "AUTH") == 0 && is_no_password_error(reply)) {
+        setup_step_done(link); /* a server that wants no password: fine */
+        return;
+    }
     if (reply->type == REDIS_REPLY_ERROR && !link->setup_failed) {
-        char detail[512];
-        snprintf(detail, sizeof detail, "%s: %s", setup_label(link), reply->str);
+        char detail[640];
+        if (link->is_asking_sentinel)
+            snprintf(detail, sizeof detail, "sentinel %s:%u: %s: %s", link->target_host, link->target_port,
+                     setup_label(link), reply->str);
+        else
+            snprintf(detail, sizeof detail, "%s: %s", setup_label(link), reply->str);
         set_why(link, "setup failed", detail);
         link->setup_failed = true;
     }
@@ -444,6 +461,18 @@ static void on_sentinel_reply(void *privdata, const redisReply *reply)
     wsg_redis_link_t *link = privdata;
     if (reply == NULL || link->state != LINK_AUTHENTICATING)
         return;
+    if (link->setup_failed || reply->type == REDIS_REPLY_ERROR) {
+        /* AUTH was refused, or the question was (NOAUTH): the sentinel's own answer says why. */
+        if (!link->setup_failed) {
+            char detail[512];
+            snprintf(detail, sizeof detail, "sentinel %s:%u: SENTINEL get-master-addr-by-name: %s",
+                     link->target_host, link->target_port, reply->str);
+            set_why(link, "setup failed", detail);
+        }
+        drop_connection(link);
+        schedule_retry(link);
+        return;
+    }
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
         reply->element[0]->type == REDIS_REPLY_STRING && reply->element[1]->type == REDIS_REPLY_STRING &&
         reply->element[0]->len < sizeof link->target_host) {
@@ -476,7 +505,18 @@ static void on_transport_open(void *arg)
     link->setup_failed = false;
     link->setup_replies_left = link->setup_sent = link->setup_answered = 0;
     const wsg_redis_addr_t *a = &link->addr;
+    link->is_auth_optional = link->opts.is_auth_optional;
     if (link->is_asking_sentinel) {
+        /* The sentinels' own credentials, or else the URL's, which a sentinel without a password may refuse.
+         */
+        bool is_own = a->sentinel_password[0] != '\0';
+        const char *user = is_own ? a->sentinel_username : a->username;
+        const char *pass = is_own ? a->sentinel_password : a->password;
+        link->is_auth_optional = !is_own;
+        if (pass[0] != '\0' && user[0] != '\0')
+            send_setup(link, on_setup_reply, "AUTH", "AUTH %s %s", user, pass);
+        else if (pass[0] != '\0')
+            send_setup(link, on_setup_reply, "AUTH", "AUTH %s", pass);
         send_setup(link, on_sentinel_reply, "SENTINEL get-master-addr-by-name",
                    "SENTINEL get-master-addr-by-name %s", a->master_name);
         return;

@@ -44,8 +44,10 @@ typedef struct wsg_redis_link_options {
     uint64_t retry_min_ms;  /**< backoff after the first quick retry; 0 = 100 */
     uint64_t retry_max_ms;  /**< backoff ceiling; 0 = 5000 */
     size_t read_bytes_per_event; /**< most bytes read in one batch before the loop turns; 0 = 256 KiB */
-    wsg_tls_t *tls;              /**< TLS settings (borrowed), NULL in the clear; used unless addr is unix */
-    const char *tls_name; /**< name the certificate must carry (borrowed); NULL = the host connected to */
+    bool is_auth_optional; /**< AUTH refused because the server has no password set is fine (a sentinel asked
+                                with the master's credentials) */
+    wsg_tls_t *tls;        /**< TLS settings (borrowed), NULL in the clear; used unless addr is unix */
+    const char *tls_name;  /**< name the certificate must carry (borrowed); NULL = the host connected to */
     /** Optional (not with Sentinel): picks the server of each attempt, instead of `addr`'s host and port
      *  (Redis Cluster: any node, in turn). Writes a host of at most host_cap - 1 bytes and the port. */
     void (*next_target)(void *target_arg, char *host, size_t host_cap, uint16_t *port);

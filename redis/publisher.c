@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster.h"
+#include "cluster_slot.h"
 #include "link.h"
 
 /* The answer to one command. */
@@ -26,8 +28,10 @@ typedef struct answer {
 
 struct wsg_publisher {
     uv_loop_t loop;
-    uv_timer_t timer; /* bounds the wait for an answer */
-    wsg_redis_link_t *link;
+    uv_timer_t timer;             /* bounds the wait for an answer */
+    wsg_redis_link_t *link;       /* one server (or Sentinel's master) */
+    wsg_redis_cluster_t *cluster; /* or a cluster: commands go to their channel's master */
+    bool is_sharded;              /* SPUBLISH instead of PUBLISH */
     wsg_tls_t *tls;
     bool is_ready;
     bool is_down; /* the connection failed or was lost */
@@ -52,6 +56,19 @@ static void on_down(wsg_redis_link_t *link, void *arg, const char *why, uint64_t
 
 static const wsg_redis_link_handler_t handler = {.on_ready = on_ready, .on_down = on_down};
 
+static void on_cluster_ready(void *arg)
+{
+    ((wsg_publisher_t *)arg)->is_ready = true;
+}
+
+static void on_cluster_down(void *arg, const char *why, uint64_t retry_ms)
+{
+    on_down(NULL, arg, why, retry_ms);
+}
+
+static const wsg_redis_cluster_handler_t cluster_handler = {.on_ready = on_cluster_ready,
+                                                            .on_down = on_cluster_down};
+
 static void on_closed(void *arg)
 {
     ((wsg_publisher_t *)arg)->is_closed = true;
@@ -74,6 +91,8 @@ static void release(wsg_publisher_t *pub)
     uv_close((uv_handle_t *)&pub->timer, NULL);
     if (pub->link != NULL)
         wsg_redis_link_close(pub->link, on_closed, pub);
+    if (pub->cluster != NULL)
+        wsg_redis_cluster_close(pub->cluster, on_closed, pub);
     uv_run(&pub->loop, UV_RUN_DEFAULT); /* until the link's handles are closed */
     uv_loop_close(&pub->loop);
     wsg_tls_free(pub->tls);
@@ -81,7 +100,8 @@ static void release(wsg_publisher_t *pub)
 }
 
 wsg_publisher_t *wsg_publisher_connect(const wsg_redis_addr_t *addr, const wsg_tls_options_t *tls_opts,
-                                       const char *tls_name, uint64_t timeout_ms, char *err, size_t cap)
+                                       const char *tls_name, bool is_sharded, uint64_t timeout_ms, char *err,
+                                       size_t cap)
 {
     wsg_publisher_t *pub = calloc(1, sizeof(*pub));
     if (pub == NULL || uv_loop_init(&pub->loop) < 0) {
@@ -102,8 +122,15 @@ wsg_publisher_t *wsg_publisher_connect(const wsg_redis_addr_t *addr, const wsg_t
         .tls = pub->tls,
         .tls_name = tls_name != NULL && tls_name[0] != '\0' ? tls_name : NULL,
     };
-    pub->link = wsg_redis_link_new(&pub->loop, addr, &opts, &handler, pub);
-    if (pub->link == NULL) {
+    if (addr->is_cluster) {
+        pub->is_sharded = is_sharded;
+        pub->cluster = wsg_redis_cluster_new(&pub->loop, addr, &opts);
+        if (pub->cluster != NULL)
+            wsg_redis_cluster_observe(pub->cluster, &cluster_handler, pub);
+    } else {
+        pub->link = wsg_redis_link_new(&pub->loop, addr, &opts, &handler, pub);
+    }
+    if (pub->link == NULL && pub->cluster == NULL) {
         snprintf(err, cap, "out of memory");
         release(pub);
         return NULL;
@@ -132,25 +159,24 @@ static void on_answer(void *privdata, const redisReply *reply)
         snprintf(a->text, sizeof a->text, "%.*s", (int)reply->len, reply->str);
 }
 
-/* Sends one formatted command and waits for its answer; returns 0, -EIO (connection) or -EPROTO (reply). */
-static int command(wsg_publisher_t *pub, const char *what, char *cmd, int len, int want_type, char *err,
-                   size_t cap)
+/* Sends one formatted command (taking ownership of `cmd`) for the key of `slot` and waits for its answer;
+ * returns 0, -EIO (connection) or -EPROTO (reply). */
+static int command(wsg_publisher_t *pub, const char *what, uint16_t slot, char *cmd, int len, int want_type,
+                   char *err, size_t cap)
 {
     answer_t *a = &pub->answer;
     *a = (answer_t){0};
-    if (pub->link == NULL) {
-        free(cmd);
-        snprintf(err, cap, "%s: not connected", what);
-        return -EIO;
-    }
     if (len < 0) {
         snprintf(err, cap, "%s: out of memory", what);
         return -EIO;
     }
-    int rc = wsg_redis_link_send(pub->link, cmd, (size_t)len, on_answer, a);
-    free(cmd);
+    int rc = pub->link != NULL ? wsg_redis_link_send(pub->link, cmd, (size_t)len, on_answer, a)
+             : pub->cluster != NULL
+                 ? wsg_redis_cluster_send(pub->cluster, slot, cmd, (size_t)len, on_answer, a)
+                 : -ENOTCONN;
     if (rc < 0) {
-        snprintf(err, cap, "%s: %s", what, pub->why[0] ? pub->why : "connection lost");
+        free(cmd);
+        snprintf(err, cap, "%s: %s", what, pub->why[0] ? pub->why : "not connected");
         return -EIO;
     }
     /* The loss of the connection calls on_answer with NULL before on_down: wait for the answer only. */
@@ -161,10 +187,19 @@ static int command(wsg_publisher_t *pub, const char *what, char *cmd, int len, i
     uv_timer_stop(&pub->timer);
     if (!a->has_come) {
         snprintf(err, cap, "%s: no answer within %d s", what, ANSWER_TIMEOUT_MS / 1000);
-        wsg_redis_link_close(pub->link, on_closed, pub); /* the answer would come to freed memory */
+        /* The answer would come to a command that is gone: drop the connection first (the cluster keeps the
+         * bytes of a command until its answer, so they are freed only once it has let go of them). */
+        if (pub->link != NULL)
+            wsg_redis_link_close(pub->link, on_closed, pub);
+        if (pub->cluster != NULL)
+            wsg_redis_cluster_close(pub->cluster, on_closed, pub);
         pub->link = NULL;
+        pub->cluster = NULL;
+        uv_run(&pub->loop, UV_RUN_DEFAULT);
+        free(cmd);
         return -EIO;
     }
+    free(cmd);
     if (a->is_lost) {
         snprintf(err, cap, "%s: %s", what, pub->why[0] ? pub->why : "connection lost");
         return -EIO;
@@ -183,9 +218,12 @@ static int command(wsg_publisher_t *pub, const char *what, char *cmd, int len, i
 int wsg_publisher_publish(wsg_publisher_t *pub, const char *channel, size_t channel_len, const void *payload,
                           size_t payload_len, uint64_t expire_s, long long *receivers, char *err, size_t cap)
 {
+    uint16_t slot = wsg_cluster_key_slot(channel, channel_len);
     char *cmd = NULL;
-    int len = redisFormatCommand(&cmd, "PUBLISH %b %b", channel, channel_len, payload, payload_len);
-    int rc = command(pub, "PUBLISH", cmd, len, REDIS_REPLY_INTEGER, err, cap);
+    int len = redisFormatCommand(&cmd, pub->is_sharded ? "SPUBLISH %b %b" : "PUBLISH %b %b", channel,
+                                 channel_len, payload, payload_len);
+    int rc =
+        command(pub, pub->is_sharded ? "SPUBLISH" : "PUBLISH", slot, cmd, len, REDIS_REPLY_INTEGER, err, cap);
     if (rc < 0)
         return rc;
     *receivers = pub->answer.integer;
@@ -194,7 +232,7 @@ int wsg_publisher_publish(wsg_publisher_t *pub, const char *channel, size_t chan
     cmd = NULL;
     len = redisFormatCommand(&cmd, "SETEX %b %llu %b", channel, channel_len, (unsigned long long)expire_s,
                              payload, payload_len);
-    return command(pub, "SETEX", cmd, len, REDIS_REPLY_STATUS, err, cap);
+    return command(pub, "SETEX", slot, cmd, len, REDIS_REPLY_STATUS, err, cap);
 }
 
 void wsg_publisher_free(wsg_publisher_t *pub)

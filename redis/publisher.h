@@ -3,6 +3,7 @@
 #ifndef WSG_REDIS_PUBLISHER_H
 #define WSG_REDIS_PUBLISHER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,12 +13,14 @@
 typedef struct wsg_publisher wsg_publisher_t;
 
 /** Connects within `timeout_ms` (name lookup, TLS handshake, AUTH and SELECT included; with a Sentinel URL,
- *  the master is asked for first), using `tls_opts` and `tls_name` (the name the certificate must carry, NULL
- * = the host) for a rediss URL. Blocks. Borrows everything. Returns the publisher (free it with
+ *  the master is asked for first; with a Cluster URL, the map, and each command then goes to its channel's
+ *  master, as SPUBLISH when `is_sharded`), using `tls_opts` and `tls_name` (the name the certificate must
+ * carry, NULL = the host) for a rediss URL. Blocks. Borrows everything. Returns the publisher (free it with
  *  wsg_publisher_free()), or NULL after writing a one-line reason ("connect to 127.0.0.1:6379: connection
  *  refused", "setup failed: AUTH: WRONGPASS ...") into `err` (capacity `cap`). */
 wsg_publisher_t *wsg_publisher_connect(const wsg_redis_addr_t *addr, const wsg_tls_options_t *tls_opts,
-                                       const char *tls_name, uint64_t timeout_ms, char *err, size_t cap);
+                                       const char *tls_name, bool is_sharded, uint64_t timeout_ms, char *err,
+                                       size_t cap);
 
 /** PUBLISH `channel` `payload`, then SETEX `channel` `expire_s` `payload` when `expire_s` > 0, as ws4redis
  *  does. Binary-safe for both. Writes the PUBLISH reply (the number of subscribers that got the message) into

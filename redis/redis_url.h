@@ -24,6 +24,10 @@ typedef struct wsg_redis_addr {
     int db;             /**< database number, default 0 */
     bool is_sentinel;   /**< the master is found through `sentinels` under `master_name` */
     char master_name[128];
+    char sentinel_username[128]; /**< the sentinels' ACL user (not from the URL:
+                                    WSGATE_REDIS_SENTINEL_USERNAME) */
+    char sentinel_password[256]; /**< the sentinels' password (WSGATE_REDIS_SENTINEL_PASSWORD); "" = the URL's
+                                      credentials are tried, and a sentinel without a password is fine */
     size_t nsentinels;
     struct wsg_redis_sentinel_addr {
         char host[256];

@@ -6,8 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sharded.h"
+
 struct wsg_redis_sub {
-    wsg_redis_link_t *link;
+    wsg_redis_link_t *link;         /* one server, Sentinel's master, or any node of a cluster (classic) */
+    wsg_redis_sharded_t *sharded;   /* or a cluster in sharded mode */
+    wsg_redis_cluster_t *cluster;   /* borrowed, with a cluster */
     uv_loop_t *loop;
     const wsg_redis_sub_handler_t *handler;
     void *arg;
@@ -130,28 +134,83 @@ static int send_argv(wsg_redis_sub_t *sub, const char *verb, size_t verb_len, co
     return rc;
 }
 
+static void on_link_closed(void *arg);
+
+/* Classic pub/sub on a cluster: a message published on any node reaches every node, so the subscriber
+ * connects to any of them, taking the next one on each attempt. */
+static void next_cluster_node(void *arg, char *host, size_t host_cap, uint16_t *port)
+{
+    wsg_redis_sub_t *sub = arg;
+    wsg_redis_cluster_next_node(sub->cluster, host, host_cap, port);
+}
+
+static void on_sharded_closed(void *arg)
+{
+    on_link_closed(arg);
+}
+
+wsg_redis_sub_t *wsg_redis_sub_new_cluster(uv_loop_t *loop, wsg_redis_cluster_t *cluster, bool is_sharded,
+                                           const wsg_redis_link_options_t *opts,
+                                           const wsg_redis_sub_handler_t *handler, void *arg)
+{
+    wsg_redis_sub_t *sub = calloc(1, sizeof(*sub));
+    if (sub == NULL)
+        return NULL;
+    sub->loop = loop;
+    sub->handler = handler;
+    sub->arg = arg;
+    sub->cluster = cluster;
+    if (is_sharded) {
+        sub->sharded = wsg_redis_sharded_new(loop, cluster, opts, handler, arg);
+    } else {
+        wsg_redis_link_options_t link_opts = *opts;
+        link_opts.select_db = false;
+        link_opts.is_pubsub = true;
+        link_opts.next_target = next_cluster_node;
+        link_opts.target_arg = sub;
+        sub->link = wsg_redis_link_new(loop, wsg_redis_cluster_addr(cluster), &link_opts, &link_handler, sub);
+    }
+    if (sub->link == NULL && sub->sharded == NULL) {
+        free(sub);
+        return NULL;
+    }
+    return sub;
+}
+
 int wsg_redis_sub_subscribe(wsg_redis_sub_t *sub, const char *const *channels, const size_t *lens, size_t n)
 {
+    if (sub->sharded != NULL)
+        return n == 0 ? -EINVAL : wsg_redis_sharded_subscribe(sub->sharded, channels, lens, n);
     return send_argv(sub, "SUBSCRIBE", 9, channels, lens, n);
 }
 
 int wsg_redis_sub_unsubscribe(wsg_redis_sub_t *sub, const char *channel, size_t len)
 {
+    if (sub->sharded != NULL)
+        return wsg_redis_sharded_unsubscribe(sub->sharded, channel, len);
     return send_argv(sub, "UNSUBSCRIBE", 11, &channel, &len, 1);
 }
 
 bool wsg_redis_sub_is_ready(const wsg_redis_sub_t *sub)
 {
+    if (sub->sharded != NULL)
+        return wsg_redis_sharded_is_ready(sub->sharded);
     return wsg_redis_link_is_ready(sub->link);
 }
 
 bool wsg_redis_sub_was_closed_by_server(const wsg_redis_sub_t *sub)
 {
+    if (sub->sharded != NULL)
+        return false; /* losses there are per master, reported channel by channel */
     return wsg_redis_link_was_closed_by_server(sub->link);
 }
 
 void wsg_redis_sub_reset(wsg_redis_sub_t *sub, const char *why)
 {
+    if (sub->sharded != NULL) {
+        wsg_redis_sharded_reset(sub->sharded, why);
+        return;
+    }
     wsg_redis_link_reset(sub->link, why);
 }
 
@@ -170,5 +229,8 @@ void wsg_redis_sub_close(wsg_redis_sub_t *sub, void (*cb)(void *cb_arg), void *c
     sub->is_closing = true;
     sub->close_cb = cb;
     sub->close_arg = cb_arg;
-    wsg_redis_link_close(sub->link, on_link_closed, sub);
+    if (sub->sharded != NULL)
+        wsg_redis_sharded_close(sub->sharded, on_sharded_closed, sub);
+    else
+        wsg_redis_link_close(sub->link, on_link_closed, sub);
 }

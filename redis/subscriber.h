@@ -29,6 +29,12 @@ typedef struct wsg_redis_sub_handler {
                        size_t len);
     /** The events of one read from Redis have all been reported (messages may be acted on as a batch). */
     void (*on_read_done)(void *arg);
+    /** Sharded mode: the subscription of `channel` is gone (its master was lost, or its slot moved); the
+     *  caller subscribes it again, and it goes to the slot's current owner. */
+    void (*on_channel_lost)(void *arg, const char *channel, size_t len);
+    /** Sharded mode: one master's connection was lost (its channels were reported with on_channel_lost);
+     *  the others carry on. */
+    void (*on_partial_down)(void *arg, const char *why, uint64_t retry_ms);
 } wsg_redis_sub_handler_t;
 
 /** Allocates the subscriber and starts connecting. Borrows `loop`, `handler`, `arg`; copies `addr` and
@@ -36,6 +42,15 @@ typedef struct wsg_redis_sub_handler {
 wsg_redis_sub_t *wsg_redis_sub_new(uv_loop_t *loop, const wsg_redis_addr_t *addr,
                                    const wsg_redis_link_options_t *opts,
                                    const wsg_redis_sub_handler_t *handler, void *arg);
+
+struct wsg_redis_cluster;
+
+/** The subscriber for Redis Cluster (`cluster` borrowed, shared with the command side, open until this is
+ *  closed). Classic mode: one connection to any node (a PUBLISH anywhere reaches every node). Sharded mode
+ *  (`is_sharded`): SSUBSCRIBE on each channel's master (see sharded.h for its events). */
+wsg_redis_sub_t *wsg_redis_sub_new_cluster(uv_loop_t *loop, struct wsg_redis_cluster *cluster, bool is_sharded,
+                                           const wsg_redis_link_options_t *opts,
+                                           const wsg_redis_sub_handler_t *handler, void *arg);
 
 /** Sends one SUBSCRIBE for `n` channels (borrowed). Returns 0, -ENOTCONN when not ready (wait for
  *  on_ready), -EINVAL for n == 0, or -EIO when hiredis refuses the command. */

@@ -97,20 +97,13 @@ def test_bad_setting_values_exit_2_naming_the_variable(run_gateway):
         assert time.monotonic() - start < 5, f"{name}={value}: took too long to refuse"
 
 
-def test_redis_cluster_url_is_refused_at_start(run_gateway):
-    """REDIS_URL parses cluster URLs, but the gateway does not speak Redis Cluster yet: it says so and exits 2
-    rather than treat one node as the whole of Redis."""
-    for args, env in (((), {"REDIS_URL": "redis-cluster://127.0.0.1:7000,127.0.0.1:7001"}),
-                      ((), {"REDIS_URL": "rediss-cluster://127.0.0.1:7000/0"}),
-                      (("--redis-url", "redis-cluster://[::1]:7000"), {})):
-        start = time.monotonic()
-        status, out = run_gateway(list(args), timeout=5, **env)
-        assert status == 2, f"{args} {env}: exit status {status}\n{out}"
-        assert "REDIS_URL: Redis Cluster is not supported yet" in out, out
-        assert time.monotonic() - start < 5, f"{args} {env}: took too long to refuse"
+def test_redis_cluster_settings_are_checked_at_start(run_gateway):
     # A database other than 0 is refused by the URL parser, with its own reason.
     status, out = run_gateway(REDIS_URL="redis-cluster://127.0.0.1:7000/2", timeout=5)
     assert status == 2 and "REDIS_URL: bad database number (Redis Cluster has only database 0)" in out, out
+    status, out = run_gateway(REDIS_URL="redis://127.0.0.1:7000/0", WSGATE_REDIS_SHARDED="1", timeout=5)
+    assert status == 2 and "WSGATE_REDIS_SHARDED=1 needs a Redis Cluster URL" in out, out
+
 
 # -- Graceful stop ---------------------------------------------------------------------------------------------
 

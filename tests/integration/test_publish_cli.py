@@ -158,10 +158,6 @@ def test_usage_errors_exit_2_and_publish_nothing(redis):
         (["--facility", "f", "--broadcast", "m", "--user"], "needs a value"),
         (["--facility", "f", "--broadcast", "--redis-url", "tcp://x", "m"], "--redis-url"),
         (["--facility", "f", "--broadcast", "--prefix", "p" * 256, "m"], "--prefix"),
-        (["--facility", "f", "--broadcast", "--redis-url", "redis-cluster://127.0.0.1:7000,127.0.0.1:7001", "m"],
-         "--redis-url: Redis Cluster is not supported yet"),
-        (["--facility", "f", "--broadcast", "--redis-url", "rediss-cluster://127.0.0.1:7000", "m"],
-         "--redis-url: Redis Cluster is not supported yet"),
         (["--facility", "f", "--broadcast", "--redis-url", "redis-cluster://127.0.0.1:7000/1", "m"],
          "--redis-url: bad database number (Redis Cluster has only database 0)"),
     ]
@@ -175,9 +171,6 @@ def test_usage_errors_exit_2_and_publish_nothing(redis):
     assert status == 2 and "WS4REDIS_EXPIRE" in err, err
     status, _, err = run_publish("--facility", "f", "--broadcast", "m", REDIS_URL="http://x")
     assert status == 2 and "REDIS_URL" in err, err
-    status, _, err = run_publish("--facility", "f", "--broadcast", "m",
-                                 REDIS_URL="redis-cluster://127.0.0.1:%d" % h.STATE.redis_server.port)
-    assert status == 2 and "REDIS_URL: Redis Cluster is not supported yet" in err, err
     sub.expect_none(0.2)
     assert redis.keys("*") == []
 

@@ -91,3 +91,76 @@ def _sentinel_has_replica(s):
         return len(s.execute_command("SENTINEL", "REPLICAS", "mymaster")) > 0
     except redis_py.RedisError:
         return False
+
+
+def test_authenticated_sentinels(start_gateway):
+    """A master with a password, one sentinel with a password of its own and one without any: the sentinels'
+    password (WSGATE_REDIS_SENTINEL_PASSWORD), the URL's credentials tried on a sentinel that wants none, and a
+    clear refusal when the sentinel's password is missing."""
+    master_port, locked_port, open_port = h.free_port(), h.free_port(), h.free_port()
+    work = tempfile.mkdtemp(prefix="wsgate-sentinel-auth-", dir=h.ARTIFACTS)
+    log = open(os.path.join(work, "servers.log"), "wb")
+    procs = []
+    try:
+        common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"]
+        procs.append(spawn(["redis-server", "--port", str(master_port), "--dir", work, "--requirepass", "masterpw"]
+                           + common, log))
+        h.wait_until(lambda: _ping_auth(master_port, "masterpw"), 10, what="the master")
+        for port, extra in ((locked_port, "requirepass sentinelpw\n"), (open_port, "")):
+            conf = os.path.join(work, f"sentinel-{port}.conf")
+            with open(conf, "w") as f:
+                f.write(f"port {port}\nbind 127.0.0.1\ndaemonize no\ndir {work}\n{extra}"
+                        f"sentinel monitor mymaster 127.0.0.1 {master_port} 1\n"
+                        "sentinel auth-pass mymaster masterpw\n")
+            procs.append(spawn(["redis-server", conf, "--sentinel"], log))
+        locked = redis_py.Redis(port=locked_port, password="sentinelpw", socket_timeout=1)
+        h.wait_until(lambda: _master_known(locked), 10, what="the locked sentinel")
+        h.wait_until(lambda: _master_known(redis_py.Redis(port=open_port, socket_timeout=1)), 10,
+                     what="the open sentinel")
+        m = redis_py.Redis(port=master_port, password="masterpw")
+
+        def roundtrip(gw, facility):
+            ws = gw.open_raw(f"/ws/{facility}?subscribe-broadcast")
+            h.wait_until(lambda: m.pubsub_numsub(f"broadcast:{facility}")[0][1] >= 1, 10, what="subscribed")
+            m.publish(f"broadcast:{facility}", "through an authenticated sentinel")
+            assert ws.recv_text() == "through an authenticated sentinel"
+
+        # The sentinel's own password, the master's in the URL.
+        gw = start_gateway(REDIS_URL=f"redis-sentinel://:masterpw@127.0.0.1:{locked_port}/mymaster",
+                           WSGATE_REDIS_SENTINEL_PASSWORD="sentinelpw")
+        roundtrip(gw, "locked")
+        assert "wsgate-sentinel-watch" in [c["name"] for c in locked.client_list()]
+        # A sentinel that wants no password, with the master's password in the URL (tried, and not needed).
+        gw2 = start_gateway(REDIS_URL=f"redis-sentinel://:masterpw@127.0.0.1:{open_port}/mymaster")
+        roundtrip(gw2, "open")
+        # The locked sentinel without its password: refused, and the log says so.
+        gw3 = start_gateway(REDIS_URL=f"redis-sentinel://:masterpw@127.0.0.1:{locked_port}/mymaster",
+                            WSGATE_REDIS_TIMEOUT="500ms")
+        line = gw3.wait_log(r"event=redis_down.*").group(0)
+        assert "AUTH" in line and "sentinel" in line, line
+        assert gw3.admin_get("/readyz")[0] == 503
+        # `wsgate publish` reads the same variables.
+        status, out, err = run_publish("--facility", "locked", "--broadcast", "m",
+                                       REDIS_URL=f"redis-sentinel://:masterpw@127.0.0.1:{locked_port}/mymaster",
+                                       WSGATE_REDIS_SENTINEL_PASSWORD="sentinelpw")
+        assert status == 0, err
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+                p.wait()
+        log.close()
+
+
+def _ping_auth(port, password):
+    try:
+        return redis_py.Redis(port=port, password=password, socket_timeout=0.5).ping()
+    except redis_py.RedisError:
+        return False
+
+
+def _master_known(s):
+    try:
+        return s.execute_command("SENTINEL", "get-master-addr-by-name", "mymaster") is not None
+    except redis_py.RedisError:
+        return False

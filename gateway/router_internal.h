@@ -1,0 +1,36 @@
+/* What router.c and router_stored.c share; not for other modules. */
+#ifndef WSG_GATEWAY_ROUTER_INTERNAL_H
+#define WSG_GATEWAY_ROUTER_INTERNAL_H
+
+#include <stdint.h>
+
+#include "router.h"
+
+/* A live message held for a client until its stored messages are out. */
+struct held_msg {
+    wsg_msg_t *msg;
+    const wsg_channel_t *channel;
+};
+
+/* A stored-message GET in flight; `member` is cleared when the member leaves first. */
+struct get_request {
+    wsg_router_t *router;
+    wsg_member_t *member;
+};
+
+static inline uint64_t wsg_router_conn_id(const wsg_router_client_t *client)
+{
+    return client->out != NULL ? client->out->id : 0;
+}
+
+/* Reads the stored value of `m`'s channel (GET), then waits for the barrier before sending it. */
+void wsg_router_fetch_persisted(wsg_router_t *router, wsg_member_t *m);
+
+/* The barrier of `m`'s channel has passed (or cannot be had): the stored value goes out, then the held
+ * messages once every channel of the client is done. */
+void wsg_router_finish_persisted(wsg_member_t *m);
+
+/* A confirmation of the channel's barrier SUBSCRIBE arrived. */
+void wsg_router_on_barrier(wsg_router_t *router, wsg_channel_t *ch);
+
+#endif
