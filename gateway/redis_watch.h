@@ -1,6 +1,7 @@
-/* Watching one worker's Redis links: their up/down logs and gauges, the liveness probe (a numbered PUBLISH on
- * a private channel that must be answered and delivered), Sentinel's +switch-master, and Redis cutting the
- * subscriber off for falling behind (its client-output-buffer-limit for pub/sub clients). */
+/* Watching one worker's Redis links for the logs and gauges: up and down, Redis cutting the subscriber off
+ * for falling behind (its client-output-buffer-limit for pub/sub clients), and what redis/ reports of the
+ * liveness probe (redis/probe.c) and of Sentinel's failover notice (redis/sentinel_watch.c), which it starts.
+ */
 #ifndef WSG_GATEWAY_REDIS_WATCH_H
 #define WSG_GATEWAY_REDIS_WATCH_H
 
@@ -12,6 +13,8 @@
 #include "commands.h"
 #include "config.h"
 #include "log.h"
+#include "probe.h"
+#include "sentinel_watch.h"
 #include "stats.h"
 #include "subscriber.h"
 
@@ -19,19 +22,10 @@ typedef struct wsg_redis_watch {
     uv_loop_t *loop;
     const wsg_config_t *cfg;
     wsg_stats_t *stats;
-    wsg_redis_sub_t *sub; /* borrowed */
-    wsg_redis_cmd_t *cmd; /* borrowed */
-    wsg_redis_sub_t
-        *sentinel_watch; /* with a redis-sentinel:// URL: +switch-master from the first sentinel */
-    uv_timer_t probe_timer;
-    char probe_channel[96];
-    uint64_t probe_seq; /* the probe in flight (0: none) */
-    uint64_t probe_counter;
-    uint64_t probe_sent_ms;
-    bool probe_answered;  /* the command connection answered the probe's PUBLISH */
-    bool probe_delivered; /* the subscriber connection delivered it */
-    bool is_probe_subscribed;
-    bool is_probe_queued; /* the probe's PUBLISH is still in the command link */
+    wsg_redis_sub_t *sub;                       /* borrowed */
+    wsg_redis_cmd_t *cmd;                       /* borrowed */
+    wsg_redis_sentinel_watch_t *sentinel_watch; /* with a redis-sentinel:// URL */
+    wsg_redis_probe_t *probe;
     bool sub_was_ready, cmd_was_ready;
     bool is_overflow_suspected; /* Redis closed the subscriber while the command link stayed up */
     uint64_t sub_down_since_ms, cmd_down_since_ms;
@@ -59,11 +53,11 @@ void wsg_redis_watch_message(wsg_redis_watch_t *watch, const char *channel, size
 /** True while the probe's PUBLISH waits in the command link (shutdown does not wait for it). */
 static inline bool wsg_redis_watch_is_probe_queued(const wsg_redis_watch_t *watch)
 {
-    return watch->is_probe_queued;
+    return watch->probe != NULL && wsg_redis_probe_is_queued(watch->probe);
 }
 
-/** Stops the probe; closes the sentinel watch link, counting it in `*closing` and calling `cb(arg)` when it
- *  is gone. */
+/** Stops the probe and the Sentinel watch; `cb` runs (once per thing that closes, each counted in `*closing`)
+ *  when they are gone. */
 void wsg_redis_watch_stop(wsg_redis_watch_t *watch, unsigned *closing, void (*cb)(void *arg), void *arg);
 
 #endif

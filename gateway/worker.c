@@ -270,7 +270,8 @@ static void shutdown_worker(wsg_worker_t *w)
     }
     uv_timer_stop(&w->heartbeat_timer);
     uv_timer_stop(&w->ping_timer);
-    uv_timer_stop(&w->watch.probe_timer);
+    if (w->watch.probe != NULL)
+        wsg_redis_probe_pause(w->watch.probe); /* no new probe while the clients' commands drain */
     wsg_msg_t *notice = NULL;
     if (w->cfg->shutdown_notice_len > 0)
         notice = wsg_msg_new_data(w->cfg->shutdown_notice, w->cfg->shutdown_notice_len);

@@ -9,8 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sentinel_query.h"
+
 enum link_state {
     LINK_WAITING,        /* no connection; the timer starts the next attempt */
+    LINK_ASKING,         /* Sentinel: the sentinels are asked for the master (sentinel_query.c) */
     LINK_CONNECTING,     /* name lookup, connect and TLS handshake (the transport's business) */
     LINK_AUTHENTICATING, /* AUTH/SELECT/ROLE/CLIENT SETNAME (or the sentinel's answer) pending */
     LINK_READY,
@@ -55,10 +58,10 @@ struct wsg_redis_link {
     bool is_read_paused;       /* the batch bound was reached; the timer resumes reading */
     bool is_reset_pending;     /* wsg_redis_link_reset was called; the timer completes it */
     bool was_closed_by_server; /* the last ready connection ended with the server closing it */
-    bool is_asking_sentinel;   /* the current connection is to a sentinel, asking for the master */
-    bool is_auth_optional;     /* this attempt's AUTH may meet a server without a password */
-    bool has_master;           /* target_host/port hold the master a sentinel named */
-    unsigned sentinel_index;   /* the sentinel asked next (rotates on failures) */
+    wsg_redis_sentinel_query_t *query; /* while ASKING */
+    bool is_auth_optional;             /* this attempt's AUTH may meet a server without a password */
+    bool has_master;                   /* target_host/port hold the master a sentinel named */
+    unsigned sentinel_index;           /* the sentinel asked first next time (past those that failed) */
     size_t read_in_batch;
     char target_host[256]; /* where the current attempt connects: the address, a sentinel, or the master */
     uint16_t target_port;
@@ -94,7 +97,7 @@ static void set_why(wsg_redis_link_t *link, const char *why, const char *detail)
 /* Why an attempt failed: the transport names the address when connecting failed; otherwise it is added. */
 static void set_attempt_why(wsg_redis_link_t *link, const char *why)
 {
-    const char *who = link->is_asking_sentinel ? "sentinel: " : "";
+    const char *who = "";
     if (strncmp(why, "connect to ", 11) == 0 || strncmp(why, "cannot resolve ", 15) == 0) {
         snprintf(link->why, sizeof link->why, "%s%s", who, why);
     } else if (link->addr.is_unix) {
@@ -409,11 +412,7 @@ static void on_setup_reply(void *privdata, const redisReply *reply)
     }
     if (reply->type == REDIS_REPLY_ERROR && !link->setup_failed) {
         char detail[640];
-        if (link->is_asking_sentinel)
-            snprintf(detail, sizeof detail, "sentinel %s:%u: %s: %s", link->target_host, link->target_port,
-                     setup_label(link), reply->str);
-        else
-            snprintf(detail, sizeof detail, "%s: %s", setup_label(link), reply->str);
+        snprintf(detail, sizeof detail, "%s: %s", setup_label(link), reply->str);
         set_why(link, "setup failed", detail);
         link->setup_failed = true;
     }
@@ -455,49 +454,6 @@ static void on_role_reply(void *privdata, const redisReply *reply)
     setup_step_done(link);
 }
 
-/* SENTINEL get-master-addr-by-name: remember the master, then connect to it on the next loop turn. */
-static void on_sentinel_reply(void *privdata, const redisReply *reply)
-{
-    wsg_redis_link_t *link = privdata;
-    if (reply == NULL || link->state != LINK_AUTHENTICATING)
-        return;
-    if (link->setup_failed || reply->type == REDIS_REPLY_ERROR) {
-        /* AUTH was refused, or the question was (NOAUTH): the sentinel's own answer says why. */
-        if (!link->setup_failed) {
-            char detail[512];
-            snprintf(detail, sizeof detail, "sentinel %s:%u: SENTINEL get-master-addr-by-name: %s",
-                     link->target_host, link->target_port, reply->str);
-            set_why(link, "setup failed", detail);
-        }
-        drop_connection(link);
-        schedule_retry(link);
-        return;
-    }
-    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-        reply->element[0]->type == REDIS_REPLY_STRING && reply->element[1]->type == REDIS_REPLY_STRING &&
-        reply->element[0]->len < sizeof link->target_host) {
-        long port = strtol(reply->element[1]->str, NULL, 10);
-        if (port > 0 && port < 65536) {
-            memcpy(link->target_host, reply->element[0]->str, reply->element[0]->len + 1);
-            link->target_port = (uint16_t)port;
-            link->has_master = true;
-        }
-    }
-    drop_connection(link);
-    if (!link->has_master) {
-        char detail[512];
-        snprintf(detail, sizeof detail, "sentinel %s:%u does not know master %s",
-                 link->addr.sentinels[link->sentinel_index % link->addr.nsentinels].host,
-                 link->addr.sentinels[link->sentinel_index % link->addr.nsentinels].port,
-                 link->addr.master_name);
-        set_why(link, "setup failed", detail);
-        schedule_retry(link);
-        return;
-    }
-    link->state = LINK_WAITING;
-    uv_timer_start(&link->timer, on_timer, 0, 0);
-}
-
 static void on_transport_open(void *arg)
 {
     wsg_redis_link_t *link = arg;
@@ -506,21 +462,6 @@ static void on_transport_open(void *arg)
     link->setup_replies_left = link->setup_sent = link->setup_answered = 0;
     const wsg_redis_addr_t *a = &link->addr;
     link->is_auth_optional = link->opts.is_auth_optional;
-    if (link->is_asking_sentinel) {
-        /* The sentinels' own credentials, or else the URL's, which a sentinel without a password may refuse.
-         */
-        bool is_own = a->sentinel_password[0] != '\0';
-        const char *user = is_own ? a->sentinel_username : a->username;
-        const char *pass = is_own ? a->sentinel_password : a->password;
-        link->is_auth_optional = !is_own;
-        if (pass[0] != '\0' && user[0] != '\0')
-            send_setup(link, on_setup_reply, "AUTH", "AUTH %s %s", user, pass);
-        else if (pass[0] != '\0')
-            send_setup(link, on_setup_reply, "AUTH", "AUTH %s", pass);
-        send_setup(link, on_sentinel_reply, "SENTINEL get-master-addr-by-name",
-                   "SENTINEL get-master-addr-by-name %s", a->master_name);
-        return;
-    }
     if (a->password[0] != '\0') {
         if (a->username[0] != '\0')
             send_setup(link, on_setup_reply, "AUTH", "AUTH %s %s", a->username, a->password);
@@ -552,13 +493,7 @@ static const wsg_transport_handler_t transport_handler = {
 
 static void schedule_retry(wsg_redis_link_t *link)
 {
-    if (link->addr.is_sentinel) {
-        /* Ask a sentinel again before the next attempt (the next one, when this one failed). */
-        if (link->is_asking_sentinel)
-            link->sentinel_index++;
-        link->has_master = false;
-        link->is_asking_sentinel = false;
-    }
+    link->has_master = false; /* Sentinel: the master is asked for again before the next attempt */
     uint64_t delay = link->backoff_ms;
     if (delay > 0) {
         /* Jitter of +-20% so that many gateways do not reconnect in lockstep after a Redis restart. */
@@ -573,22 +508,10 @@ static void schedule_retry(wsg_redis_link_t *link)
         link->handler->on_down(link, link->arg, link->why, delay);
 }
 
-static void start_attempt(wsg_redis_link_t *link)
+/* Connects to target_host:target_port (or the unix socket). */
+static void connect_target(wsg_redis_link_t *link)
 {
     const wsg_redis_addr_t *a = &link->addr;
-    link->is_asking_sentinel = false;
-    if (a->is_sentinel && !link->has_master) {
-        const struct wsg_redis_sentinel_addr *s = &a->sentinels[link->sentinel_index % a->nsentinels];
-        snprintf(link->target_host, sizeof link->target_host, "%s", s->host);
-        link->target_port = s->port;
-        link->is_asking_sentinel = true;
-    } else if (!a->is_sentinel && link->opts.next_target != NULL) {
-        link->opts.next_target(link->opts.target_arg, link->target_host, sizeof link->target_host,
-                               &link->target_port);
-    } else if (!a->is_sentinel) {
-        snprintf(link->target_host, sizeof link->target_host, "%s", a->host);
-        link->target_port = a->port;
-    }
     link->reader = redisReaderCreate();
     int rc = link->reader == NULL ? -ENOMEM
              : a->is_unix
@@ -604,6 +527,48 @@ static void start_attempt(wsg_redis_link_t *link)
     link->open_handles++;
     link->state = LINK_CONNECTING;
     uv_timer_start(&link->timer, on_timer, link->opts.connect_timeout_ms, 0);
+}
+
+/* The sentinels answered (or none did): connect to the master, or wait and ask again. */
+static void on_master(void *arg, const char *host, uint16_t port, const char *why, unsigned next)
+{
+    wsg_redis_link_t *link = arg;
+    link->query = NULL;
+    link->sentinel_index = next;
+    if (host == NULL) {
+        set_why(link, "setup failed", why);
+        schedule_retry(link);
+        return;
+    }
+    snprintf(link->target_host, sizeof link->target_host, "%s", host);
+    link->target_port = port;
+    link->has_master = true;
+    connect_target(link);
+}
+
+static void start_attempt(wsg_redis_link_t *link)
+{
+    const wsg_redis_addr_t *a = &link->addr;
+    if (a->is_sentinel) {
+        link->query =
+            wsg_redis_sentinel_ask(link->loop, a, link->sentinel_index, link->opts.connect_timeout_ms,
+                                   link->opts.tls, link->opts.tls_name, on_master, link);
+        if (link->query == NULL) {
+            set_why(link, "setup failed", "out of memory");
+            schedule_retry(link);
+            return;
+        }
+        link->state = LINK_ASKING;
+        return;
+    }
+    if (link->opts.next_target != NULL) {
+        link->opts.next_target(link->opts.target_arg, link->target_host, sizeof link->target_host,
+                               &link->target_port);
+    } else {
+        snprintf(link->target_host, sizeof link->target_host, "%s", a->host);
+        link->target_port = a->port;
+    }
+    connect_target(link);
 }
 
 static void on_timer(uv_timer_t *timer)
@@ -629,6 +594,8 @@ static void on_timer(uv_timer_t *timer)
         fail_pending(link);
         schedule_retry(link);
         break;
+    case LINK_ASKING:
+        break; /* the query has its own time limits */
     case LINK_READY:
         if (link->is_read_paused) {
             link->is_read_paused = false;
@@ -726,6 +693,10 @@ void wsg_redis_link_close(wsg_redis_link_t *link, void (*cb)(void *cb_arg), void
     link->close_cb = cb;
     link->close_arg = cb_arg;
     uv_timer_stop(&link->timer);
+    if (link->query != NULL) {
+        wsg_redis_sentinel_cancel(link->query);
+        link->query = NULL;
+    }
     if (was == LINK_READY && link->pending.count > 0 && link->transport != NULL && !link->is_reset_pending) {
         /* Waits for the replies in flight; the timer bounds the wait in case Redis never answers. */
         if (link->is_read_paused) {

@@ -37,8 +37,28 @@ def run_counted(name, cmd, env=None, timeout=600):
     status = "ok  " if failed == 0 else "FAIL"
     print(f"{status} {name}: {passed} passed, {failed} failed ({time.monotonic() - start:.1f}s)", flush=True)
     if failed:
-        print(out[-6000:], flush=True)
+        print(failure_report(out), flush=True)
     return passed, failed
+
+
+def failure_report(out, limit=12000):
+    """The failing tests' own blocks (a "FAIL ..." line up to the next blank line) come first, so a CI log that
+    keeps only part of the output still names them; the end of the output follows for crashes."""
+    blocks, current = [], None
+    for line in out.splitlines():
+        if line.startswith("FAIL "):
+            current = [line]
+            blocks.append(current)
+        elif current is not None:
+            if line.strip():
+                current.append(line)
+            else:
+                current = None
+    text = ""
+    if blocks:
+        text = "failed:\n" + "\n".join(b[0] for b in blocks) + "\n\n"
+        text += "\n\n".join("\n".join(b) for b in blocks)[:limit] + "\n--- end of output ---\n"
+    return text + out[-3000:]
 
 
 def meson_tests(build):

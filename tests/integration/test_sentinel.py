@@ -133,6 +133,12 @@ def test_authenticated_sentinels(start_gateway):
         # A sentinel that wants no password, with the master's password in the URL (tried, and not needed).
         gw2 = start_gateway(REDIS_URL=f"redis-sentinel://:masterpw@127.0.0.1:{open_port}/mymaster")
         roundtrip(gw2, "open")
+        # A dead sentinel first in the list: the next one is asked in the same attempt.
+        dead = h.free_port()
+        started = time.monotonic()
+        gw4 = start_gateway(REDIS_URL=f"redis-sentinel://:masterpw@127.0.0.1:{dead},127.0.0.1:{open_port}/mymaster")
+        roundtrip(gw4, "second")
+        assert time.monotonic() - started < 3
         # The locked sentinel without its password: refused, and the log says so.
         gw3 = start_gateway(REDIS_URL=f"redis-sentinel://:masterpw@127.0.0.1:{locked_port}/mymaster",
                             WSGATE_REDIS_TIMEOUT="500ms")
