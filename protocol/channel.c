@@ -88,3 +88,30 @@ size_t wsg_channel_redact(const char *name, size_t len, char *out, size_t cap)
         out[w.len] = '\0';
     return w.len;
 }
+
+ssize_t wsg_channel_label(const char *name, size_t len, wsg_str_t prefix, char *out, size_t cap)
+{
+    wsg_str_t rest = {name, len}, key, facility;
+    if (prefix.len > 0 && len > prefix.len && memcmp(name, prefix.ptr, prefix.len) == 0 &&
+        name[prefix.len] == ':')
+        rest = (wsg_str_t){name + prefix.len + 1, len - prefix.len - 1};
+    wsg_writer_t w = wsg_writer_init(out, cap > 0 ? cap - 1 : 0);
+    w.overflow = cap == 0;
+    static const char session[] = "session:";
+    size_t session_len = sizeof session - 1;
+    if (rest.len >= session_len && memcmp(rest.ptr, session, session_len) == 0) {
+        /* Idents never hold ':', so the key ends at the next one and the facility (which may hold ':') is all
+         * that follows. Without a next ':' the whole rest is the key. */
+        wsg_str_t after = {rest.ptr + session_len, rest.len - session_len};
+        if (!wsg_str_cut(after, ':', &key, &facility))
+            facility = (wsg_str_t){after.ptr + after.len, 0};
+        wsg_writer_put(&w, session, session_len);
+        put(&w, facility);
+    } else {
+        put(&w, rest);
+    }
+    if (w.overflow)
+        return -ENOSPC;
+    out[w.len] = '\0';
+    return (ssize_t)w.len;
+}

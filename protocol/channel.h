@@ -35,4 +35,12 @@ bool wsg_channel_ident_is_valid(wsg_str_t ident);
  *  sessions can still be told apart in a log. Cut to fit `cap`. Returns the length written. Borrows `name`. */
 size_t wsg_channel_redact(const char *name, size_t len, char *out, size_t cap);
 
+/** The channel's label as clients see it (the "ch" of wsgate.v1 messages, and the key suffix of
+ *  `since.<label>`): `name` without the "<prefix>:" part (when `prefix` is not empty and `name` starts with
+ *  "<prefix>:"), and a session channel "session:<key>:<facility>" becomes "session:<facility>", so that a
+ *  session key never reaches a page's script. A name "session:<key>" without a facility becomes "session:"
+ *  (the key is dropped all the same). Other names are kept as they are. Writes NUL-terminated into `out`
+ *  (capacity `cap`); returns the length or -ENOSPC. Borrows `name` and `prefix`. */
+ssize_t wsg_channel_label(const char *name, size_t len, wsg_str_t prefix, char *out, size_t cap);
+
 #endif

@@ -149,5 +149,73 @@ static void test_redact_hides_session_keys(void)
     ASSERT_STR_EQ(out, "session:");
 }
 
-TEST_MAIN("channel", TEST_CASE(test_redact_hides_session_keys), TEST_CASE(test_compat_examples), TEST_CASE(test_no_prefix), TEST_CASE(test_verbatim),
-          TEST_CASE(test_capacity), TEST_CASE(test_ident_is_valid))
+static void check_label(const char *name, const char *prefix, const char *want, int line)
+{
+    char out[128];
+    memset(out, '#', sizeof out);
+    ssize_t n = wsg_channel_label(name, strlen(name), S(prefix), out, sizeof out);
+    if (n != (ssize_t)strlen(want) || strcmp(out, want) != 0) {
+        TEST_FAIL_AT("line %d: label(\"%s\", \"%s\") = %zd \"%s\", want \"%s\"", line, name, prefix, n,
+                     n >= 0 ? out : "", want);
+        return;
+    }
+    /* Exactly enough room (the NUL included) works; one byte less does not. */
+    if (wsg_channel_label(name, strlen(name), S(prefix), out, (size_t)n + 1) != n || out[n] != '\0')
+        TEST_FAIL_AT("line %d: label does not fit its own length + 1", line);
+    for (size_t cap = 0; cap <= (size_t)n; cap++)
+        if (wsg_channel_label(name, strlen(name), S(prefix), out, cap) != -ENOSPC)
+            TEST_FAIL_AT("line %d: cap %zu not refused", line, cap);
+}
+#define LABEL(name, prefix, want) check_label(name, prefix, want, __LINE__)
+
+static void test_label(void)
+{
+    LABEL("ws4redis:broadcast:foobar", "ws4redis", "broadcast:foobar");
+    LABEL("ws4redis:group:admins:foobar", "ws4redis", "group:admins:foobar");
+    LABEL("ws4redis:user:john:foobar", "ws4redis", "user:john:foobar");
+    LABEL("ws4redis:session:abc:foobar", "ws4redis", "session:foobar");
+    LABEL("broadcast:foobar", "", "broadcast:foobar");
+    LABEL("group:admins:foobar", "", "group:admins:foobar");
+    LABEL("user:john:foobar", "", "user:john:foobar");
+    LABEL("session:abc:foobar", "", "session:foobar");
+    /* A facility may hold ':'; an ident never does, so the key ends at the first ':' after "session:". */
+    LABEL("ws4redis:broadcast:a:b:c", "ws4redis", "broadcast:a:b:c");
+    LABEL("ws4redis:session:k3y:chat:room:1", "ws4redis", "session:chat:room:1");
+    LABEL("session:k3y:session:x", "", "session:session:x");
+    LABEL("session:k3y:", "", "session:");
+    LABEL("session::foo", "", "session:foo");
+    /* No facility at all: the key goes all the same. */
+    LABEL("session:k3y", "", "session:");
+    LABEL("p:session:k3y", "p", "session:");
+    LABEL("session:", "", "session:");
+    /* A name without the prefix is kept (a session key is still dropped). */
+    LABEL("other:broadcast:x", "ws4redis", "other:broadcast:x");
+    LABEL("ws4redisbroadcast:x", "ws4redis", "ws4redisbroadcast:x");
+    LABEL("ws4redis", "ws4redis", "ws4redis");
+    LABEL("ws4redis:", "ws4redis", "");
+    LABEL("session:k:f", "ws4redis", "session:f");
+    /* The prefix goes once; a prefix that names an audience is only a prefix. */
+    LABEL("p:p:broadcast:x", "p", "p:broadcast:x");
+    LABEL("session:session:k:f", "session", "session:f");
+    LABEL("a:b:broadcast:x", "a:b", "broadcast:x");
+    /* Only the exact "session:" kind is rewritten. */
+    LABEL("sessions:k:f", "", "sessions:k:f");
+    LABEL("Session:k:f", "", "Session:k:f");
+    LABEL("user:session:f", "", "user:session:f");
+    LABEL("", "", "");
+    LABEL("", "p", "");
+
+    char out[8];
+    ASSERT_INT_EQ(wsg_channel_label("broadcast:x", 11, WSG_STR_NULL, out, 0), -ENOSPC);
+    ASSERT_INT_EQ(wsg_channel_label("broadcast:x", 9, WSG_STR_NULL, out, 0), -ENOSPC);
+    char big[32];
+    ASSERT_INT_EQ(wsg_channel_label("session:k:f", 11, WSG_STR_NULL, big, 10), 9);
+    ASSERT_STR_EQ(big, "session:f");
+    /* The name is a view: nothing past `len` is read. */
+    ASSERT_INT_EQ(wsg_channel_label("p:broadcast:xyz", 13, S("p"), big, sizeof big), 11);
+    ASSERT_STR_EQ(big, "broadcast:x");
+}
+
+TEST_MAIN("channel", TEST_CASE(test_redact_hides_session_keys), TEST_CASE(test_compat_examples),
+          TEST_CASE(test_no_prefix), TEST_CASE(test_verbatim), TEST_CASE(test_capacity),
+          TEST_CASE(test_ident_is_valid), TEST_CASE(test_label))
