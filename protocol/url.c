@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "stream_id.h"
 #include "utf8.h"
 
 /* Decodes the byte that starts at in.ptr[*i] and moves *i past it: "%XX" is one byte, a '%' without two
@@ -91,24 +92,50 @@ int wsg_url_facility(wsg_str_t path, wsg_str_t prefix, char *out, size_t *out_le
     return 0;
 }
 
-/* True when the raw query key `raw`, once percent-decoded ('+' as space), stripped and lower-cased, equals
- * `name`. Compares as it decodes, so that a key of any length needs no buffer: after the leading white
- * space, byte `pos` of the key must be name[pos] while pos is inside `name`, and white space after it. */
-static bool key_equals(wsg_str_t raw, const char *name, size_t name_len)
+/* True when the raw query key `raw`, once percent-decoded ('+' as space), stripped and lower-cased up to
+ * `ci_len` bytes, equals `ci` followed by `exact` (compared as it is: `exact` is not lower-cased). Compares
+ * as it decodes, so that a key of any length needs no buffer: after the leading white space, byte `pos` of
+ * the key must be the target's byte `pos` while pos is inside the target, and white space after it. */
+static bool key_matches(wsg_str_t raw, const char *ci, size_t ci_len, wsg_str_t exact)
 {
+    size_t name_len = ci_len + exact.len;
+    char first = ci_len > 0 ? ci[0] : exact.len > 0 ? exact.ptr[0] : 'x';
+    char last = exact.len > 0 ? exact.ptr[exact.len - 1] : ci_len > 0 ? ci[ci_len - 1] : 'x';
     /* A stripped key neither starts nor ends with white space. */
-    if (name_len > 0 && (is_py_space(name[0]) || is_py_space(name[name_len - 1])))
+    if (is_py_space(first) || is_py_space(last))
         return false;
     size_t pos = 0;
     for (size_t i = 0; i < raw.len;) {
-        char c = to_lower(decode_next(raw, &i, true));
+        char c = decode_next(raw, &i, true);
+        if (pos < ci_len)
+            c = to_lower(c);
         if (pos == 0 && is_py_space(c))
             continue;
-        if (pos < name_len ? c != name[pos] : !is_py_space(c))
+        if (pos < name_len ? c != (pos < ci_len ? ci[pos] : exact.ptr[pos - ci_len]) : !is_py_space(c))
             return false;
         pos++;
     }
     return pos >= name_len;
+}
+
+static bool key_equals(wsg_str_t raw, const char *name, size_t name_len)
+{
+    return key_matches(raw, name, name_len, WSG_STR_NULL);
+}
+
+/* True when the raw query key `raw`, normalised as key_equals does, starts with `ci` (lower case). */
+static bool key_starts_with(wsg_str_t raw, const char *ci, size_t ci_len)
+{
+    size_t pos = 0;
+    for (size_t i = 0; i < raw.len && pos < ci_len;) {
+        char c = to_lower(decode_next(raw, &i, true));
+        if (pos == 0 && is_py_space(c))
+            continue;
+        if (c != ci[pos])
+            return false;
+        pos++;
+    }
+    return pos == ci_len;
 }
 
 /* Calls back with the key and value (after the first '=', or the empty view) of each non-empty
@@ -210,4 +237,60 @@ bool wsg_cookie_value(wsg_str_t header, const char *name, wsg_str_t *value)
         return true;
     }
     return false;
+}
+
+/* Parses the raw query value `raw` as a stream id while percent-decoding it: no buffer, however long. */
+static int parse_since_value(wsg_str_t raw, wsg_stream_id_t *out)
+{
+    wsg_stream_id_reader_t r = wsg_stream_id_reader_init();
+    for (size_t i = 0; i < raw.len;)
+        if (!wsg_stream_id_reader_feed(&r, decode_next(raw, &i, true)))
+            return -EINVAL;
+    return wsg_stream_id_reader_finish(&r, out);
+}
+
+typedef struct since_search {
+    wsg_str_t label;
+    bool has_plain, has_labelled;
+    wsg_str_t plain, labelled; /* the first raw value of each */
+} since_search_t;
+
+static bool find_since(wsg_str_t key, wsg_str_t value, void *arg)
+{
+    since_search_t *s = arg;
+    if (!s->has_labelled && key_matches(key, "since.", 6, s->label)) {
+        s->has_labelled = true;
+        s->labelled = value;
+        return true; /* nothing can beat it */
+    }
+    if (!s->has_plain && key_equals(key, "since", 5)) {
+        s->has_plain = true;
+        s->plain = value;
+    }
+    return false;
+}
+
+int wsg_query_since(wsg_str_t query, wsg_str_t label, wsg_stream_id_t *out)
+{
+    since_search_t s = {label, false, false, WSG_STR_NULL, WSG_STR_NULL};
+    for_each_part(query, find_since, &s);
+    if (s.has_labelled)
+        return parse_since_value(s.labelled, out);
+    if (s.has_plain)
+        return parse_since_value(s.plain, out);
+    return -ENOENT;
+}
+
+static bool find_bad_since(wsg_str_t key, wsg_str_t value, void *arg)
+{
+    (void)arg;
+    wsg_stream_id_t id;
+    if (!key_equals(key, "since", 5) && !key_starts_with(key, "since.", 6))
+        return false;
+    return parse_since_value(value, &id) != 0;
+}
+
+int wsg_query_since_check(wsg_str_t query)
+{
+    return for_each_part(query, find_bad_since, NULL) ? -EINVAL : 0;
 }

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "str.h"
+#include "stream_id.h"
 
 /** Longest facility accepted, in bytes after percent-decoding. */
 #define WSG_FACILITY_MAX 256
@@ -64,6 +65,21 @@ uint32_t wsg_query_flag_by_name(const char *name);
  *  NUL-terminated).
  *  Returns the value's length (0 for a key without value), -ENOENT when absent, or -ENOSPC. Borrows all. */
 ssize_t wsg_query_value(wsg_str_t query, const char *name, char *out, size_t cap);
+
+/** The resume point for the channel labelled `label`: the value of key "since.<label>" when present (the key
+ *  is percent-decoded ('+' as space) and stripped of white space as in wsg_query_flags(); "since." matched
+ *  case-insensitively, the label part exactly, so a label that ends with white space can only be resumed by
+ *  "since"), else of key "since" (normalised as in wsg_query_flags()). The first key of each kind counts. The
+ *  value is percent-decoded ('+' as space, not trimmed) and parsed with wsg_stream_id_parse, with no length
+ *  limit. Returns 0 (with *out set), -ENOENT when neither key is present, or -EINVAL when the value that
+ *  applies is malformed (empty, not an id; "since.<label>" applies even when malformed). Borrows all. */
+int wsg_query_since(wsg_str_t query, wsg_str_t label, wsg_stream_id_t *out);
+
+/** 0 when every "since" and "since.<anything>" key of `query` (normalised as above, "since." matched
+ *  case-insensitively; "since." with an empty label counts too) has a well-formed id, repeated keys included;
+ *  -EINVAL otherwise (the upgrade refuses such a request with 400). Keys of any length, no fixed buffers that
+ *  cut. Borrows `query`. */
+int wsg_query_since_check(wsg_str_t query);
 
 /** Finds the cookie `name` in a Cookie header value ("a=1; b=2") and points `*value` at its value (borrowed
  *  from `header`, surrounding double quotes removed). Returns true when found. */

@@ -1,9 +1,11 @@
-/* Fuzzes the request-target code: split, percent-decoding, facility, query switches and values, and the
- * channel names built from them, each checked against a plain re-implementation or its contract. */
+/* Fuzzes the request-target code: split, percent-decoding, facility, query switches, values and "since"
+ * resume points, and the channel names and labels built from them, each checked against a plain
+ * re-implementation or its contract. */
 #include <errno.h>
 #include <string.h>
 
 #include "channel.h"
+#include "stream_id.h"
 #include "url.h"
 #include "utf8.h"
 
@@ -146,6 +148,120 @@ static void check_channel(wsg_str_t prefix, wsg_str_t ident, wsg_str_t facility)
     }
 }
 
+/* The reference reading of "since" keys: decode the whole key and value, strip the key, compare. `kind` of a
+ * key: 0 other, 1 "since", 2 "since.<rest>" with the rest in [*rest, *rest + *rest_len) of `buf`. */
+static int since_kind(wsg_str_t key, char *buf, size_t *rest, size_t *rest_len)
+{
+    ssize_t n = wsg_url_decode(key, buf, key.len, true);
+    FUZZ_ASSERT(n >= 0);
+    size_t a = 0, b = (size_t)n;
+    while (a < b && is_py_space(buf[a]))
+        a++;
+    while (b > a && is_py_space(buf[b - 1]))
+        b--;
+    char low[6];
+    for (size_t i = 0; i < 6 && a + i < b; i++)
+        low[i] = (char)(buf[a + i] >= 'A' && buf[a + i] <= 'Z' ? buf[a + i] - 'A' + 'a' : buf[a + i]);
+    if (b - a == 5 && memcmp(low, "since", 5) == 0)
+        return 1;
+    if (b - a >= 6 && memcmp(low, "since.", 6) == 0) {
+        *rest = a + 6;
+        *rest_len = b - a - 6;
+        return 2;
+    }
+    return 0;
+}
+
+static int reference_value(wsg_str_t raw, char *buf, wsg_stream_id_t *id)
+{
+    ssize_t n = wsg_url_decode(raw, buf, raw.len, true);
+    FUZZ_ASSERT(n >= 0);
+    return wsg_stream_id_parse(buf, (size_t)n, id);
+}
+
+/* Checks wsg_query_since_check over the whole query, and wsg_query_since for the label of the first
+ * "since.<label>" key (or "broadcast:x" when there is none). */
+static void check_since(wsg_str_t query, char *buf)
+{
+    char *label = malloc(query.len + 12);
+    FUZZ_ASSERT(label != NULL);
+    size_t label_len = 0;
+    bool has_label = false, all_ok = true, has_plain = false, has_labelled = false;
+    wsg_str_t plain = WSG_STR_NULL, labelled = WSG_STR_NULL;
+    wsg_stream_id_t id;
+    /* Pass 0: the label to ask for, and whether every since value is an id; pass 1: the keys that apply. */
+    for (int pass = 0; pass < 2; pass++) {
+        size_t start = 0;
+        for (size_t i = 0; query.ptr && i <= query.len; i++) {
+            if (i < query.len && query.ptr[i] != '&')
+                continue;
+            wsg_str_t part = {query.ptr + start, i - start};
+            start = i + 1;
+            if (part.len == 0)
+                continue;
+            const char *eq = memchr(part.ptr, '=', part.len);
+            wsg_str_t key = {part.ptr, eq ? (size_t)(eq - part.ptr) : part.len};
+            wsg_str_t value = eq ? (wsg_str_t){eq + 1, part.len - key.len - 1} : (wsg_str_t){part.ptr, 0};
+            size_t rest = 0, rest_len = 0;
+            int kind = since_kind(key, buf, &rest, &rest_len);
+            if (pass == 0) {
+                if (kind != 0 && reference_value(value, buf + key.len, &id) != 0)
+                    all_ok = false;
+                if (kind == 2 && !has_label) {
+                    has_label = true;
+                    memcpy(label, buf + rest, rest_len);
+                    label_len = rest_len;
+                }
+            } else if (kind == 1 && !has_plain) {
+                has_plain = true;
+                plain = value;
+            } else if (kind == 2 && !has_labelled && rest_len == label_len &&
+                       memcmp(buf + rest, label, label_len) == 0) {
+                has_labelled = true;
+                labelled = value;
+            }
+        }
+        if (pass == 0 && !has_label) {
+            memcpy(label, "broadcast:x", 11);
+            label_len = 11;
+        }
+    }
+    FUZZ_ASSERT(wsg_query_since_check(query) == (all_ok ? 0 : -EINVAL));
+    wsg_stream_id_t got = {5, 5}, want = {0, 0};
+    int rc = wsg_query_since(query, (wsg_str_t){label, label_len}, &got);
+    int want_rc = has_labelled ? reference_value(labelled, buf, &want)
+                  : has_plain  ? reference_value(plain, buf, &want)
+                               : -ENOENT;
+    FUZZ_ASSERT(rc == want_rc);
+    if (rc == 0)
+        FUZZ_ASSERT(wsg_stream_id_cmp(got, want) == 0);
+    else
+        FUZZ_ASSERT(got.ms == 5 && got.seq == 5);
+    if (all_ok && rc != -ENOENT)
+        FUZZ_ASSERT(rc == 0);
+    free(label);
+}
+
+static void check_label(wsg_str_t name, wsg_str_t prefix)
+{
+    char out[512];
+    ssize_t n = wsg_channel_label(name.ptr, name.len, prefix, out, sizeof out);
+    FUZZ_ASSERT(n == -ENOSPC || (n >= 0 && (size_t)n < sizeof out && out[n] == '\0'));
+    if (n < 0) {
+        FUZZ_ASSERT(name.len + 1 > sizeof out);
+        return;
+    }
+    FUZZ_ASSERT((size_t)n <= name.len + 1);
+    FUZZ_ASSERT(wsg_channel_label(name.ptr, name.len, prefix, out, (size_t)n) == -ENOSPC);
+    /* A label is a suffix of the name, or "session:" and then a suffix of it (the facility). */
+    if (n >= 8 && memcmp(out, "session:", 8) == 0) {
+        size_t f = (size_t)n - 8;
+        FUZZ_ASSERT(f <= name.len && memcmp(out + 8, name.ptr + name.len - f, f) == 0);
+    } else {
+        FUZZ_ASSERT(memcmp(out, name.ptr + name.len - (size_t)n, (size_t)n) == 0); /* a suffix of the name */
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > 1 << 16)
@@ -206,6 +322,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     check_channel((wsg_str_t){target.ptr, a}, (wsg_str_t){target.ptr + a, b - a},
                   (wsg_str_t){target.ptr + b, size - b});
+    check_label((wsg_str_t){target.ptr + a, size - a}, (wsg_str_t){target.ptr, a});
+    check_label(target, wsg_str_c("ws4redis"));
+    check_since(query, buf);
     free(buf);
     return 0;
 }

@@ -409,6 +409,142 @@ static void test_query_value(void)
     VALUE_ERR(q, name, -ENOENT);
 }
 
+/* ---- wsg_query_since, wsg_query_since_check ---- */
+
+static void check_since(const char *query, const char *label, int want_rc, uint64_t ms, uint64_t seq,
+                        int line)
+{
+    wsg_stream_id_t id = {777, 777};
+    int rc = wsg_query_since(S(query), S(label), &id);
+    if (rc != want_rc)
+        TEST_FAIL_AT("line %d: since(\"%s\", \"%s\") = %d, want %d", line, query, label, rc, want_rc);
+    else if (rc == 0 && (id.ms != ms || id.seq != seq))
+        TEST_FAIL_AT("line %d: since(\"%s\", \"%s\") = %llu-%llu, want %llu-%llu", line, query, label,
+                     (unsigned long long)id.ms, (unsigned long long)id.seq, (unsigned long long)ms,
+                     (unsigned long long)seq);
+}
+#define SINCE(q, label, ms, seq) check_since(q, label, 0, ms, seq, __LINE__)
+#define SINCE_ERR(q, label, rc) check_since(q, label, rc, 0, 0, __LINE__)
+
+static void test_query_since(void)
+{
+    SINCE("since=5-1", "broadcast:foo", 5, 1);
+    SINCE("since=5", "broadcast:foo", 5, 0);
+    SINCE("subscribe-broadcast&since=1526919030474-55&echo", "broadcast:foo", 1526919030474ull, 55);
+    /* The per-label key beats the plain one, wherever each stands. */
+    SINCE("since=1-1&since.broadcast:foo=2-2", "broadcast:foo", 2, 2);
+    SINCE("since.broadcast:foo=2-2&since=1-1", "broadcast:foo", 2, 2);
+    SINCE("since.broadcast:bar=3-3&since=1-1", "broadcast:foo", 1, 1);
+    SINCE("since.broadcast:bar=3-3&since.broadcast:foo=4-0", "broadcast:foo", 4, 0);
+    /* The key is percent-decoded; "since." is matched without case, the label exactly. */
+    SINCE("since.broadcast%3Afoo=2-2", "broadcast:foo", 2, 2);
+    SINCE("%73ince%2Ebroadcast%3afoo=2-2", "broadcast:foo", 2, 2);
+    SINCE("SINCE.broadcast:foo=2-2", "broadcast:foo", 2, 2);
+    SINCE("Since.Broadcast:foo=2-2&since=1-1", "broadcast:foo", 1, 1);
+    SINCE("SINCE=9-9", "x", 9, 9);
+    SINCE(" since.session:chat =8-8", "session:chat", 8, 8); /* stripped like every key */
+    SINCE("since.a+b=8-8", "a b", 8, 8);
+    SINCE("since.a%2Bb=8-8&since.a+b=7-7", "a+b", 8, 8);
+    SINCE("since.caf%C3%A9=6-6", "caf\xc3\xa9", 6, 6);
+    SINCE("since.group:x:a:b=6-6", "group:x:a:b", 6, 6);
+    SINCE("since.=6-6", "", 6, 6);
+    /* The value is percent-decoded; leading zeros are fine. */
+    SINCE("since=12%2D34", "x", 12, 34);
+    SINCE("since=%31", "x", 1, 0);
+    SINCE("since=0001-0002", "x", 1, 2);
+    SINCE("since=18446744073709551615-18446744073709551615", "x", UINT64_MAX, UINT64_MAX);
+    /* The first key of each kind counts. */
+    SINCE("since=1-1&since=2-2", "x", 1, 1);
+    SINCE("since.x=1-1&since.x=bad", "x", 1, 1);
+    /* Absent. */
+    SINCE_ERR("", "x", -ENOENT);
+    SINCE_ERR("subscribe-broadcast&echo", "x", -ENOENT);
+    SINCE_ERR("sinc=1-1&sincex=1-1&xsince=1-1&since.y=1-1&since-x=1-1", "x", -ENOENT);
+    SINCE_ERR("since.X=1-1", "x", -ENOENT);
+    SINCE_ERR("since.x =1-1", "x ", -ENOENT); /* a label ending in white space needs plain "since" */
+    SINCE("since.x =1-1&since=2-2", "x ", 2, 2);
+    SINCE_ERR("x=since", "x", -ENOENT);
+    /* Malformed values: the one that applies decides. */
+    SINCE_ERR("since", "x", -EINVAL);
+    SINCE_ERR("since=", "x", -EINVAL);
+    SINCE_ERR("since=abc", "x", -EINVAL);
+    SINCE_ERR("since=1-", "x", -EINVAL);
+    SINCE_ERR("since=-1", "x", -EINVAL);
+    SINCE_ERR("since=1+2", "x", -EINVAL);
+    SINCE_ERR("since=1-2%20", "x", -EINVAL);
+    SINCE_ERR("since=%", "x", -EINVAL);
+    SINCE_ERR("since=18446744073709551616-0", "x", -EINVAL);
+    SINCE_ERR("since=$", "x", -EINVAL);
+    SINCE_ERR("since.x=bad&since=1-1", "x", -EINVAL);
+    SINCE_ERR("since=1-1&since.x=", "x", -EINVAL);
+    SINCE("since.y=bad&since=1-1", "x", 1, 1); /* another label's value is not this one's business */
+    ASSERT_INT_EQ(wsg_query_since(WSG_STR_NULL, S("x"), NULL), -ENOENT);
+    /* A long value of leading zeros is still one id: no buffer cuts it. */
+    static char q[4100];
+    strcpy(q, "since=");
+    memset(q + 6, '0', 4000);
+    strcpy(q + 4006, "42-7");
+    SINCE(q, "x", 42, 7);
+    /* A long label matches exactly. */
+    static char label[2000], q2[2100];
+    memset(label, 'L', sizeof label - 1);
+    label[sizeof label - 1] = '\0';
+    snprintf(q2, sizeof q2, "since.%s=3-4", label);
+    SINCE(q2, label, 3, 4);
+    label[1000] = 'M';
+    SINCE_ERR(q2, label, -ENOENT);
+}
+
+static void test_query_since_check(void)
+{
+    ASSERT_INT_EQ(wsg_query_since_check(WSG_STR_NULL), 0);
+    ASSERT_INT_EQ(wsg_query_since_check(S("")), 0);
+    ASSERT_INT_EQ(wsg_query_since_check(S("subscribe-broadcast&echo&token=x")), 0);
+    ASSERT_INT_EQ(wsg_query_since_check(S("since=1-1")), 0);
+    ASSERT_INT_EQ(wsg_query_since_check(S("since=1-1&since.a=2&since.b:c=0-0&SINCE.D=5&since.=7")), 0);
+    ASSERT_INT_EQ(wsg_query_since_check(S("since=x")), -EINVAL);
+    ASSERT_INT_EQ(wsg_query_since_check(S("since")), -EINVAL);
+    ASSERT_INT_EQ(wsg_query_since_check(S("since.a")), -EINVAL);
+    ASSERT_INT_EQ(wsg_query_since_check(S("since.=")), -EINVAL);
+    ASSERT_INT_EQ(wsg_query_since_check(S("since=1-1&since=1-")), -EINVAL); /* repeated keys count too */
+    ASSERT_INT_EQ(wsg_query_since_check(S("since.a=1&since.b=1&since.c=nope")), -EINVAL);
+    ASSERT_INT_EQ(wsg_query_since_check(S("%53ince%2ex=oops")), -EINVAL);
+    ASSERT_INT_EQ(wsg_query_since_check(S(" since =oops")), -EINVAL);
+    /* Keys that only look like "since" are not checked. */
+    ASSERT_INT_EQ(wsg_query_since_check(S("sinc=x&sincex=x&since-a=x&since_a=x&xsince.a=x&since%20.a=x")), 0);
+    /* Many keys, one bad one at the end, past any fixed buffer. */
+    static char q[40000];
+    size_t n = 0;
+    for (int i = 0; i < 1000; i++)
+        n += (size_t)snprintf(q + n, sizeof q - n, "since.ch%d=%d-%d&", i, i, i);
+    ASSERT_INT_EQ(wsg_query_since_check(S(q)), 0);
+    wsg_stream_id_t id;
+    ASSERT_INT_EQ(wsg_query_since(S(q), S("ch999"), &id), 0);
+    ASSERT_UINT_EQ(id.ms, 999);
+    ASSERT_INT_EQ(wsg_query_since(S(q), S("ch1000"), &id), -ENOENT);
+    snprintf(q + n, sizeof q - n, "since.ch1000=9-");
+    ASSERT_INT_EQ(wsg_query_since_check(S(q)), -EINVAL);
+    /* A very long key. */
+    static char longkey[5000];
+    memcpy(longkey, "since.", 6);
+    memset(longkey + 6, 'k', 4000);
+    strcpy(longkey + 4006, "=1-x");
+    ASSERT_INT_EQ(wsg_query_since_check(S(longkey)), -EINVAL);
+    strcpy(longkey + 4006, "=1-2");
+    ASSERT_INT_EQ(wsg_query_since_check(S(longkey)), 0);
+}
+
+static void test_since_leaves_flags_alone(void)
+{
+    /* "since" keys are not switches: the flags and values around them are unchanged. */
+    ASSERT_UINT_EQ(wsg_query_flags(S("since=1-1&since.broadcast:x=2-2")), 0);
+    ASSERT_UINT_EQ(wsg_query_flags(S("subscribe-broadcast&since=1-1&echo&since.user:x=bad")),
+                   WSG_Q_SUBSCRIBE_BROADCAST | WSG_Q_ECHO);
+    ASSERT_UINT_EQ(wsg_query_flags(S("since.subscribe-user=1&since=echo")), 0);
+    check_value("since=1-1&token=t", "token", 1, "t", __LINE__);
+    check_value("since.x=1-1&since=2-2", "since", 3, "2-2", __LINE__);
+}
+
 static void test_cookie_value(void)
 {
     wsg_str_t v;
@@ -425,7 +561,9 @@ static void test_cookie_value(void)
     ASSERT_INT_EQ(v.len, 0);
 }
 
-TEST_MAIN("url", TEST_CASE(test_cookie_value), TEST_CASE(test_split), TEST_CASE(test_decode), TEST_CASE(test_decode_capacity),
-          TEST_CASE(test_facility), TEST_CASE(test_facility_errors), TEST_CASE(test_facility_length),
-          TEST_CASE(test_query_flags_names), TEST_CASE(test_query_flags_normalisation),
-          TEST_CASE(test_query_flags_long_keys), TEST_CASE(test_query_value))
+TEST_MAIN("url", TEST_CASE(test_cookie_value), TEST_CASE(test_split), TEST_CASE(test_decode),
+          TEST_CASE(test_decode_capacity), TEST_CASE(test_facility), TEST_CASE(test_facility_errors),
+          TEST_CASE(test_facility_length), TEST_CASE(test_query_flags_names),
+          TEST_CASE(test_query_flags_normalisation), TEST_CASE(test_query_flags_long_keys),
+          TEST_CASE(test_query_value), TEST_CASE(test_query_since), TEST_CASE(test_query_since_check),
+          TEST_CASE(test_since_leaves_flags_alone))
