@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "str.h"
+#include "stream_id.h"
 
 /** Longest channel name: prefix, audience, identity and facility with their separators. */
 #define WSG_CHANNEL_NAME_MAX 1024
@@ -35,8 +36,11 @@ typedef struct wsg_channel {
     uint8_t state; /* wsg_channel_state_t */
     bool is_barrier_in_flight;
     bool has_live, has_stored;
-    bool needs_reread; /* the subscription was lost: re-read the key once it is back */
-    char name[];       /* NUL-terminated */
+    bool needs_reread;       /* the subscription was lost: re-read the key once it is back */
+    bool is_stream;          /* a stream channel: SUBSCRIBED means followed by the stream reader */
+    uint32_t nv1;            /* members that speak wsgate.v1 */
+    wsg_stream_id_t last_id; /* stream channels: the last entry the reader delivered */
+    char name[];             /* NUL-terminated */
 } wsg_channel_t;
 
 typedef struct wsg_channels {

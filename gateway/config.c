@@ -8,6 +8,7 @@
 
 #include <uv.h>
 
+#include "glob_match.h"
 #include "heartbeat.h"
 #include "transport.h"
 #include "units.h"
@@ -135,6 +136,14 @@ static const setting_t settings[] = {
     {"WSGATE_REDIS_SHARDED", "redis-sharded", KIND_BOOL, "0", NUM_FIELD(redis_sharded), 0, 0,
      "Redis Cluster: sharded pub/sub (SSUBSCRIBE on each channel's master, clients publish with SPUBLISH; "
      "backends must SPUBLISH too); 0 = classic (SUBSCRIBE on any node, PUBLISH reaches every node)"},
+    {"WSGATE_STREAMS", "streams", KIND_STRING, "", STR_FIELD(streams), 0, 0,
+     "stream channels: comma-separated glob patterns over full channel names (with the prefix), e.g. "
+     "broadcast:orders*,user:*:inbox; their messages are entries of a Redis Stream named after the channel, "
+     "kept and replayed on resume (since=<id>); empty = none (pure pub/sub)"},
+    {"WSGATE_STREAM_MAXLEN", "stream-maxlen", KIND_UINT, "1000", NUM_FIELD(stream_maxlen), 0, 1000000000,
+     "entries a stream keeps (XADD MAXLEN ~ N, so a few more may stay); 0 = no trimming"},
+    {"WSGATE_STREAM_REPLAY_MAX", "stream-replay-max", KIND_UINT, "1000", NUM_FIELD(stream_replay_max), 1,
+     1000000, "most entries one resume replays; beyond them the client gets a gap notice, then live entries"},
     {"WSGATE_REDIS_TLS_CA", "redis-tls-ca", KIND_STRING, "", STR_FIELD(redis_tls_ca), 0, 0,
      "PEM file of the CAs trusted for rediss:// (and rediss-sentinel://); empty = the system's store"},
     {"WSGATE_REDIS_TLS_CERT", "redis-tls-cert", KIND_STRING, "", STR_FIELD(redis_tls_cert), 0, 0,
@@ -395,6 +404,17 @@ int wsg_config_load(wsg_config_t *cfg, int argc, char **argv, int first_arg, wsg
     }
     if (check_redis_tls(cfg, err, err_cap) < 0)
         return -EINVAL;
+    size_t bad_at = 0;
+    if (wsg_glob_list_check(cfg->streams, strlen(cfg->streams), &bad_at) < 0) {
+        snprintf(err, err_cap,
+                 "WSGATE_STREAMS: malformed pattern at \"%.60s\" (an unclosed '[' or a trailing '\\')",
+                 cfg->streams + bad_at);
+        return -EINVAL;
+    }
+    if (cfg->streams[0] != '\0' && cfg->redis.is_cluster) {
+        snprintf(err, err_cap, "WSGATE_STREAMS: stream channels are not supported with Redis Cluster yet");
+        return -EINVAL;
+    }
     if ((cfg->redis_sentinel_password[0] != '\0' || cfg->redis_sentinel_username[0] != '\0') &&
         !cfg->redis.is_sentinel) {
         snprintf(err, err_cap, "WSGATE_REDIS_SENTINEL_%s is set but REDIS_URL is not redis-sentinel://",

@@ -55,15 +55,18 @@ typedef struct wsg_config {
     char redis_sentinel_username[128]; /**< WSGATE_REDIS_SENTINEL_USERNAME */
     char redis_sentinel_password[256]; /**< WSGATE_REDIS_SENTINEL_PASSWORD */
     bool redis_sharded;                /**< WSGATE_REDIS_SHARDED: cluster pub/sub with SSUBSCRIBE/SPUBLISH */
-    char redis_tls_ca[1024];   /**< WSGATE_REDIS_TLS_CA: PEM CAs for rediss; "" = the system's store */
-    char redis_tls_cert[1024]; /**< WSGATE_REDIS_TLS_CERT: client certificate; "" = none */
-    char redis_tls_key[1024];  /**< WSGATE_REDIS_TLS_KEY: its key; "" = in the certificate's file */
-    char redis_tls_sni[256];   /**< WSGATE_REDIS_TLS_SNI: name to send and verify; "" = the URL's host */
-    bool redis_tls_verify;     /**< WSGATE_REDIS_TLS_VERIFY: false = any certificate (test servers) */
-    wsg_log_level_t log_level; /**< WSGATE_LOG_LEVEL */
-    char log_format[8];        /**< WSGATE_LOG_FORMAT: "text" or "json" */
-    char admin_listen[300];    /**< WSGATE_ADMIN_LISTEN: metrics and health endpoints; "" = off */
-    char admin_host[256];      /**< parsed from `admin_listen` */
+    char streams[4096];     /**< WSGATE_STREAMS: glob patterns of stream channels (full names); "" = none */
+    uint64_t stream_maxlen; /**< WSGATE_STREAM_MAXLEN: XADD MAXLEN ~ of every stream; 0 = no trimming */
+    uint64_t stream_replay_max; /**< WSGATE_STREAM_REPLAY_MAX: most entries one resume replays */
+    char redis_tls_ca[1024];    /**< WSGATE_REDIS_TLS_CA: PEM CAs for rediss; "" = the system's store */
+    char redis_tls_cert[1024];  /**< WSGATE_REDIS_TLS_CERT: client certificate; "" = none */
+    char redis_tls_key[1024];   /**< WSGATE_REDIS_TLS_KEY: its key; "" = in the certificate's file */
+    char redis_tls_sni[256];    /**< WSGATE_REDIS_TLS_SNI: name to send and verify; "" = the URL's host */
+    bool redis_tls_verify;      /**< WSGATE_REDIS_TLS_VERIFY: false = any certificate (test servers) */
+    wsg_log_level_t log_level;  /**< WSGATE_LOG_LEVEL */
+    char log_format[8];         /**< WSGATE_LOG_FORMAT: "text" or "json" */
+    char admin_listen[300];     /**< WSGATE_ADMIN_LISTEN: metrics and health endpoints; "" = off */
+    char admin_host[256];       /**< parsed from `admin_listen` */
     uint16_t admin_port;
     bool demo;             /**< WSGATE_DEMO: serve the demo page at / */
     char jwt_secret[4096]; /**< WSGATE_JWT_SECRET or the contents of WSGATE_JWT_SECRET_FILE; "" = no auth */

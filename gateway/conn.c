@@ -16,6 +16,7 @@
 #include "channel.h"
 #include "conn_internal.h"
 #include "log.h"
+#include "url.h"
 
 static _Atomic uint64_t conn_ids;
 static _Atomic uint64_t live_connections;
@@ -237,7 +238,8 @@ static void drop(wsg_conn_t *conn, const char *why, bool reset)
         struct linger hard = {.l_onoff = 1, .l_linger = 0};
         if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard) == 0)
             WSG_DEBUG("conn_reset", WSG_F_UINT("conn", wsg_conn_id(conn)),
-                      WSG_F_UINT("pending_bytes", wsg_outq_pending(&conn->out)), WSG_F_INT("kernel_bytes", unsent));
+                      WSG_F_UINT("pending_bytes", wsg_outq_pending(&conn->out)),
+                      WSG_F_INT("kernel_bytes", unsent));
     }
     wsg_outq_stop(&conn->out);
     move_to(conn, WSG_CONN_CLOSED);
@@ -436,8 +438,13 @@ void wsg_conn_open(wsg_conn_t *conn, wsg_msg_t *response, const wsg_access_t *ac
     wsg_publish_init(&conn->pub, ctx->cfg, conn->opened_ms);
     conn->client.out = &conn->out;
     conn->client.is_echo = access->is_echo;
-    if (wsg_router_join(ctx->router, &conn->client, access->subs, access->nsubs, access->pubs,
-                        access->npubs) < 0) {
+    wsg_str_t path;
+    wsg_url_split(http->target, &path,
+                  &conn->client.resume_query); /* `since` is read from it while joining */
+    int joined =
+        wsg_router_join(ctx->router, &conn->client, access->subs, access->nsubs, access->pubs, access->npubs);
+    conn->client.resume_query = WSG_STR_NULL;
+    if (joined < 0) {
         free(http);
         wsg_conn_close(conn, WSG_CLOSE_INTERNAL_ERROR, "internal error");
         return;
@@ -447,7 +454,8 @@ void wsg_conn_open(wsg_conn_t *conn, wsg_msg_t *response, const wsg_access_t *ac
     WSG_INFO("conn_open", WSG_F_UINT("conn", wsg_conn_id(conn)),
              WSG_F_STR("peer", wsg_conn_client_name(conn, peer, sizeof peer)),
              WSG_F_STR(conn->is_forwarded ? "via" : NULL, wsg_conn_peer_name(conn, via, sizeof via)),
-             WSG_F_STR("user", access->user[0] ? access->user : "-"), WSG_F_BYTES("facility", facility.ptr, facility.len),
+             WSG_F_STR("user", access->user[0] ? access->user : "-"),
+             WSG_F_BYTES("facility", facility.ptr, facility.len),
              WSG_F_STR("channels", channel_list(subs, sizeof subs, NULL, c->subs, c->nsubs)),
              WSG_F_STR("publish", channel_list(pubs, sizeof pubs, c->pubs, NULL, c->npubs)),
              WSG_F_INT("echo", c->is_echo));
@@ -475,7 +483,8 @@ void wsg_conn_sweep(wsg_ctx_t *ctx, uint64_t now)
     while (ctx->handshaking.head != NULL &&
            now - ctx->handshaking.head->since_ms >= cfg->handshake_timeout_ms) {
         wsg_conn_t *conn = ctx->handshaking.head;
-        WSG_INFO("handshake_timeout", WSG_F_UINT("conn", wsg_conn_id(conn)), WSG_F_UINT("waited_ms", now - conn->since_ms));
+        WSG_INFO("handshake_timeout", WSG_F_UINT("conn", wsg_conn_id(conn)),
+                 WSG_F_UINT("waited_ms", now - conn->since_ms));
         drop(conn, "handshake timeout", true);
     }
     /* The open list is ordered by last input (touch), so the stale are at its head. */
@@ -488,7 +497,8 @@ void wsg_conn_sweep(wsg_ctx_t *ctx, uint64_t now)
     }
     while (ctx->closing.head != NULL && now - ctx->closing.head->since_ms >= cfg->close_timeout_ms) {
         wsg_conn_t *conn = ctx->closing.head;
-        WSG_DEBUG("close_timeout", WSG_F_UINT("conn", wsg_conn_id(conn)), WSG_F_UINT("waited_ms", now - conn->since_ms));
+        WSG_DEBUG("close_timeout", WSG_F_UINT("conn", wsg_conn_id(conn)),
+                  WSG_F_UINT("waited_ms", now - conn->since_ms));
         drop(conn, "close timeout", true);
     }
     if (ctx->is_shutting_down && now >= ctx->shutdown_deadline_ms) {

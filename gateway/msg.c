@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "envelope.h"
+
 /* A message with `room` bytes of storage right after its header; refcount 1, nothing framed yet. */
 static wsg_msg_t *alloc_msg(size_t room, wsg_msg_kind_t kind)
 {
@@ -39,6 +41,38 @@ wsg_msg_t *wsg_msg_new_data(const void *payload, size_t len)
     msg->frame_len = header + len;
     msg->payload_len = len;
     return msg;
+}
+
+wsg_msg_t *wsg_msg_new_envelope(wsg_str_t label, const wsg_stream_id_t *id, const void *payload, size_t len)
+{
+    if (len > SIZE_MAX / 4)
+        return NULL;
+    size_t bound = wsg_envelope_data_bound(label.len, len);
+    wsg_msg_t *msg = alloc_msg(WSG_FRAME_HEADER_MAX + bound, WSG_MSG_DATA);
+    if (msg == NULL)
+        return NULL;
+    uint8_t *body = storage(msg) + WSG_FRAME_HEADER_MAX;
+    ssize_t n = wsg_envelope_data((char *)body, bound, label, id, payload, len);
+    if (n < 0) {
+        free(msg);
+        return NULL;
+    }
+    size_t header = wsg_frame_prepend_data_header(body, (size_t)n); /* JSON: a text frame */
+    msg->frame = body - header;
+    msg->frame_len = header + (size_t)n;
+    msg->payload_len = (size_t)n;
+    if (id != NULL) {
+        msg->has_id = true;
+        msg->id = *id;
+    }
+    return msg;
+}
+
+wsg_msg_t *wsg_msg_new_gap(wsg_str_t label, wsg_stream_id_t after, const char *reason)
+{
+    char text[8192]; /* a label of at most WSG_CHANNEL_NAME_MAX bytes, each escaped to at most 6 */
+    ssize_t n = wsg_envelope_gap(text, sizeof text, label, after, reason);
+    return n < 0 ? NULL : wsg_msg_new_data(text, (size_t)n);
 }
 
 wsg_msg_t *wsg_msg_new_run(wsg_msg_t *const *msgs, uint32_t n)
@@ -100,6 +134,8 @@ void wsg_msg_init_borrowed(wsg_msg_t *msg, wsg_msg_kind_t kind, const uint8_t *f
 
 void wsg_msg_unref(wsg_msg_t *msg)
 {
-    if (msg != NULL && --msg->refcount == 0)
+    if (msg != NULL && --msg->refcount == 0) {
+        wsg_msg_unref(msg->alt);
         free(msg);
+    }
 }

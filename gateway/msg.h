@@ -9,6 +9,8 @@
 #include <stdint.h>
 
 #include "frame.h"
+#include "str.h"
+#include "stream_id.h"
 
 /** What a message is to the output policy (see outq.h). */
 typedef enum wsg_msg_kind {
@@ -27,11 +29,22 @@ typedef struct wsg_msg {
     uint64_t recv_ns;   /**< uv_hrtime() when it arrived from Redis (latency metrics); 0 otherwise */
     uint64_t hash;      /**< wsg_hash_bytes of the payload of a Redis message (echo filter); 0 otherwise */
     uint8_t kind;       /**< wsg_msg_kind_t */
+    bool has_id;        /**< a stream entry: `id` is its id */
+    wsg_stream_id_t id;
+    struct wsg_msg *alt; /**< owned: the same message as a wsgate.v1 envelope, made once when first needed */
 } wsg_msg_t;
 
 /** A data message (refcount 1) framed from a copy of `payload`: text when it is valid UTF-8, binary
  *  otherwise. NULL when out of memory. Borrows `payload`. */
 wsg_msg_t *wsg_msg_new_data(const void *payload, size_t len);
+
+/** A data message (refcount 1) whose text frame is the wsgate.v1 envelope of `payload` on the channel
+ * labelled `label`: {"ch":..,"id":..,"data":..} (see protocol/envelope.h), `id` NULL for a pub/sub message.
+ * NULL when out of memory. Borrows all. */
+wsg_msg_t *wsg_msg_new_envelope(wsg_str_t label, const wsg_stream_id_t *id, const void *payload, size_t len);
+
+/** A data message holding a wsgate.v1 gap notice (see wsg_envelope_gap). NULL when out of memory. */
+wsg_msg_t *wsg_msg_new_gap(wsg_str_t label, wsg_stream_id_t after, const char *reason);
 
 /** One data message holding the frames of `n` >= 1 framed data messages back to back (a run), with `nmsgs`
  *  n and the receive time of the first. NULL when out of memory. Borrows the messages. */
@@ -62,7 +75,7 @@ static inline wsg_msg_t *wsg_msg_ref(wsg_msg_t *msg)
     return msg;
 }
 
-/** Drops one reference; frees the message when it was the last. NULL is ignored. */
+/** Drops one reference; frees the message (and its `alt`) when it was the last. NULL is ignored. */
 void wsg_msg_unref(wsg_msg_t *msg);
 
 #endif

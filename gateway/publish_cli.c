@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "glob_match.h"
 #include "publisher.h"
 #include "redis_url.h"
 #include "units.h"
@@ -77,6 +78,9 @@ static void print_help(void)
           "Prints \"channel=<name> receivers=<n>\" per channel (n: subscribers that got it). A channel\n"
           "with no receiver (no client is connected to it) gets a warning on stderr; the message is\n"
           "still published to every channel and stored as usual, so clients that connect later get it.\n"
+          "A channel that WSGATE_STREAMS names is a stream channel: the message is added to its stream\n"
+          "(XADD <channel> MAXLEN ~ WSGATE_STREAM_MAXLEN * payload MESSAGE, default 1000) and the line\n"
+          "is \"channel=<name> id=<entry id>\".\n"
           "Exit status: 0 published (also when nobody received it), 1 Redis error (connect timeout\n"
           "2 s), 2 usage error, 3 published but a channel had no receiver (only with\n"
           "--require-receivers).\n",
@@ -280,6 +284,15 @@ static int publish_all(const options_t *o, wsg_redis_addr_t *addr, uint64_t expi
     }
     int status = STATUS_OK;
     bool is_unreceived = false;
+    const char *stream_patterns = getenv("WSGATE_STREAMS") ? getenv("WSGATE_STREAMS") : "";
+    uint64_t stream_maxlen = 1000;
+    const char *maxlen_text = getenv("WSGATE_STREAM_MAXLEN");
+    if (maxlen_text != NULL && wsg_parse_uint(maxlen_text, 0, 1000000000, &stream_maxlen) < 0) {
+        fprintf(stderr, "wsgate publish: WSGATE_STREAM_MAXLEN: bad value \"%s\" (expected a whole number)\n",
+                maxlen_text);
+        wsg_publisher_free(pub);
+        return STATUS_USAGE;
+    }
     /* ws4redis's order: broadcast, then groups, users and sessions, each in the order given. */
     static const wsg_audience_t order[] = {WSG_AUDIENCE_BROADCAST, WSG_AUDIENCE_GROUP, WSG_AUDIENCE_USER,
                                            WSG_AUDIENCE_SESSION};
@@ -299,6 +312,19 @@ static int publish_all(const options_t *o, wsg_redis_addr_t *addr, uint64_t expi
                 fprintf(stderr, "wsgate publish: channel name too long\n");
                 status = STATUS_FAILED;
                 break;
+            }
+            if (stream_patterns[0] != '\0' &&
+                wsg_glob_list_match(stream_patterns, strlen(stream_patterns), channel, (size_t)clen)) {
+                /* A stream channel (WSGATE_STREAMS): the message is an entry of its stream. */
+                char id[64];
+                if (wsg_publisher_xadd(pub, channel, (size_t)clen, msg, msg_len, stream_maxlen, id, sizeof id,
+                                       err, sizeof err) < 0) {
+                    fprintf(stderr, "wsgate publish: %s: %s\n", channel, err);
+                    status = STATUS_FAILED;
+                    break;
+                }
+                printf("channel=%s id=%s\n", channel, id);
+                continue;
             }
             long long receivers = 0;
             if (wsg_publisher_publish(pub, channel, (size_t)clen, msg, msg_len, expire_s, &receivers, err,

@@ -7,12 +7,12 @@
 #include <string.h>
 #include <uv.h>
 
+#include "channel.h"
 #include "log.h"
 #include "router_internal.h"
 
 /* SUBSCRIBE arguments per command when many channels are (re)subscribed at once. */
 #define SUBSCRIBE_BATCH 256
-
 
 int wsg_router_init(wsg_router_t *router, size_t soft_limit, wsg_stats_t *stats,
                     const wsg_router_observer_t *observer, void *arg)
@@ -45,6 +45,10 @@ void wsg_router_set_redis(wsg_router_t *router, wsg_redis_sub_t *sub, wsg_redis_
  * overlap. Frees the channel when nobody needs it any more. */
 static void sync_channel(wsg_router_t *router, wsg_channel_t *ch)
 {
+    if (ch->is_stream) {
+        wsg_router_stream_sync(router, ch);
+        return;
+    }
     bool want = ch->nmembers > 0;
     if (ch->state == WSG_CHANNEL_UNSUBSCRIBED) {
         if (want) {
@@ -88,33 +92,94 @@ static void drop_held(wsg_router_client_t *client)
     client->held_count = client->held_cap = 0;
 }
 
-static void deliver(wsg_router_client_t *client, const wsg_channel_t *channel, wsg_msg_t *msg)
+/* The wsgate.v1 envelope of `msg` of `channel`, made once and kept with the message. NULL when out of memory.
+ */
+static wsg_msg_t *envelope_of(wsg_router_t *router, const wsg_channel_t *channel, wsg_msg_t *msg)
 {
-    if (!client->is_echo && !wsg_echo_filter_is_empty(&client->echo) &&
-        wsg_echo_filter_take(&client->echo, channel, msg->hash, msg->payload_len))
-        return;
-    if (client->gets_pending > 0)
-        hold(client, channel, msg);
-    else
-        wsg_outq_send(client->out, msg);
+    if (msg->alt == NULL) {
+        char label[WSG_CHANNEL_NAME_MAX + 1];
+        ssize_t n = wsg_channel_label(channel->name, channel->name_len, router->prefix, label, sizeof label);
+        if (n < 0)
+            return NULL;
+        msg->alt = wsg_msg_new_envelope((wsg_str_t){label, (size_t)n}, msg->has_id ? &msg->id : NULL,
+                                        wsg_msg_payload(msg), msg->payload_len);
+        if (msg->alt == NULL)
+            return NULL;
+        msg->alt->recv_ns = msg->recv_ns;
+        msg->alt->hash = msg->hash;
+    }
+    return msg->alt;
 }
 
-/* `run` (may be NULL) holds the `n` messages back to back: one queue entry for a client that takes every
- * message as it is; a client that filters its own echoes or holds messages back gets them one by one. */
-static void deliver_run(wsg_router_client_t *client, const wsg_channel_t *channel, wsg_msg_t *run,
+wsg_msg_t *wsg_router_variant(wsg_router_t *router, const wsg_router_client_t *client,
+                              const wsg_channel_t *channel, wsg_msg_t *msg)
+{
+    if (!client->is_v1 || channel == NULL)
+        return msg; /* a notice (no channel) is made for its client already */
+    return envelope_of(router, channel, msg);
+}
+
+/* Sends what `client` gets for `msg` of `channel` (NULL: a notice made for it), or holds it back while a
+ * stored message is still on its way. */
+void wsg_router_deliver(wsg_router_t *router, wsg_router_client_t *client, const wsg_channel_t *channel,
+                        wsg_msg_t *msg)
+{
+    if (channel != NULL && !client->is_echo && !wsg_echo_filter_is_empty(&client->echo) &&
+        wsg_echo_filter_take(&client->echo, channel, msg->hash, msg->payload_len))
+        return;
+    if (client->gets_pending > 0) {
+        hold(client, channel, msg);
+        return;
+    }
+    wsg_msg_t *out = wsg_router_variant(router, client, channel, msg);
+    if (out == NULL)
+        wsg_outq_fail(client->out, -ENOMEM); /* a message would be lost: drop the client instead */
+    else
+        wsg_outq_send(client->out, out);
+}
+
+/* `run` (may be NULL) holds the `n` messages back to back, as the client reads them (raw or wsgate.v1): one
+ * queue entry for a client that takes every message as it is; a client that filters its own echoes, holds
+ * messages back or has seen some of them (a stream member's cursor) gets them one by one. */
+static void deliver_run(wsg_router_t *router, wsg_member_t *m, const wsg_channel_t *channel, wsg_msg_t *run,
                         wsg_msg_t *const *msgs, uint32_t n)
 {
+    wsg_router_client_t *client = m->client;
+    wsg_stream_id_t seen = {0, 0};
+    bool is_filtered = false;
+    if (channel->is_stream) {
+        if (m->stream_state != WSG_MEMBER_LIVE)
+            return; /* catching up: its own reads cover these entries */
+        seen = m->cursor;
+        if (wsg_stream_id_cmp(msgs[n - 1]->id, seen) <= 0)
+            return;
+        if (wsg_stream_id_cmp(msgs[0]->id, seen) <= 0) {
+            run = NULL;
+            is_filtered = true;
+        }
+        m->cursor = msgs[n - 1]->id;
+    }
     if (run != NULL && client->gets_pending == 0 &&
         (client->is_echo || wsg_echo_filter_is_empty(&client->echo))) {
         wsg_outq_send(client->out, run);
         return;
     }
     for (uint32_t i = 0; i < n; i++)
-        deliver(client, channel, msgs[i]);
+        if (!is_filtered || wsg_stream_id_cmp(msgs[i]->id, seen) > 0)
+            wsg_router_deliver(router, client, channel, msgs[i]);
 }
 
 /* ---- joining and leaving --------------------------------------------------------------------------------
  */
+
+/* The channel called `name`, created when missing, and known as a stream channel or not. */
+static wsg_channel_t *get_channel(wsg_router_t *router, wsg_str_t name)
+{
+    wsg_channel_t *ch = wsg_channels_get(&router->channels, name);
+    if (ch != NULL && ch->nmembers == 0 && ch->npublishers == 0 && ch->state == WSG_CHANNEL_UNSUBSCRIBED)
+        ch->is_stream = wsg_router_is_stream(router, name);
+    return ch;
+}
 
 int wsg_router_join(wsg_router_t *router, wsg_router_client_t *client, const wsg_str_t *subs, uint8_t nsubs,
                     const wsg_str_t *pubs, uint8_t npubs)
@@ -126,16 +191,19 @@ int wsg_router_join(wsg_router_t *router, wsg_router_client_t *client, const wsg
         goto Error;
     /* Create every channel first so that a failure leaves nothing half-joined. */
     for (uint8_t i = 0; i < nsubs; i++)
-        if ((members[i].channel = wsg_channels_get(&router->channels, subs[i])) == NULL)
+        if ((members[i].channel = get_channel(router, subs[i])) == NULL)
             goto Error;
     for (uint8_t i = 0; i < npubs; i++)
-        if ((targets[i] = wsg_channels_get(&router->channels, pubs[i])) == NULL)
+        if ((targets[i] = get_channel(router, pubs[i])) == NULL)
             goto Error;
+    client->router = router;
     client->subs = members;
     client->nsubs = nsubs;
     client->pubs = targets;
     client->npubs = npubs;
-    client->gets_pending = nsubs;
+    client->gets_pending = 0;
+    for (uint8_t i = 0; i < nsubs; i++)
+        client->gets_pending += !members[i].channel->is_stream; /* streams send their last entry themselves */
     for (uint8_t i = 0; i < npubs; i++)
         targets[i]->npublishers++;
     for (uint8_t i = 0; i < nsubs; i++) {
@@ -148,7 +216,10 @@ int wsg_router_join(wsg_router_t *router, wsg_router_client_t *client, const wsg
             ch->members->prev = m;
         ch->members = m;
         ch->nmembers++;
-        if (ch->state == WSG_CHANNEL_SUBSCRIBED) {
+        ch->nv1 += client->is_v1;
+        if (ch->is_stream) {
+            wsg_router_stream_join(router, m);
+        } else if (ch->state == WSG_CHANNEL_SUBSCRIBED) {
             wsg_router_fetch_persisted(router, m);
         } else {
             m->needs_get = true;
@@ -177,6 +248,7 @@ void wsg_router_unsubscribe(wsg_router_t *router, wsg_router_client_t *client)
         wsg_channel_t *ch = m->channel;
         if (m->get != NULL)
             m->get->member = NULL; /* its reply finds no member */
+        wsg_router_stream_leave(m);
         wsg_msg_unref(m->persisted);
         if (m->prev != NULL)
             m->prev->next = m->next;
@@ -185,6 +257,7 @@ void wsg_router_unsubscribe(wsg_router_t *router, wsg_router_client_t *client)
         if (m->next != NULL)
             m->next->prev = m->prev;
         ch->nmembers--;
+        ch->nv1 -= client->is_v1;
         sync_channel(router, ch);
     }
     free(client->subs);
@@ -249,7 +322,7 @@ static void send_subscribe_batch(resubscribe_t *r)
 static void add_to_subscribe_batch(wsg_channel_t *ch, void *arg)
 {
     resubscribe_t *r = arg;
-    if (ch->nmembers == 0 || ch->state != WSG_CHANNEL_UNSUBSCRIBED)
+    if (ch->nmembers == 0 || ch->state != WSG_CHANNEL_UNSUBSCRIBED || ch->is_stream)
         return;
     r->names[r->n] = ch->name;
     r->lens[r->n] = ch->name_len;
@@ -272,6 +345,8 @@ static void on_link_ready(void *arg)
 static void lose_subscription(wsg_channel_t *ch, void *arg)
 {
     wsg_router_t *router = arg;
+    if (ch->is_stream)
+        return; /* read by the stream reader, which keeps its place */
     ch->state = WSG_CHANNEL_UNSUBSCRIBED;
     ch->is_barrier_in_flight = false;
     ch->barriers_done = ch->barriers_sent;
@@ -294,7 +369,7 @@ static void on_link_down(void *arg, const char *why, uint64_t retry_ms)
 }
 
 /* Hands `msg` (borrowed) to the run, delivering the run first when it cannot take it. */
-static void add_to_run(wsg_router_t *router, wsg_channel_t *ch, wsg_msg_t *msg)
+void wsg_router_add_to_run(wsg_router_t *router, wsg_channel_t *ch, wsg_msg_t *msg)
 {
     if (router->run_count > 0 && (ch != router->run_channel || router->run_count == WSG_ROUTER_RUN_MAX ||
                                   router->run_bytes + msg->frame_len > router->run_max_bytes))
@@ -318,7 +393,7 @@ static void route(wsg_router_t *router, wsg_channel_t *ch, const void *payload, 
     msg->hash = wsg_hash_bytes(payload, len);
     ch->last_live_hash = msg->hash;
     ch->has_live = true;
-    add_to_run(router, ch, msg);
+    wsg_router_add_to_run(router, ch, msg);
     wsg_msg_unref(msg);
 }
 
@@ -331,6 +406,8 @@ static void on_link_message(void *arg, const char *channel, size_t channel_len, 
         router->observer->on_other_message(router->observer_arg, channel, channel_len, payload, len);
         return;
     }
+    if (ch->is_stream)
+        return; /* never subscribed: its messages come from its stream */
     WSG_STAT_ADD(router->stats, messages_from_redis, 1);
     if (ch->members != NULL)
         route(router, ch, payload, len);
@@ -354,8 +431,8 @@ static void on_reread(void *arg, int status, const char *value, size_t len)
         ch->stored_hash = h;
         ch->has_stored = true;
         if (!is_known) {
-            WSG_INFO("redis_missed_message", WSG_F_CHANNEL("channel", ch->name, ch->name_len), WSG_F_UINT("len", len),
-                     WSG_F_STR("msg", "stored during the outage: delivered"));
+            WSG_INFO("redis_missed_message", WSG_F_CHANNEL("channel", ch->name, ch->name_len),
+                     WSG_F_UINT("len", len), WSG_F_STR("msg", "stored during the outage: delivered"));
             wsg_router_end_run(router);
             route(router, ch, value, len);
             wsg_router_end_run(router);
@@ -383,7 +460,7 @@ static void on_link_subscribed(void *arg, const char *name, size_t len)
     wsg_router_t *router = arg;
     wsg_router_end_run(router); /* a barrier confirms only the messages before it */
     wsg_channel_t *ch = wsg_channels_find(&router->channels, name, len);
-    if (ch == NULL)
+    if (ch == NULL || ch->is_stream)
         return;
     WSG_DEBUG("redis_subscribed", WSG_F_CHANNEL("channel", ch->name, ch->name_len));
     if (ch->state != WSG_CHANNEL_SUBSCRIBING) {
@@ -412,7 +489,7 @@ static void on_link_unsubscribed(void *arg, const char *name, size_t len)
     wsg_router_t *router = arg;
     wsg_router_end_run(router);
     wsg_channel_t *ch = wsg_channels_find(&router->channels, name, len);
-    if (ch == NULL || ch->state != WSG_CHANNEL_UNSUBSCRIBING)
+    if (ch == NULL || ch->state != WSG_CHANNEL_UNSUBSCRIBING || ch->is_stream)
         return;
     WSG_DEBUG("redis_unsubscribed", WSG_F_CHANNEL("channel", ch->name, ch->name_len));
     ch->state = WSG_CHANNEL_UNSUBSCRIBED;
@@ -431,7 +508,7 @@ static void on_link_channel_lost(void *arg, const char *name, size_t len)
     wsg_router_t *router = arg;
     wsg_router_end_run(router);
     wsg_channel_t *ch = wsg_channels_find(&router->channels, name, len);
-    if (ch == NULL || ch->state == WSG_CHANNEL_UNSUBSCRIBED)
+    if (ch == NULL || ch->state == WSG_CHANNEL_UNSUBSCRIBED || ch->is_stream)
         return;
     bool is_kept = ch->nmembers > 0 || ch->npublishers > 0;
     lose_subscription(ch, router); /* may free the channel */
@@ -456,20 +533,34 @@ const wsg_redis_sub_handler_t wsg_router_sub_handler = {
     .on_partial_down = on_link_partial_down,
 };
 
+/* The run as wsgate.v1 clients read it: the envelopes of its messages back to back. NULL when out of memory
+ * (then each client gets the messages one by one, and a missing envelope drops the client). */
+static wsg_msg_t *envelope_run(wsg_router_t *router, const wsg_channel_t *ch)
+{
+    wsg_msg_t *alts[WSG_ROUTER_RUN_MAX];
+    for (uint32_t i = 0; i < router->run_count; i++)
+        if ((alts[i] = envelope_of(router, ch, router->run[i])) == NULL)
+            return NULL;
+    return wsg_msg_new_run(alts, router->run_count);
+}
+
 void wsg_router_end_run(wsg_router_t *router)
 {
     uint32_t n = router->run_count;
     if (n == 0)
         return;
-    wsg_msg_t *run = n > 1 ? wsg_msg_new_run(router->run, n) : NULL; /* NULL: one by one */
     wsg_channel_t *ch = router->run_channel;
+    /* NULL: one by one. Made only for the kinds of clients the channel has. */
+    wsg_msg_t *run = n > 1 && ch->nmembers > ch->nv1 ? wsg_msg_new_run(router->run, n) : NULL;
+    wsg_msg_t *run_v1 = n > 1 && ch->nv1 > 0 ? envelope_run(router, ch) : NULL;
     router->run_count = 0;
     router->run_bytes = 0;
     router->run_channel = NULL;
     /* Outputs only queue: no client closes or leaves while this list is walked. */
     for (wsg_member_t *m = ch->members; m; m = m->next)
-        deliver_run(m->client, ch, run, router->run, n);
+        deliver_run(router, m, ch, m->client->is_v1 ? run_v1 : run, router->run, n);
     wsg_msg_unref(run);
+    wsg_msg_unref(run_v1);
     for (uint32_t i = 0; i < n; i++)
         wsg_msg_unref(router->run[i]);
 }

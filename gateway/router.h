@@ -18,11 +18,20 @@
 #include "outq.h"
 #include "stats.h"
 #include "str.h"
+#include "stream_reader.h"
 #include "subscriber.h"
 
 typedef struct wsg_member wsg_member_t;
 
 struct get_request;
+struct stream_request;
+
+/** Where a member of a stream channel is (see router_stream.c). */
+typedef enum wsg_member_stream_state {
+    WSG_MEMBER_WAITING,     /**< the channel is not followed yet */
+    WSG_MEMBER_CATCHING_UP, /**< reading the entries it missed (or the last one) */
+    WSG_MEMBER_LIVE,        /**< gets the reader's entries after `cursor` */
+} wsg_member_stream_state_t;
 
 /** A client's subscription to a channel. */
 struct wsg_member {
@@ -34,21 +43,30 @@ struct wsg_member {
     uint32_t barrier;        /* the barrier generation this member waits for */
     bool needs_get;          /* the stored message is read once the channel is subscribed */
     bool awaits_barrier;     /* GET answered; waiting for the barrier */
+    /* Stream channels only: */
+    bool has_since;                /* the client resumes after `since` */
+    uint8_t stream_state;          /* wsg_member_stream_state_t */
+    uint32_t replayed;             /* entries its resume has sent */
+    struct stream_request *sreq;   /* the read in flight for it, if any */
+    wsg_stream_id_t since, cursor; /* resume point; the last entry it was sent */
 };
 
 struct held_msg;
 
 /** A connection as the router sees it: embedded in the connection, zeroed until it joins. */
 typedef struct wsg_router_client {
-    wsg_outq_t *out;        /* borrowed: where its messages go */
-    wsg_member_t *subs;     /* one per subscribed channel, in ws4redis order */
-    wsg_channel_t **pubs;   /* channels it publishes to */
-    struct held_msg *held;  /* live messages held back until every stored message was sent */
-    wsg_echo_filter_t echo; /* its own publications awaited back */
+    struct wsg_router *router; /* set by wsg_router_join */
+    wsg_outq_t *out;           /* borrowed: where its messages go */
+    wsg_member_t *subs;        /* one per subscribed channel, in ws4redis order */
+    wsg_channel_t **pubs;      /* channels it publishes to */
+    struct held_msg *held;     /* live messages held back until every stored message was sent */
+    wsg_echo_filter_t echo;    /* its own publications awaited back */
     uint32_t held_count, held_cap;
     uint16_t gets_pending; /* stored-message GETs (with their barriers) not finished */
     uint8_t nsubs, npubs;
-    bool is_echo; /* it wants its own messages back */
+    bool is_echo;           /* it wants its own messages back */
+    bool is_v1;             /* it speaks wsgate.v1: every data message is an envelope (see msg.h) */
+    wsg_str_t resume_query; /* borrowed during wsg_router_join only: where `since` is read from */
 } wsg_router_client_t;
 
 /** What the router reports about the subscriber link besides subscriptions (the worker logs and probes). */
@@ -81,6 +99,13 @@ typedef struct wsg_router {
     size_t run_bytes;
     size_t run_max_bytes; /* frame bytes per run (WSG_ROUTER_RUN_MAX_BYTES or less) */
     wsg_msg_t *run[WSG_ROUTER_RUN_MAX];
+    /* Stream channels (router_stream.c): */
+    wsg_redis_streams_t *streams; /* borrowed; NULL without stream channels */
+    wsg_str_t prefix;             /* WS4REDIS_PREFIX (borrowed): labels are names without it */
+    wsg_str_t stream_patterns;    /* WSGATE_STREAMS (borrowed) */
+    uint32_t stream_replay_max;
+    uv_loop_t *loop;               /* borrowed: the time of an outage */
+    uint64_t stream_down_since_ms; /* the stream reader is down since then; 0 = up */
 } wsg_router_t;
 
 /** The subscriber-link handler; pass the router as its argument. */
@@ -97,10 +122,22 @@ void wsg_router_dispose(wsg_router_t *router);
 /** Sets the subscriber the router drives and the command link it reads keys with (both borrowed). */
 void wsg_router_set_redis(wsg_router_t *router, wsg_redis_sub_t *sub, wsg_redis_cmd_t *cmd);
 
-/** Joins `client` (its `out` and `is_echo` set) to the channels `subs` and publish targets `pubs`.
- *  Subscriptions go to Redis as needed; each channel's stored message is read (GET) once the channel is
- *  subscribed and sent before any live message of the client's channels. Returns 0 or -ENOMEM (then nothing
- *  was joined). */
+/** Stream channels: names matching `patterns` (borrowed, comma-separated globs) are streams, read by `reader`
+ *  (borrowed; may be NULL when `patterns` is empty); a resume replays at most `replay_max` entries. Labels of
+ *  channels are their names without "<prefix>:" (borrowed). */
+void wsg_router_set_streams(wsg_router_t *router, uv_loop_t *loop, wsg_str_t patterns,
+                            wsg_redis_streams_t *reader, uint32_t replay_max, wsg_str_t prefix);
+
+/** The stream reader's handler; pass the router as its argument. */
+extern const wsg_redis_streams_handler_t wsg_router_streams_handler;
+
+/** True when the channel called `name` is a stream channel. */
+bool wsg_router_is_stream(const wsg_router_t *router, wsg_str_t name);
+
+/** Joins `client` (its `out`, `is_echo`, `is_v1` and `resume_query` set) to the channels `subs` and publish
+ * targets `pubs`. Subscriptions go to Redis as needed; each channel's stored message is read (GET) once the
+ * channel is subscribed and sent before any live message of the client's channels. Returns 0 or -ENOMEM (then
+ * nothing was joined). */
 int wsg_router_join(wsg_router_t *router, wsg_router_client_t *client, const wsg_str_t *subs, uint8_t nsubs,
                     const wsg_str_t *pubs, uint8_t npubs);
 
@@ -121,6 +158,11 @@ void wsg_router_forget_publications(wsg_router_client_t *client);
 
 /** Delivers the run: the read from Redis has ended (called by the subscriber link's on_read_done). */
 void wsg_router_end_run(wsg_router_t *router);
+
+/** What `client` is sent for `msg` of `channel`: `msg` itself, or for a wsgate.v1 client its envelope (made
+ *  once per message and shared). NULL when out of memory. */
+wsg_msg_t *wsg_router_variant(wsg_router_t *router, const wsg_router_client_t *client,
+                              const wsg_channel_t *channel, wsg_msg_t *msg);
 
 /** Number of channels in the table (subscribed or not). */
 static inline uint32_t wsg_router_channel_count(const wsg_router_t *router)

@@ -6,7 +6,8 @@
 
 #include "router.h"
 
-/* A live message held for a client until its stored messages are out. */
+/* A live message held for a client until its stored messages are out: as it came (the client's variant is
+ * chosen when it is sent), or a notice made for the client (`channel` NULL). */
 struct held_msg {
     wsg_msg_t *msg;
     const wsg_channel_t *channel;
@@ -22,6 +23,24 @@ static inline uint64_t wsg_router_conn_id(const wsg_router_client_t *client)
 {
     return client->out != NULL ? client->out->id : 0;
 }
+
+/* Sends what `client` gets for `msg` of `channel` (NULL: a notice made for the client), after the echo
+ * filter, or holds it while stored messages are on their way. */
+void wsg_router_deliver(wsg_router_t *router, wsg_router_client_t *client, const wsg_channel_t *channel,
+                        wsg_msg_t *msg);
+
+/* Hands `msg` (borrowed) to the run of `ch`, delivering the run first when it cannot take it. */
+void wsg_router_add_to_run(wsg_router_t *router, wsg_channel_t *ch, wsg_msg_t *msg);
+
+/* Stream channels (router_stream.c): follows the channel or lets it go, as its members want. */
+void wsg_router_stream_sync(wsg_router_t *router, wsg_channel_t *ch);
+
+/* A member of a stream channel joined: its resume point is read, and it catches up once the channel is
+ * followed. */
+void wsg_router_stream_join(wsg_router_t *router, wsg_member_t *m);
+
+/* A member of a stream channel leaves: its read in flight finds no member. */
+void wsg_router_stream_leave(wsg_member_t *m);
 
 /* Reads the stored value of `m`'s channel (GET), then waits for the barrier before sending it. */
 void wsg_router_fetch_persisted(wsg_router_t *router, wsg_member_t *m);

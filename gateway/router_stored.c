@@ -28,7 +28,11 @@ static void release_held(wsg_router_client_t *client)
     client->held = NULL;
     client->held_count = client->held_cap = 0;
     for (uint32_t i = 0; i < n; i++) {
-        wsg_outq_send(client->out, held[i].msg);
+        wsg_msg_t *out = wsg_router_variant(client->router, client, held[i].channel, held[i].msg);
+        if (out != NULL)
+            wsg_outq_send(client->out, out);
+        else
+            wsg_outq_fail(client->out, -ENOMEM); /* a message would be lost: drop the client instead */
         wsg_msg_unref(held[i].msg);
     }
     free(held);
@@ -54,8 +58,13 @@ void wsg_router_finish_persisted(wsg_member_t *m)
     wsg_router_client_t *client = m->client;
     m->persisted = NULL;
     m->awaits_barrier = false;
-    if (value != NULL && !is_held(client, m->channel, value))
-        wsg_outq_send(client->out, value);
+    if (value != NULL && !is_held(client, m->channel, value)) {
+        wsg_msg_t *out = wsg_router_variant(client->router, client, m->channel, value);
+        if (out != NULL)
+            wsg_outq_send(client->out, out);
+        else
+            wsg_outq_fail(client->out, -ENOMEM);
+    }
     wsg_msg_unref(value);
     get_finished(client);
 }

@@ -199,6 +199,10 @@ static void upgrade(wsg_conn_t *conn)
                NULL);
         return;
     }
+    if (wsg_query_since_check(query) < 0) {
+        refuse(conn, 400, "since must be a stream id such as 1700000000000-0", NULL);
+        return;
+    }
     if (cfg->auth_url[0] != '\0') {
         ask_authorization(conn, (wsg_str_t){facility, facility_len});
         return;
@@ -223,14 +227,19 @@ static void complete_upgrade(wsg_conn_t *conn, wsg_str_t facility, const wsg_tok
     char accept[WSG_ACCEPT_KEY_LEN + 1];
     wsg_handshake_accept_key(http->upgrade.ws_key, accept);
     char response[512];
+    /* wsgate.v1 when the client offers it (then every data message is an envelope), else as before: the first
+     * token offered is echoed. */
+    bool is_v1 = wsg_handshake_offers(http->upgrade.ws_protocol, wsg_str_c(WSG_SUBPROTOCOL_V1));
     ssize_t n = wsg_handshake_write_101(response, sizeof response, accept,
-                                        wsg_handshake_pick_subprotocol(http->upgrade.ws_protocol));
+                                        is_v1 ? wsg_str_c(WSG_SUBPROTOCOL_V1)
+                                              : wsg_handshake_pick_subprotocol(http->upgrade.ws_protocol));
     if (n < 0) {
         wsg_access_dispose(&access);
         refuse(conn, 400, "Subprotocol name is too long", NULL);
         return;
     }
     const uint8_t *early = (const uint8_t *)http->buf + http->head_len;
+    conn->client.is_v1 = is_v1;
     wsg_conn_open(conn, wsg_msg_new_http(response, (size_t)n, NULL, 0), &access, facility, early,
                   http->len - http->head_len);
     wsg_access_dispose(&access);

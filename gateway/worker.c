@@ -34,6 +34,7 @@ struct wsg_worker {
     wsg_router_t router;
     wsg_redis_sub_t *sub;
     wsg_redis_cmd_t *cmd;
+    wsg_redis_streams_t *streams; /* the stream reader; NULL without stream channels */
     wsg_redis_cluster_t
         *cluster; /* Redis Cluster: the slot map and the masters' connections sub and cmd share */
     wsg_redis_watch_t watch;
@@ -323,6 +324,12 @@ static void maybe_finish(wsg_worker_t *w)
     WSG_INFO("shutdown_complete", WSG_F_UINT("worker", w->index),
              WSG_F_UINT("connections_total", WSG_STAT_GET(&w->stats, connections_total)));
     w->closing_links = 2;
+    if (w->streams != NULL) {
+        w->closing_links++;
+        wsg_redis_streams_close(w->streams, on_link_closed,
+                                w); /* before cmd: it sends CLIENT UNBLOCK there */
+        w->streams = NULL;
+    }
     wsg_redis_sub_close(w->sub, on_link_closed, w);
     wsg_redis_cmd_close(w->cmd, on_link_closed, w);
     if (w->cluster != NULL) {
@@ -430,6 +437,15 @@ static int start_redis(wsg_worker_t *w)
     }
     if (w->sub == NULL || w->cmd == NULL)
         return -ENOMEM;
+    if (cfg->streams[0] != '\0') {
+        opts.name = "wsgate-stream";
+        w->streams = wsg_redis_streams_new(&w->loop, &cfg->redis, &opts, w->cmd, 0,
+                                           &wsg_router_streams_handler, &w->router);
+        if (w->streams == NULL)
+            return -ENOMEM;
+    }
+    wsg_router_set_streams(&w->router, &w->loop, wsg_str_c(cfg->streams), w->streams,
+                           (uint32_t)cfg->stream_replay_max, wsg_str_c(cfg->prefix));
     wsg_router_set_redis(&w->router, w->sub, w->cmd);
     return wsg_redis_watch_start(&w->watch, &w->loop, cfg, &w->stats, w->sub, w->cmd, w->index, w->redis_tls);
 }

@@ -87,6 +87,17 @@ wsg_str_t wsg_handshake_pick_subprotocol(wsg_str_t offered)
     return WSG_STR_NULL;
 }
 
+bool wsg_handshake_offers(wsg_str_t offered, wsg_str_t name)
+{
+    wsg_str_t elem;
+    while (wsg_str_next_elem(&offered, ',', &elem)) {
+        elem = wsg_str_trim(elem);
+        if (elem.len == name.len && memcmp(elem.ptr, name.ptr, name.len) == 0)
+            return true;
+    }
+    return false;
+}
+
 bool wsg_http_is_token(wsg_str_t s)
 {
     if (s.len == 0)
@@ -146,9 +157,9 @@ ssize_t wsg_handshake_write_101(char *buf, size_t cap, const char *accept_key, w
 {
     wsg_writer_t w = wsg_writer_init(buf, cap);
     wsg_writer_puts(&w, "HTTP/1.1 101 Switching Protocols\r\n"
-                "Upgrade: websocket\r\n"
-                "Connection: Upgrade\r\n"
-                "Sec-WebSocket-Accept: ");
+                        "Upgrade: websocket\r\n"
+                        "Connection: Upgrade\r\n"
+                        "Sec-WebSocket-Accept: ");
     wsg_writer_puts(&w, accept_key);
     wsg_writer_puts(&w, "\r\n");
     if (subprotocol.len > 0) {

@@ -49,6 +49,13 @@ void wsg_handshake_accept_key(wsg_str_t key, char out[WSG_ACCEPT_KEY_LEN + 1]);
  *  reflected. The empty view when there is none. The result borrows `offered`. */
 wsg_str_t wsg_handshake_pick_subprotocol(wsg_str_t offered);
 
+/** The subprotocol of wsgate's enveloped messages (see protocol/envelope.h). */
+#define WSG_SUBPROTOCOL_V1 "wsgate.v1"
+
+/** True when the comma-separated `offered` list has an element that, trimmed, equals `name` exactly. Borrows
+ *  both. */
+bool wsg_handshake_offers(wsg_str_t offered, wsg_str_t name);
+
 /** Writes a complete "101 Switching Protocols" response into `buf` (capacity `cap`): Upgrade, Connection,
  *  Sec-WebSocket-Accept and, when `subprotocol` is not empty, Sec-WebSocket-Protocol.
  *  Returns the length written, or -ENOSPC when `cap` is too small. Borrows every argument. */
@@ -65,8 +72,8 @@ bool wsg_http_is_token(wsg_str_t s);
 
 /** Checks the lines of a request head (`len` bytes of `head`, the request line and the header lines) for what
  *  RFC 7230 lets a server refuse with 400 and this server does: a folded header line (obs-fold, 3.2.4: a line
- *  that starts with a space or a tab), a CR that is not followed by LF (3.5), and control characters other than
- *  the tab (NUL, DEL, ...). Returns 0, or -EBADMSG. Borrows `head`. */
+ *  that starts with a space or a tab), a CR that is not followed by LF (3.5), and control characters other
+ * than the tab (NUL, DEL, ...). Returns 0, or -EBADMSG. Borrows `head`. */
 int wsg_http_check_head_lines(const char *head, size_t len);
 
 /** The standard reason phrase of an HTTP status ("Bad Request" for 400, ...); "Error" for unknown ones. */

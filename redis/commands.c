@@ -10,7 +10,7 @@
 #include "cluster.h"
 #include "cluster_slot.h"
 
-enum req_kind { REQ_PUBLISH, REQ_GET };
+enum req_kind { REQ_PUBLISH, REQ_GET, REQ_ARGV };
 
 /* One logical request: one or two Redis commands formatted back to back in `wire`. The bytes are kept until
  * the last reply so that a request lost with the connection can be sent again. */
@@ -22,11 +22,13 @@ typedef struct cmd_req {
     uint8_t replies_got; /* replies received so far on the current connection */
     uint8_t sent_from;   /* index of the first command sent on the current connection */
     uint16_t slot;       /* Redis Cluster: the key's slot */
+    bool is_once;        /* not sent again after a loss: completes with -ECONNRESET instead */
     int status;
     char err[96];
     union {
         wsg_redis_done_cb done;
         wsg_redis_get_cb get;
+        wsg_redis_reply_done_cb reply;
     } cb;
     void *arg;
     size_t split; /* byte offset of the second command in `wire` (after the first's NUL) */
@@ -93,7 +95,9 @@ static void fifo_prepend(req_fifo_t *back, req_fifo_t *front)
 
 static void complete(cmd_req_t *r, const redisReply *last)
 {
-    if (r->kind == REQ_GET) {
+    if (r->kind == REQ_ARGV) {
+        r->cb.reply(r->arg, r->status, last);
+    } else if (r->kind == REQ_GET) {
         if (r->status == 0 && last != NULL && last->type == REDIS_REPLY_STRING)
             r->cb.get(r->arg, 0, last->str, last->len);
         else
@@ -120,8 +124,8 @@ static void on_reply(void *privdata, const redisReply *reply)
         r->sent_from = (uint8_t)(r->sent_from + r->replies_got);
         r->replies_got = 0xff; /* marks "already moved"; reset when sent again */
         cmd->in_flight--;
-        if (cmd->is_closing) {
-            r->status = -ECANCELED;
+        if (cmd->is_closing || r->is_once) {
+            r->status = cmd->is_closing ? -ECANCELED : -ECONNRESET;
             complete(r, NULL);
             maybe_closed(cmd);
         } else {
@@ -381,6 +385,29 @@ int wsg_redis_cmd_get(wsg_redis_cmd_t *cmd, const char *key, size_t key_len, wsg
     return submit(cmd, r);
 }
 
+int wsg_redis_cmd_argv(wsg_redis_cmd_t *cmd, int argc, const char **argv, const size_t *argvlen,
+                       int key_index, bool is_once, wsg_redis_reply_done_cb cb, void *arg)
+{
+    if (cmd->is_closing)
+        return -ECANCELED;
+    cmd_req_t *r = req_new(cmd, REQ_ARGV, arg);
+    if (r == NULL)
+        return -ENOMEM;
+    r->cb.reply = cb;
+    r->is_once = is_once;
+    if (key_index >= 0 && key_index < argc)
+        r->slot = wsg_cluster_key_slot(argv[key_index], argvlen[key_index]);
+    int len = redisFormatCommandArgv(&r->wire, argc, argv, argvlen);
+    if (len < 0) {
+        free(r);
+        return -ENOMEM;
+    }
+    r->n_commands = 1;
+    r->wire_len = (size_t)len;
+    r->split = (size_t)len + 1;
+    return submit(cmd, r);
+}
+
 size_t wsg_redis_cmd_pending(const wsg_redis_cmd_t *cmd)
 {
     return cmd->in_flight + cmd->backlog.count + cmd->lost.count;
@@ -388,7 +415,8 @@ size_t wsg_redis_cmd_pending(const wsg_redis_cmd_t *cmd)
 
 bool wsg_redis_cmd_is_ready(const wsg_redis_cmd_t *cmd)
 {
-    return cmd->cluster != NULL ? wsg_redis_cluster_is_ready(cmd->cluster) : wsg_redis_link_is_ready(cmd->link);
+    return cmd->cluster != NULL ? wsg_redis_cluster_is_ready(cmd->cluster)
+                                : wsg_redis_link_is_ready(cmd->link);
 }
 
 void wsg_redis_cmd_reset(wsg_redis_cmd_t *cmd, const char *why)

@@ -22,6 +22,13 @@ typedef void (*wsg_redis_done_cb)(void *arg, int status, const char *err);
  *  borrowed for the duration of the call only. */
 typedef void (*wsg_redis_get_cb)(void *arg, int status, const char *value, size_t len);
 
+struct redisReply;
+
+/** Completion of a command sent with wsg_redis_cmd_argv: `status` 0 with its `reply` (borrowed for the call),
+ *  -EIO with the error `reply`, -ECANCELED (link closed; `reply` NULL) or -ECONNRESET (a command sent once
+ *  whose connection was lost before its reply: it may or may not have run; `reply` NULL). */
+typedef void (*wsg_redis_reply_done_cb)(void *arg, int status, const struct redisReply *reply);
+
 typedef struct wsg_redis_cmd_handler {
     void (*on_ready)(void *arg);
     void (*on_down)(void *arg, const char *why, uint64_t retry_ms);
@@ -38,8 +45,8 @@ struct wsg_redis_cluster;
 /** The command side for Redis Cluster: requests go to the master of their key's slot through `cluster`
  *  (borrowed; it must stay open until this is closed, and is shared with the subscriber). With `is_sharded`
  *  client messages are published with SPUBLISH. Otherwise as wsg_redis_cmd_new. */
-wsg_redis_cmd_t *wsg_redis_cmd_new_cluster(uv_loop_t *loop, struct wsg_redis_cluster *cluster, bool is_sharded,
-                                           const wsg_redis_cmd_handler_t *handler, void *arg,
+wsg_redis_cmd_t *wsg_redis_cmd_new_cluster(uv_loop_t *loop, struct wsg_redis_cluster *cluster,
+                                           bool is_sharded, const wsg_redis_cmd_handler_t *handler, void *arg,
                                            size_t max_backlog);
 
 /** ws4redis's publish: PUBLISH `channel` `payload`, then SETEX `channel` `expire_s` `payload` when
@@ -51,6 +58,13 @@ int wsg_redis_cmd_publish(wsg_redis_cmd_t *cmd, const char *channel, size_t chan
 
 /** GET `key`; `cb` runs once (never synchronously). Returns as wsg_redis_cmd_publish. */
 int wsg_redis_cmd_get(wsg_redis_cmd_t *cmd, const char *key, size_t key_len, wsg_redis_get_cb cb, void *arg);
+
+/** Any command, as `argc` arguments (copied); in a cluster it goes to the master of `argv[key_index]`'s slot
+ *  (`key_index` -1: any node). A command lost with its connection is sent again on the next, unless
+ *  `is_once` (for commands that must not run twice, such as XADD): then it completes with -ECONNRESET.
+ *  `cb` runs once, never synchronously. Returns as wsg_redis_cmd_publish. */
+int wsg_redis_cmd_argv(wsg_redis_cmd_t *cmd, int argc, const char **argv, const size_t *argvlen,
+                       int key_index, bool is_once, wsg_redis_reply_done_cb cb, void *arg);
 
 /** Commands whose completion has not run yet (sent or waiting). */
 size_t wsg_redis_cmd_pending(const wsg_redis_cmd_t *cmd);

@@ -155,7 +155,8 @@ static void on_answer(void *privdata, const redisReply *reply)
     a->type = reply->type;
     if (reply->type == REDIS_REPLY_INTEGER)
         a->integer = reply->integer;
-    else if (reply->type == REDIS_REPLY_ERROR || reply->type == REDIS_REPLY_STATUS)
+    else if (reply->type == REDIS_REPLY_ERROR || reply->type == REDIS_REPLY_STATUS ||
+             reply->type == REDIS_REPLY_STRING)
         snprintf(a->text, sizeof a->text, "%.*s", (int)reply->len, reply->str);
 }
 
@@ -233,6 +234,21 @@ int wsg_publisher_publish(wsg_publisher_t *pub, const char *channel, size_t chan
     len = redisFormatCommand(&cmd, "SETEX %b %llu %b", channel, channel_len, (unsigned long long)expire_s,
                              payload, payload_len);
     return command(pub, "SETEX", slot, cmd, len, REDIS_REPLY_STATUS, err, cap);
+}
+
+int wsg_publisher_xadd(wsg_publisher_t *pub, const char *stream, size_t stream_len, const void *payload,
+                       size_t payload_len, uint64_t maxlen, char *id, size_t id_cap, char *err, size_t cap)
+{
+    char *cmd = NULL;
+    int len = maxlen > 0 ? redisFormatCommand(&cmd, "XADD %b MAXLEN ~ %llu * payload %b", stream, stream_len,
+                                              (unsigned long long)maxlen, payload, payload_len)
+                         : redisFormatCommand(&cmd, "XADD %b * payload %b", stream, stream_len, payload,
+                                              payload_len);
+    int rc = command(pub, "XADD", wsg_cluster_key_slot(stream, stream_len), cmd, len, REDIS_REPLY_STRING, err,
+                     cap);
+    if (rc == 0)
+        snprintf(id, id_cap, "%s", pub->answer.text);
+    return rc;
 }
 
 void wsg_publisher_free(wsg_publisher_t *pub)

@@ -31,6 +31,11 @@ wsg_publisher_t *wsg_publisher_connect(const wsg_redis_addr_t *addr, const wsg_t
 int wsg_publisher_publish(wsg_publisher_t *pub, const char *channel, size_t channel_len, const void *payload,
                           size_t payload_len, uint64_t expire_s, long long *receivers, char *err, size_t cap);
 
+/** A stream channel's message: XADD `stream` [MAXLEN ~ `maxlen`] * payload `payload` (`maxlen` 0: no
+ *  trimming). Writes the new entry's id into `id` (capacity `id_cap`). Returns as wsg_publisher_publish. */
+int wsg_publisher_xadd(wsg_publisher_t *pub, const char *stream, size_t stream_len, const void *payload,
+                       size_t payload_len, uint64_t maxlen, char *id, size_t id_cap, char *err, size_t cap);
+
 /** Closes the connection and frees `pub` (NULL is ignored). */
 void wsg_publisher_free(wsg_publisher_t *pub);
 

@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "glob.h"
+#include "glob_match.h"
 
 #include "fuzz.h"
 

@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <stdbool.h>
 
-#include "glob.h"
+#include "glob_match.h"
 
 #include "test.h"
 

@@ -333,6 +333,192 @@ static void test_messages_of_channels_without_members_go_to_the_observer(void)
     teardown(&w);
 }
 
+/* ---- stream channels ------------------------------------------------------------------------------------
+ */
+
+static int dummy_reader;
+
+static void setup_streams(world_t *w, uint32_t replay_max)
+{
+    setup(w);
+    wsg_router_set_streams(&w->router, &w->loop, wsg_str_c("s:*"), (wsg_redis_streams_t *)&dummy_reader,
+                           replay_max, WSG_STR_NULL);
+}
+
+static wsg_stream_id_t sid(uint64_t ms)
+{
+    return (wsg_stream_id_t){ms, 0};
+}
+
+/* The reader delivers entries `from`-0 .. `to`-0 of `key` (payloads "p<ms>-0") in one batch. */
+static void entries(world_t *w, const char *key, uint64_t from, uint64_t to)
+{
+    for (uint64_t ms = from; ms <= to; ms++) {
+        char payload[48];
+        int n = snprintf(payload, sizeof payload, "p%llu-0", (unsigned long long)ms);
+        wsg_router_streams_handler.on_entry(&w->router, key, strlen(key), sid(ms), (const uint8_t *)payload,
+                                            (size_t)n);
+    }
+    wsg_router_streams_handler.on_batch_done(&w->router);
+}
+
+static void answer_range(int index, uint64_t from, uint64_t to)
+{
+    wsg_stream_id_t ids[64];
+    size_t n = 0;
+    for (uint64_t ms = from; ms <= to && n < 64; ms++)
+        ids[n++] = sid(ms);
+    fake_redis_answer_entries(index, 0, ids, n);
+}
+
+static int join_with(world_t *w, client_t *c, const char *channel, const char *query)
+{
+    c->rc.resume_query = wsg_str_c(query);
+    int rc = join(w, c, channel, NULL);
+    c->rc.resume_query = WSG_STR_NULL;
+    return rc;
+}
+
+/* A resume races the reader: entries the reader delivers while pages are read are neither lost nor sent
+ * twice, whichever connection brings them first. */
+static void test_a_resume_racing_the_reader_sends_each_entry_once(void)
+{
+    world_t w;
+    setup_streams(&w, 1000);
+    client_t *a = add_client(&w, true);
+    ASSERT_INT_EQ(join_with(&w, a, "s:a", "since=1-0"), 0);
+    int open = fake_redis_find(0, "XREVRANGE s:a");
+    ASSERT_TRUE(open >= 0);
+    answer_range(open, 3, 3); /* the newest entry when the channel is opened */
+    ASSERT_TRUE(fake_redis_find(0, "FOLLOW s:a 3-0") >= 0);
+    int info = fake_redis_find(0, "XINFO s:a");
+    ASSERT_TRUE(info >= 0);
+    fake_redis_answer_info(info, &(wsg_stream_info_t){.exists = true, .length = 3, .first_id = {1, 0}});
+    int page = fake_redis_find(0, "XRANGE s:a (1-0");
+    ASSERT_TRUE(page >= 0);
+    entries(&w, "s:a", 4, 5); /* the reader is ahead of the page */
+    char got[1024];
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "");
+    answer_range(page, 2, 4); /* read before entry 5 was added */
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "p2-0|p3-0|p4-0");
+    int next = fake_redis_find(page + 1, "XRANGE s:a (4-0");
+    ASSERT_TRUE(next > page);
+    answer_range(next, 5, 6); /* 6 is past what the reader delivered: the reader sends it */
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "p5-0");
+    entries(&w, "s:a", 6, 7);
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "p6-0|p7-0");
+    teardown(&w);
+}
+
+/* Without since: the newest entry, then live ones, without repeating what the reader brought meanwhile. */
+static void test_a_join_gets_the_newest_entry_then_live_ones(void)
+{
+    world_t w;
+    setup_streams(&w, 1000);
+    client_t *a = add_client(&w, true), *b = add_client(&w, true);
+    ASSERT_INT_EQ(join(&w, a, "s:a", NULL), 0);
+    answer_range(fake_redis_find(0, "XREVRANGE s:a"), 5, 5);
+    int last = fake_redis_find(1, "XREVRANGE s:a");
+    ASSERT_TRUE(last > 0);
+    answer_range(last, 5, 5);
+    char got[1024];
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "p5-0");
+    ASSERT_INT_EQ(join(&w, b, "s:a", NULL), 0);
+    int last_b = fake_redis_find(last + 1, "XREVRANGE s:a");
+    entries(&w, "s:a", 6, 6);
+    answer_range(last_b, 6, 6); /* the newest is the one the reader just delivered to a */
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "p6-0");
+    ASSERT_STR_EQ(received(&w, b, got, sizeof got), "p6-0");
+    entries(&w, "s:a", 7, 7);
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "p7-0");
+    ASSERT_STR_EQ(received(&w, b, got, sizeof got), "p7-0");
+    teardown(&w);
+}
+
+/* A resume stops at the replay limit: a wsgate.v1 client is told of the gap, then gets live entries. */
+static void test_a_resume_stops_at_the_replay_limit_with_a_gap_notice(void)
+{
+    world_t w;
+    setup_streams(&w, 3);
+    client_t *a = add_client(&w, true);
+    a->rc.is_v1 = true;
+    ASSERT_INT_EQ(join_with(&w, a, "s:a", "since=1-0"), 0);
+    answer_range(fake_redis_find(0, "XREVRANGE s:a"), 20, 20);
+    fake_redis_answer_info(fake_redis_find(0, "XINFO s:a"),
+                           &(wsg_stream_info_t){.exists = true, .length = 20, .first_id = {1, 0}});
+    answer_range(fake_redis_find(0, "XRANGE s:a (1-0"), 2, 20);
+    char got[2048];
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got),
+                  "{\"ch\":\"s:a\",\"id\":\"2-0\",\"data\":\"p2-0\"}|"
+                  "{\"ch\":\"s:a\",\"id\":\"3-0\",\"data\":\"p3-0\"}|"
+                  "{\"ch\":\"s:a\",\"id\":\"4-0\",\"data\":\"p4-0\"}|"
+                  "{\"ch\":\"s:a\",\"gap\":true,\"after\":\"4-0\",\"reason\":\"replay_max\"}");
+    entries(&w, "s:a", 21, 21);
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "{\"ch\":\"s:a\",\"id\":\"21-0\",\"data\":\"p21-0\"}");
+    teardown(&w);
+}
+
+/* A trimmed stream: a resume older than the oldest entry kept gets a gap notice first. */
+static void test_a_resume_into_trimmed_entries_gets_a_gap_notice_first(void)
+{
+    world_t w;
+    setup_streams(&w, 1000);
+    client_t *a = add_client(&w, true);
+    a->rc.is_v1 = true;
+    ASSERT_INT_EQ(join_with(&w, a, "s:a", "since=1-0"), 0);
+    answer_range(fake_redis_find(0, "XREVRANGE s:a"), 12, 12);
+    fake_redis_answer_info(
+        fake_redis_find(0, "XINFO s:a"),
+        &(wsg_stream_info_t){.exists = true, .has_removals = true, .length = 3, .first_id = {10, 0}});
+    answer_range(fake_redis_find(0, "XRANGE s:a (1-0"), 10, 12);
+    char got[2048];
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got),
+                  "{\"ch\":\"s:a\",\"gap\":true,\"after\":\"1-0\",\"reason\":\"trimmed\"}|"
+                  "{\"ch\":\"s:a\",\"id\":\"10-0\",\"data\":\"p10-0\"}|"
+                  "{\"ch\":\"s:a\",\"id\":\"11-0\",\"data\":\"p11-0\"}|"
+                  "{\"ch\":\"s:a\",\"id\":\"12-0\",\"data\":\"p12-0\"}");
+    teardown(&w);
+}
+
+/* A member that leaves with a read in flight is forgotten; the last one out stops the reader's following. */
+static void test_leaving_during_a_catch_up_and_unfollowing(void)
+{
+    world_t w;
+    setup_streams(&w, 1000);
+    client_t *a = add_client(&w, true);
+    ASSERT_INT_EQ(join(&w, a, "s:a", NULL), 0);
+    answer_range(fake_redis_find(0, "XREVRANGE s:a"), 5, 5);
+    int last = fake_redis_find(1, "XREVRANGE s:a");
+    wsg_router_leave(&w.router, &a->rc);
+    ASSERT_TRUE(fake_redis_find(0, "UNFOLLOW s:a") >= 0);
+    answer_range(last, 5, 5); /* finds no member */
+    entries(&w, "s:a", 6, 6); /* no longer followed: ignored */
+    char got[256];
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "");
+    ASSERT_INT_EQ(wsg_router_channel_count(&w.router), 0);
+    teardown(&w);
+}
+
+/* wsgate.v1 clients get pub/sub messages enveloped with a null id; raw clients get the payload. */
+static void test_v1_clients_get_pubsub_envelopes(void)
+{
+    world_t w;
+    setup(&w);
+    client_t *raw = add_client(&w, true), *v1 = add_client(&w, true);
+    v1->rc.is_v1 = true;
+    ASSERT_INT_EQ(join(&w, raw, "broadcast:x", NULL), 0);
+    ASSERT_INT_EQ(join(&w, v1, "broadcast:x", NULL), 0);
+    settle(&w, "broadcast:x");
+    message(&w, "broadcast:x", "one");
+    message(&w, "broadcast:x", "two");
+    read_done(&w);
+    char got[1024];
+    ASSERT_STR_EQ(received(&w, raw, got, sizeof got), "one|two");
+    ASSERT_STR_EQ(received(&w, v1, got, sizeof got), "{\"ch\":\"broadcast:x\",\"id\":null,\"data\":\"one\"}|"
+                                                     "{\"ch\":\"broadcast:x\",\"id\":null,\"data\":\"two\"}");
+    teardown(&w);
+}
+
 TEST_MAIN("router", TEST_CASE(test_stored_message_comes_before_live_ones),
           TEST_CASE(test_live_messages_of_other_channels_wait_for_every_stored_message),
           TEST_CASE(test_a_stored_value_already_held_is_not_sent_twice),
@@ -340,4 +526,10 @@ TEST_MAIN("router", TEST_CASE(test_stored_message_comes_before_live_ones),
           TEST_CASE(test_runs_keep_redis_order_across_channels),
           TEST_CASE(test_a_client_that_leaves_with_its_get_out_is_forgotten),
           TEST_CASE(test_after_a_lost_subscription_the_key_is_read_again),
-          TEST_CASE(test_messages_of_channels_without_members_go_to_the_observer))
+          TEST_CASE(test_messages_of_channels_without_members_go_to_the_observer),
+          TEST_CASE(test_a_resume_racing_the_reader_sends_each_entry_once),
+          TEST_CASE(test_a_join_gets_the_newest_entry_then_live_ones),
+          TEST_CASE(test_a_resume_stops_at_the_replay_limit_with_a_gap_notice),
+          TEST_CASE(test_a_resume_into_trimmed_entries_gets_a_gap_notice_first),
+          TEST_CASE(test_leaving_during_a_catch_up_and_unfollowing),
+          TEST_CASE(test_v1_clients_get_pubsub_envelopes))

@@ -1,5 +1,5 @@
 /* Glob matching for channel patterns: Redis's syntax without its exponential recursion on '*'. */
-#include "glob.h"
+#include "glob_match.h"
 
 #include <errno.h>
 

@@ -1,0 +1,413 @@
+/* Stream channels: a channel whose messages are entries of a Redis Stream named after it. Part of the router.
+ *
+ * A channel is followed once it has members: its newest id is read (XREVRANGE + - COUNT 1) and the worker's
+ * stream reader reads on from there; `last_id` is the newest entry the reader delivered. A member that joins
+ * catches up on its own, through the command link: from its `since` (a resume: entries after it, with a gap
+ * notice first when some of them are no longer kept), or from the stream's newest entry. It reads pages of
+ * entries after its cursor, sends those up to the channel's `last_id`, and goes live when a page reaches
+ * past `last_id` or the end of the stream: from then on the reader's entries after its cursor are its. So it
+ * gets every entry once, in order, whichever connection (reader or command link) brought it first. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "channel.h"
+#include "glob_match.h"
+#include "log.h"
+#include "router.h"
+#include "router_internal.h"
+#include "stream_cmds.h"
+#include "url.h"
+
+/* Entries per page of a catch-up. */
+#define PAGE_ENTRIES 100
+
+enum stream_request_kind { REQ_OPEN, REQ_LAST, REQ_INFO, REQ_PAGE };
+
+/* A stream command in flight: for a channel being opened (`member` NULL; found again by name) or for a member
+ * catching up (`member` cleared when it leaves first). */
+struct stream_request {
+    wsg_router_t *router;
+    wsg_member_t *member;
+    uint8_t kind;
+    size_t name_len;
+    char name[]; /* NUL-terminated */
+};
+
+void wsg_router_set_streams(wsg_router_t *router, uv_loop_t *loop, wsg_str_t patterns,
+                            wsg_redis_streams_t *reader, uint32_t replay_max, wsg_str_t prefix)
+{
+    router->loop = loop;
+    router->stream_patterns = patterns;
+    router->streams = reader;
+    router->stream_replay_max = replay_max;
+    router->prefix = prefix;
+}
+
+bool wsg_router_is_stream(const wsg_router_t *router, wsg_str_t name)
+{
+    return router->stream_patterns.len > 0 &&
+           wsg_glob_list_match(router->stream_patterns.ptr, router->stream_patterns.len, name.ptr, name.len);
+}
+
+static struct stream_request *request_new(wsg_router_t *router, wsg_member_t *m, const wsg_channel_t *ch,
+                                          enum stream_request_kind kind)
+{
+    struct stream_request *req = malloc(sizeof(*req) + ch->name_len + 1);
+    if (req == NULL)
+        return NULL;
+    req->router = router;
+    req->member = m;
+    req->kind = (uint8_t)kind;
+    req->name_len = ch->name_len;
+    memcpy(req->name, ch->name, ch->name_len + 1);
+    if (m != NULL)
+        m->sreq = req;
+    return req;
+}
+
+/* Takes the member back from a finished request (NULL when it left meanwhile). */
+static wsg_member_t *request_done(struct stream_request *req)
+{
+    wsg_member_t *m = req->member;
+    if (m != NULL)
+        m->sreq = NULL;
+    free(req);
+    return m;
+}
+
+static void log_failure(const char *what, const wsg_channel_t *ch, const wsg_member_t *m, int status,
+                        const char *err)
+{
+    WSG_WARN("stream_read_failed", WSG_F_STR("command", what),
+             WSG_F_CHANNEL("channel", ch->name, ch->name_len),
+             WSG_F_UINT("conn", m ? wsg_router_conn_id(m->client) : 0), WSG_F_INT("err", status),
+             WSG_F_STR("why", err ? err : ""));
+}
+
+/* ---- a member catching up ------------------------------------------------------------------------------ */
+
+static void catch_up(wsg_router_t *router, wsg_member_t *m);
+
+static void go_live(wsg_member_t *m)
+{
+    const wsg_channel_t *ch = m->channel;
+    if (wsg_stream_id_cmp(m->cursor, ch->last_id) < 0)
+        m->cursor = ch->last_id;
+    m->stream_state = WSG_MEMBER_LIVE;
+}
+
+static void send_entry(wsg_router_t *router, wsg_member_t *m, const wsg_stream_entry_t *e)
+{
+    m->cursor = e->id;
+    if (e->payload == NULL)
+        return; /* not a message: nothing to send */
+    wsg_msg_t *msg = wsg_msg_new_data(e->payload, e->len);
+    if (msg == NULL) {
+        wsg_outq_fail(m->client->out, -ENOMEM); /* a message would be lost: drop the client instead */
+        return;
+    }
+    msg->has_id = true;
+    msg->id = e->id;
+    msg->hash = wsg_hash_bytes(e->payload, e->len);
+    wsg_router_deliver(router, m->client, m->channel, msg);
+    wsg_msg_unref(msg);
+}
+
+static void send_gap(wsg_router_t *router, wsg_member_t *m, wsg_stream_id_t after, const char *reason)
+{
+    const wsg_channel_t *ch = m->channel;
+    char label[WSG_CHANNEL_NAME_MAX + 1];
+    char after_text[WSG_STREAM_ID_MAX_LEN + 1];
+    wsg_stream_id_format(after, after_text);
+    WSG_INFO("stream_gap", WSG_F_UINT("conn", wsg_router_conn_id(m->client)),
+             WSG_F_CHANNEL("channel", ch->name, ch->name_len), WSG_F_STR("after", after_text),
+             WSG_F_STR("reason", reason));
+    if (!m->client->is_v1)
+        return; /* raw clients get payloads only: they cannot be told */
+    ssize_t n = wsg_channel_label(ch->name, ch->name_len, router->prefix, label, sizeof label);
+    wsg_msg_t *msg = n < 0 ? NULL : wsg_msg_new_gap((wsg_str_t){label, (size_t)n}, after, reason);
+    if (msg == NULL) {
+        wsg_outq_fail(m->client->out, -ENOMEM);
+        return;
+    }
+    wsg_router_deliver(router, m->client, NULL, msg);
+    wsg_msg_unref(msg);
+}
+
+static void on_page(void *arg, int status, const char *err, const wsg_stream_entry_t *entries, size_t n)
+{
+    struct stream_request *req = arg;
+    wsg_router_t *router = req->router;
+    wsg_member_t *m = request_done(req);
+    if (m == NULL)
+        return;
+    wsg_router_end_run(router); /* live entries read before this reply go out first */
+    const wsg_channel_t *ch = m->channel;
+    if (status < 0) {
+        log_failure("XRANGE", ch, m, status, err);
+        go_live(m); /* what it missed cannot be read: it gets what comes */
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (wsg_stream_id_cmp(entries[i].id, ch->last_id) > 0) {
+            go_live(m); /* the reader has not delivered this one yet: it will */
+            return;
+        }
+        if (wsg_stream_id_cmp(entries[i].id, m->cursor) <= 0)
+            continue;
+        if (m->has_since && m->replayed >= router->stream_replay_max) {
+            send_gap(router, m, m->cursor, "replay_max");
+            go_live(m);
+            return;
+        }
+        m->replayed++;
+        send_entry(router, m, &entries[i]);
+    }
+    /* An empty page: what lies between the cursor and last_id is gone (trimmed or deleted). */
+    if (n == 0 || wsg_stream_id_cmp(m->cursor, ch->last_id) >= 0)
+        go_live(m);
+    else
+        catch_up(router, m);
+}
+
+/* Reads the next page after the member's cursor, or goes live when there is nothing to read. */
+static void catch_up(wsg_router_t *router, wsg_member_t *m)
+{
+    const wsg_channel_t *ch = m->channel;
+    if (wsg_stream_id_cmp(m->cursor, ch->last_id) >= 0) {
+        go_live(m);
+        return;
+    }
+    struct stream_request *req = request_new(router, m, ch, REQ_PAGE);
+    int rc = req == NULL ? -ENOMEM
+                         : wsg_redis_stream_range(router->cmd, ch->name, ch->name_len, m->cursor,
+                                                  PAGE_ENTRIES, on_page, req);
+    if (rc < 0) {
+        if (req != NULL)
+            request_done(req);
+        log_failure("XRANGE", ch, m, rc, NULL);
+        go_live(m);
+    }
+}
+
+/* Without `since`: the newest entry is sent (the stored message of a stream channel), then what follows. */
+static void on_last(void *arg, int status, const char *err, const wsg_stream_entry_t *entries, size_t n)
+{
+    struct stream_request *req = arg;
+    wsg_router_t *router = req->router;
+    wsg_member_t *m = request_done(req);
+    if (m == NULL)
+        return;
+    wsg_router_end_run(router);
+    const wsg_channel_t *ch = m->channel;
+    if (status < 0) {
+        log_failure("XREVRANGE", ch, m, status, err);
+        go_live(m);
+        return;
+    }
+    if (n == 1 && wsg_stream_id_cmp(entries[0].id, ch->last_id) <= 0)
+        send_entry(router, m, &entries[0]);
+    else
+        m->cursor = ch->last_id; /* empty, or newer than what the reader delivered: the reader sends it */
+    catch_up(router, m);
+}
+
+/* With `since`: a gap notice first when entries after it are no longer kept. */
+static void on_info(void *arg, int status, const char *err, const wsg_stream_info_t *info)
+{
+    struct stream_request *req = arg;
+    wsg_router_t *router = req->router;
+    wsg_member_t *m = request_done(req);
+    if (m == NULL)
+        return;
+    wsg_router_end_run(router);
+    if (status < 0) {
+        log_failure("XINFO", m->channel, m, status, err);
+    } else {
+        /* Trimming removes the oldest entries: some after `since` are gone when it is older than the oldest
+         * kept and something was removed. XDEL removes any: one after `since` is a gap too. */
+        bool is_trimmed = info->has_removals && wsg_stream_id_cmp(m->since, info->first_id) < 0;
+        bool is_deleted = wsg_stream_id_cmp(m->since, info->max_deleted) < 0;
+        if (info->exists && (is_trimmed || is_deleted))
+            send_gap(router, m, m->since, "trimmed");
+    }
+    catch_up(router, m);
+}
+
+static void start_catch_up(wsg_router_t *router, wsg_member_t *m)
+{
+    const wsg_channel_t *ch = m->channel;
+    m->stream_state = WSG_MEMBER_CATCHING_UP;
+    m->cursor = m->since;
+    struct stream_request *req = request_new(router, m, ch, m->has_since ? REQ_INFO : REQ_LAST);
+    int rc = -ENOMEM;
+    if (req != NULL)
+        rc = m->has_since ? wsg_redis_stream_info(router->cmd, ch->name, ch->name_len, on_info, req)
+                          : wsg_redis_stream_last(router->cmd, ch->name, ch->name_len, on_last, req);
+    if (rc < 0) {
+        if (req != NULL)
+            request_done(req);
+        log_failure(m->has_since ? "XINFO" : "XREVRANGE", ch, m, rc, NULL);
+        go_live(m);
+    }
+}
+
+void wsg_router_stream_join(wsg_router_t *router, wsg_member_t *m)
+{
+    wsg_channel_t *ch = m->channel;
+    m->stream_state = WSG_MEMBER_WAITING;
+    char label[WSG_CHANNEL_NAME_MAX + 1];
+    ssize_t n = wsg_channel_label(ch->name, ch->name_len, router->prefix, label, sizeof label);
+    m->has_since = n >= 0 && m->client->resume_query.len > 0 &&
+                   wsg_query_since(m->client->resume_query, (wsg_str_t){label, (size_t)n}, &m->since) == 0;
+    if (ch->state == WSG_CHANNEL_SUBSCRIBED)
+        start_catch_up(router, m);
+    else
+        wsg_router_stream_sync(router, ch);
+}
+
+void wsg_router_stream_leave(wsg_member_t *m)
+{
+    if (m->sreq != NULL)
+        m->sreq->member = NULL; /* its reply finds no member */
+    m->sreq = NULL;
+}
+
+/* ---- following a channel ------------------------------------------------------------------------------- */
+
+static void on_open(void *arg, int status, const char *err, const wsg_stream_entry_t *entries, size_t n)
+{
+    struct stream_request *req = arg;
+    wsg_router_t *router = req->router;
+    wsg_channel_t *ch = wsg_channels_find(&router->channels, req->name, req->name_len);
+    free(req);
+    if (ch == NULL || ch->state != WSG_CHANNEL_SUBSCRIBING)
+        return;
+    wsg_router_end_run(router);
+    ch->state = WSG_CHANNEL_UNSUBSCRIBED;
+    if (status < 0) {
+        if (status != -ECANCELED)
+            log_failure("XREVRANGE", ch, NULL, status,
+                        err); /* e.g. WRONGTYPE: tried again on the next join */
+        wsg_router_stream_sync(router, ch);
+        return;
+    }
+    if (ch->nmembers == 0) {
+        wsg_router_stream_sync(router, ch);
+        return;
+    }
+    ch->last_id = n == 1 ? entries[0].id : (wsg_stream_id_t){0, 0};
+    int rc = router->streams != NULL
+                 ? wsg_redis_streams_add(router->streams, ch->name, ch->name_len, ch->last_id)
+                 : -ENOTCONN;
+    if (rc < 0 && rc != -EEXIST) {
+        log_failure("XREAD", ch, NULL, rc, "cannot follow the stream");
+        return;
+    }
+    ch->state = WSG_CHANNEL_SUBSCRIBED;
+    WSG_DEBUG("stream_followed", WSG_F_CHANNEL("channel", ch->name, ch->name_len));
+    for (wsg_member_t *m = ch->members; m; m = m->next)
+        if (m->stream_state == WSG_MEMBER_WAITING)
+            start_catch_up(router, m);
+}
+
+void wsg_router_stream_sync(wsg_router_t *router, wsg_channel_t *ch)
+{
+    bool want = ch->nmembers > 0;
+    if (ch->state == WSG_CHANNEL_UNSUBSCRIBED) {
+        if (want) {
+            struct stream_request *req = router->cmd ? request_new(router, NULL, ch, REQ_OPEN) : NULL;
+            if (req != NULL && wsg_redis_stream_last(router->cmd, ch->name, ch->name_len, on_open, req) == 0)
+                ch->state = WSG_CHANNEL_SUBSCRIBING;
+            else
+                free(req);
+        } else if (ch->npublishers == 0) {
+            wsg_channels_remove(&router->channels, ch);
+        }
+    } else if (ch->state == WSG_CHANNEL_SUBSCRIBED && !want) {
+        if (router->streams != NULL)
+            wsg_redis_streams_remove(router->streams, ch->name, ch->name_len);
+        ch->state = WSG_CHANNEL_UNSUBSCRIBED;
+        WSG_DEBUG("stream_unfollowed", WSG_F_CHANNEL("channel", ch->name, ch->name_len));
+        if (ch->npublishers == 0)
+            wsg_channels_remove(&router->channels, ch);
+    }
+}
+
+/* ---- the stream reader ------------------------------------------------------------------------------ */
+
+static void on_reader_ready(void *arg)
+{
+    wsg_router_t *router = arg;
+    if (router->stream_down_since_ms == 0) {
+        WSG_INFO("redis_up", WSG_F_STR("role", "streams"));
+        return;
+    }
+    WSG_INFO("redis_up", WSG_F_STR("role", "streams"),
+             WSG_F_UINT("outage_ms", uv_now(router->loop) - router->stream_down_since_ms),
+             WSG_F_STR("msg", "streams are read on from the last entry delivered"));
+    router->stream_down_since_ms = 0;
+}
+
+static void on_reader_down(void *arg, const char *why, uint64_t retry_ms)
+{
+    wsg_router_t *router = arg;
+    if (router->stream_down_since_ms != 0) {
+        WSG_DEBUG("redis_retry", WSG_F_STR("role", "streams"), WSG_F_STR("why", why),
+                  WSG_F_UINT("retry_ms", retry_ms));
+        return;
+    }
+    router->stream_down_since_ms = uv_now(router->loop) | 1; /* never 0 */
+    WSG_WARN("redis_down", WSG_F_STR("role", "streams"), WSG_F_STR("why", why),
+             WSG_F_UINT("retry_ms", retry_ms));
+}
+
+static void on_reader_entry(void *arg, const char *key, size_t key_len, wsg_stream_id_t id,
+                            const uint8_t *payload, size_t len)
+{
+    wsg_router_t *router = arg;
+    wsg_channel_t *ch = wsg_channels_find(&router->channels, key, key_len);
+    if (ch == NULL || !ch->is_stream || ch->state != WSG_CHANNEL_SUBSCRIBED)
+        return;
+    ch->last_id = id;
+    if (payload == NULL) {
+        WSG_DEBUG("stream_entry_skipped", WSG_F_CHANNEL("channel", key, key_len),
+                  WSG_F_STR("why", "no " WSG_STREAM_FIELD " field"));
+        return;
+    }
+    WSG_STAT_ADD(router->stats, messages_from_redis, 1);
+    wsg_msg_t *msg = wsg_msg_new_data(payload, len);
+    if (msg == NULL) {
+        WSG_WARN("message_lost", WSG_F_CHANNEL("channel", key, key_len), WSG_F_UINT("len", len),
+                 WSG_F_STR("why", "out of memory"));
+        return;
+    }
+    msg->recv_ns = uv_hrtime();
+    msg->hash = wsg_hash_bytes(payload, len);
+    msg->has_id = true;
+    msg->id = id;
+    wsg_router_add_to_run(router, ch, msg);
+    wsg_msg_unref(msg);
+}
+
+static void on_reader_batch_done(void *arg)
+{
+    wsg_router_end_run(arg);
+}
+
+static void on_reader_error(void *arg, const char *err)
+{
+    (void)arg;
+    WSG_ERROR("redis_stream_read_refused", WSG_F_STR("why", err),
+              WSG_F_STR("msg", "a stream channel's key holds another type? tried again in 1 s"));
+}
+
+const wsg_redis_streams_handler_t wsg_router_streams_handler = {
+    .on_ready = on_reader_ready,
+    .on_down = on_reader_down,
+    .on_entry = on_reader_entry,
+    .on_batch_done = on_reader_batch_done,
+    .on_error = on_reader_error,
+};

@@ -1,0 +1,386 @@
+/* Stream reader: one XREAD at a time over every followed stream, the last id of each, CLIENT UNBLOCK when the
+ * set grows, a watchdog on a read that never returns. */
+#include "stream_reader.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stream_cmds.h"
+
+/* Entries per stream in one reply: bounds the work of one batch. */
+#define READ_COUNT "256"
+#define RETRY_AFTER_ERROR_MS 1000
+
+typedef struct followed {
+    struct followed *hash_next;
+    struct followed *prev, *next; /* the list XREAD is built from */
+    wsg_stream_id_t last;
+    uint32_t hash;
+    size_t len;
+    char name[]; /* NUL-terminated */
+} followed_t;
+
+struct wsg_redis_streams {
+    wsg_redis_link_t *link;
+    wsg_redis_cmd_t *cmd; /* borrowed: CLIENT UNBLOCK goes there */
+    const wsg_redis_streams_handler_t *handler;
+    void *arg;
+    followed_t **buckets;
+    uint32_t nbuckets; /* a power of two */
+    size_t count;
+    followed_t *head;
+    long long client_id; /* of the reader's connection (CLIENT ID), -1 until known */
+    uint64_t block_ms;
+    uint64_t watchdog_ms; /* block_ms + the connect timeout */
+    uv_timer_t timer;     /* the watchdog of a read in flight, or the retry after an error */
+    bool is_reading;      /* an XREAD is in flight */
+    bool is_unblock_sent; /* ... and a CLIENT UNBLOCK for it */
+    bool is_closing;
+    int handles_open;
+    void (*close_cb)(void *);
+    void *close_arg;
+};
+
+static uint32_t hash_name(const char *s, size_t len)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)s[i]) * 16777619u;
+    return h;
+}
+
+static followed_t *find(const wsg_redis_streams_t *r, const char *key, size_t len)
+{
+    uint32_t h = hash_name(key, len);
+    for (followed_t *f = r->buckets[h & (r->nbuckets - 1)]; f; f = f->hash_next)
+        if (f->hash == h && f->len == len && memcmp(f->name, key, len) == 0)
+            return f;
+    return NULL;
+}
+
+static int grow(wsg_redis_streams_t *r)
+{
+    uint32_t n = r->nbuckets * 2;
+    followed_t **buckets = calloc(n, sizeof(*buckets));
+    if (buckets == NULL)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < r->nbuckets; i++) {
+        followed_t *f = r->buckets[i];
+        while (f != NULL) {
+            followed_t *next = f->hash_next;
+            f->hash_next = buckets[f->hash & (n - 1)];
+            buckets[f->hash & (n - 1)] = f;
+            f = next;
+        }
+    }
+    free(r->buckets);
+    r->buckets = buckets;
+    r->nbuckets = n;
+    return 0;
+}
+
+/* ---- reading ------------------------------------------------------------------------------------------ */
+
+static void on_read_reply(void *privdata, const redisReply *reply);
+static void on_watchdog(uv_timer_t *timer);
+
+static void on_unblocked(void *arg, int status, const redisReply *reply)
+{
+    (void)arg;
+    (void)status;
+    (void)reply; /* 0 when the reader was not blocked any more: its next read has the new set already */
+}
+
+/* Sends XREAD over every followed stream, unless one is in flight or there is nothing to read. */
+static void issue_read(wsg_redis_streams_t *r)
+{
+    if (r->is_reading || r->is_closing || r->count == 0 || !wsg_redis_link_is_ready(r->link))
+        return;
+    size_t argc = 6 + 2 * r->count;
+    const char **argv = malloc(argc * sizeof(*argv));
+    size_t *lens = malloc(argc * sizeof(*lens));
+    char *ids = malloc(r->count * (WSG_STREAM_ID_MAX_LEN + 1));
+    char block[24];
+    int block_len = snprintf(block, sizeof block, "%" PRIu64, r->block_ms);
+    if (argv == NULL || lens == NULL || ids == NULL)
+        goto Out; /* tried again on the next add, reply or reconnect */
+    const char *head[] = {"XREAD", "COUNT", READ_COUNT, "BLOCK", block, "STREAMS"};
+    for (size_t i = 0; i < 6; i++) {
+        argv[i] = head[i];
+        lens[i] = i == 4 ? (size_t)block_len : strlen(head[i]);
+    }
+    size_t i = 0;
+    for (followed_t *f = r->head; f; f = f->next, i++) {
+        char *id = ids + i * (WSG_STREAM_ID_MAX_LEN + 1);
+        argv[6 + i] = f->name;
+        lens[6 + i] = f->len;
+        argv[6 + r->count + i] = id;
+        lens[6 + r->count + i] = wsg_stream_id_format(f->last, id);
+    }
+    char *wire = NULL;
+    int wire_len = redisFormatCommandArgv(&wire, (int)argc, argv, lens);
+    if (wire_len >= 0 && wsg_redis_link_send(r->link, wire, (size_t)wire_len, on_read_reply, r) == 0) {
+        r->is_reading = true;
+        r->is_unblock_sent = false;
+        uv_timer_start(&r->timer, on_watchdog, r->watchdog_ms, 0);
+    }
+    free(wire);
+Out:
+    free(argv);
+    free(lens);
+    free(ids);
+}
+
+static void on_watchdog(uv_timer_t *timer)
+{
+    wsg_redis_streams_t *r = timer->data;
+    if (r->is_reading)
+        wsg_redis_link_reset(r->link, "XREAD did not return in time");
+    else
+        issue_read(r); /* the retry after an error */
+}
+
+/* Interrupts a read in flight so that the next one covers a stream just added. */
+static void interrupt(wsg_redis_streams_t *r)
+{
+    if (!r->is_reading) {
+        issue_read(r);
+        return;
+    }
+    if (r->is_unblock_sent || r->client_id < 0)
+        return; /* the read returns within block_ms anyway */
+    char id[24];
+    size_t id_len = (size_t)snprintf(id, sizeof id, "%lld", r->client_id);
+    const char *argv[] = {"CLIENT", "UNBLOCK", id};
+    size_t lens[] = {6, 7, id_len};
+    if (wsg_redis_cmd_argv(r->cmd, 3, argv, lens, -1, false, on_unblocked, r) == 0)
+        r->is_unblock_sent = true;
+}
+
+/* Reports the entries of one stream of a reply: [key, [[id, [field, value, ...]], ...]]. */
+static void report_stream(wsg_redis_streams_t *r, const redisReply *stream)
+{
+    if (stream->type != REDIS_REPLY_ARRAY || stream->elements != 2 ||
+        stream->element[0]->type != REDIS_REPLY_STRING || stream->element[1]->type != REDIS_REPLY_ARRAY)
+        return;
+    const redisReply *key = stream->element[0], *entries = stream->element[1];
+    for (size_t i = 0; i < entries->elements; i++) {
+        wsg_stream_entry_t e;
+        if (!wsg_stream_entry_parse(entries->element[i], &e))
+            continue;
+        /* Looked up for every entry: the handler may stop following the stream while it is told. */
+        followed_t *f = find(r, key->str, key->len);
+        if (f == NULL || r->is_closing)
+            return;
+        if (wsg_stream_id_cmp(e.id, f->last) <= 0)
+            continue;
+        f->last = e.id;
+        r->handler->on_entry(r->arg, key->str, key->len, e.id, e.payload, e.len);
+    }
+}
+
+static void on_read_reply(void *privdata, const redisReply *reply)
+{
+    wsg_redis_streams_t *r = privdata;
+    r->is_reading = false;
+    r->is_unblock_sent = false;
+    uv_timer_stop(&r->timer);
+    if (reply == NULL || r->is_closing)
+        return; /* lost: on_down follows, and on_ready reads again */
+    if (reply->type == REDIS_REPLY_ERROR) {
+        r->handler->on_error(r->arg, reply->str);
+        uv_timer_start(&r->timer, on_watchdog, RETRY_AFTER_ERROR_MS, 0);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < reply->elements && !r->is_closing; i++)
+            report_stream(r, reply->element[i]);
+        if (!r->is_closing)
+            r->handler->on_batch_done(r->arg);
+    }
+    issue_read(r); /* a nil reply: the block timed out or was interrupted */
+}
+
+/* ---- the connection --------------------------------------------------------------------------------- */
+
+static void on_client_id(void *privdata, const redisReply *reply)
+{
+    wsg_redis_streams_t *r = privdata;
+    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
+        r->client_id = reply->integer;
+}
+
+static void on_link_ready(wsg_redis_link_t *link, void *arg)
+{
+    wsg_redis_streams_t *r = arg;
+    (void)link;
+    r->client_id = -1;
+    static const char client_id[] = "*2\r\n$6\r\nCLIENT\r\n$2\r\nID\r\n";
+    wsg_redis_link_send(r->link, client_id, sizeof client_id - 1, on_client_id, r);
+    if (!r->is_closing)
+        r->handler->on_ready(r->arg);
+    issue_read(r);
+}
+
+static void on_link_down(wsg_redis_link_t *link, void *arg, const char *why, uint64_t retry_ms)
+{
+    wsg_redis_streams_t *r = arg;
+    (void)link;
+    r->is_reading = false;
+    r->client_id = -1;
+    uv_timer_stop(&r->timer);
+    if (!r->is_closing)
+        r->handler->on_down(r->arg, why, retry_ms);
+}
+
+static void on_timer_closed(uv_handle_t *handle);
+
+static const wsg_redis_link_handler_t link_handler = {
+    .on_ready = on_link_ready,
+    .on_down = on_link_down,
+};
+
+wsg_redis_streams_t *wsg_redis_streams_new(uv_loop_t *loop, const wsg_redis_addr_t *addr,
+                                           const wsg_redis_link_options_t *opts, wsg_redis_cmd_t *cmd,
+                                           uint64_t block_ms, const wsg_redis_streams_handler_t *handler,
+                                           void *arg)
+{
+    wsg_redis_streams_t *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->nbuckets = 16;
+    r->buckets = calloc(r->nbuckets, sizeof(*r->buckets));
+    if (r->buckets == NULL) {
+        free(r);
+        return NULL;
+    }
+    r->cmd = cmd;
+    r->handler = handler;
+    r->arg = arg;
+    r->client_id = -1;
+    r->block_ms = block_ms ? block_ms : 5000;
+    r->watchdog_ms = r->block_ms + (opts->connect_timeout_ms ? opts->connect_timeout_ms : 2000);
+    uv_timer_init(loop, &r->timer);
+    r->timer.data = r;
+    r->handles_open = 1;
+    wsg_redis_link_options_t link_opts = *opts;
+    link_opts.select_db = true;
+    link_opts.is_pubsub = false;
+    r->link = wsg_redis_link_new(loop, addr, &link_opts, &link_handler, r);
+    if (r->link == NULL) {
+        r->is_closing = true; /* freed once the timer is closed, without a callback */
+        uv_close((uv_handle_t *)&r->timer, on_timer_closed);
+        return NULL;
+    }
+    return r;
+}
+
+int wsg_redis_streams_add(wsg_redis_streams_t *r, const char *key, size_t len, wsg_stream_id_t after)
+{
+    if (find(r, key, len) != NULL)
+        return -EEXIST;
+    if (r->count >= r->nbuckets && grow(r) < 0)
+        return -ENOMEM;
+    followed_t *f = malloc(sizeof(*f) + len + 1);
+    if (f == NULL)
+        return -ENOMEM;
+    memcpy(f->name, key, len);
+    f->name[len] = '\0';
+    f->len = len;
+    f->last = after;
+    f->hash = hash_name(key, len);
+    f->hash_next = r->buckets[f->hash & (r->nbuckets - 1)];
+    r->buckets[f->hash & (r->nbuckets - 1)] = f;
+    f->prev = NULL;
+    f->next = r->head;
+    if (r->head != NULL)
+        r->head->prev = f;
+    r->head = f;
+    r->count++;
+    interrupt(r);
+    return 0;
+}
+
+void wsg_redis_streams_remove(wsg_redis_streams_t *r, const char *key, size_t len)
+{
+    followed_t *f = find(r, key, len);
+    if (f == NULL)
+        return;
+    followed_t **p = &r->buckets[f->hash & (r->nbuckets - 1)];
+    while (*p != f)
+        p = &(*p)->hash_next;
+    *p = f->hash_next;
+    if (f->prev != NULL)
+        f->prev->next = f->next;
+    else
+        r->head = f->next;
+    if (f->next != NULL)
+        f->next->prev = f->prev;
+    r->count--;
+    free(f);
+    /* A read in flight may go on blocking on it: its entries are ignored, and it returns within block_ms. */
+}
+
+bool wsg_redis_streams_last(const wsg_redis_streams_t *r, const char *key, size_t len, wsg_stream_id_t *out)
+{
+    const followed_t *f = find(r, key, len);
+    if (f != NULL)
+        *out = f->last;
+    return f != NULL;
+}
+
+size_t wsg_redis_streams_count(const wsg_redis_streams_t *r)
+{
+    return r->count;
+}
+
+bool wsg_redis_streams_is_ready(const wsg_redis_streams_t *r)
+{
+    return wsg_redis_link_is_ready(r->link);
+}
+
+static void maybe_free(wsg_redis_streams_t *r)
+{
+    if (r->handles_open > 0)
+        return;
+    while (r->head != NULL) {
+        followed_t *f = r->head;
+        r->head = f->next;
+        free(f);
+    }
+    free(r->buckets);
+    void (*cb)(void *) = r->close_cb;
+    void *cb_arg = r->close_arg;
+    free(r);
+    if (cb != NULL)
+        cb(cb_arg);
+}
+
+static void on_timer_closed(uv_handle_t *handle)
+{
+    wsg_redis_streams_t *r = handle->data;
+    r->handles_open--;
+    maybe_free(r);
+}
+
+static void on_link_closed(void *arg)
+{
+    wsg_redis_streams_t *r = arg;
+    r->link = NULL;
+    uv_close((uv_handle_t *)&r->timer, on_timer_closed);
+}
+
+void wsg_redis_streams_close(wsg_redis_streams_t *r, void (*cb)(void *cb_arg), void *cb_arg)
+{
+    r->is_closing = true;
+    r->close_cb = cb;
+    r->close_arg = cb_arg;
+    uv_timer_stop(&r->timer);
+    if (r->is_reading)
+        wsg_redis_link_reset(r->link, "closing"); /* a blocked XREAD is not worth waiting for */
+    wsg_redis_link_close(r->link, on_link_closed, r);
+}

@@ -1,0 +1,323 @@
+"""Stream channels (WSGATE_STREAMS): messages kept in a Redis Stream, the last entry on connect, resume after
+`since` with nothing lost or repeated, gap notices, the wsgate.v1 envelope, client publishing with XADD, and
+reading on across Redis restarts."""
+
+import json
+import os
+import tempfile
+import threading
+import time
+
+import harness as h
+from harness import with_env
+
+STREAMS = {"WSGATE_STREAMS": "broadcast:orders*,user:*:inbox", "WSGATE_ANONYMOUS_PUBLISH": "1"}
+V1 = {"Sec-WebSocket-Protocol": "wsgate.v1"}
+SUB = "/ws/orders?subscribe-broadcast"
+
+
+def xadd(r, payload, key="broadcast:orders", maxlen=None):
+    kw = {"maxlen": maxlen, "approximate": False} if maxlen else {}
+    return r.xadd(key, {"payload": payload}, **kw).decode()
+
+
+def recv_env(ws, timeout=h.DEFAULT_TIMEOUT):
+    return json.loads(ws.recv_text(timeout))
+
+
+def recv_envs(ws, n, timeout=h.DEFAULT_TIMEOUT):
+    deadline = time.monotonic() + timeout
+    return [recv_env(ws, max(0.01, deadline - time.monotonic())) for _ in range(n)]
+
+
+def expect_silence(ws, duration=0.3):
+    try:
+        msg = ws.recv_message(timeout=duration)
+    except h.HarnessError:
+        return
+    except OSError:
+        return
+    raise AssertionError(f"unexpected message {msg!r}")
+
+
+def id_key(entry_id):
+    ms, seq = entry_id.split("-")
+    return int(ms), int(seq)
+
+
+# -- the last entry, then live ----------------------------------------------------------------------------------
+
+@with_env(**STREAMS)
+def test_raw_client_gets_the_last_entry_then_live_ones(gateway, redis):
+    for i in range(5):
+        xadd(redis, f"old {i}")
+    ws = gateway.open_raw(SUB)
+    assert ws.recv_text() == "old 4"
+    xadd(redis, "live")
+    assert ws.recv_text() == "live"
+    expect_silence(ws)
+
+
+@with_env(**STREAMS)
+def test_v1_envelopes_carry_channel_and_id_and_pubsub_ids_are_null(gateway, redis):
+    first = xadd(redis, "stored")
+    ws = gateway.open_raw(SUB, headers=V1)
+    assert recv_env(ws) == {"ch": "broadcast:orders", "id": first, "data": "stored"}
+    second = xadd(redis, "caf\u00e9 \"quoted\"\n")
+    assert recv_env(ws) == {"ch": "broadcast:orders", "id": second, "data": "caf\u00e9 \"quoted\"\n"}
+    redis.xadd("broadcast:orders", {"payload": b"\xff\x00binary"})
+    env = recv_env(ws)
+    assert env["data_b64"] == "/wBiaW5hcnk=" and "data" not in env
+
+
+@with_env(**STREAMS)
+def test_pubsub_channels_beside_streams_are_unchanged_and_enveloped_for_v1(gateway, redis):
+    raw = gateway.open_raw("/ws/news?subscribe-broadcast")
+    v1 = gateway.open_raw("/ws/news?subscribe-broadcast", headers=V1)
+    h.wait_numsub("broadcast:news", 1)
+    h.publish("broadcast:news", "hello")
+    assert raw.recv_text() == "hello"
+    assert recv_env(v1) == {"ch": "broadcast:news", "id": None, "data": "hello"}
+    assert redis.type("broadcast:news") in (b"string", b"none")  # ws4redis's stored message, not a stream
+
+
+def test_subprotocol_v1_is_answered_only_when_offered(start_gateway):
+    gw = start_gateway(**STREAMS)
+    ws = gw.raw()
+    resp = ws.handshake(SUB, headers={"Sec-WebSocket-Protocol": "chat, wsgate.v1"})
+    ws.assert_upgraded(resp)
+    assert resp.headers.get("sec-websocket-protocol") == "wsgate.v1"
+    ws2 = gw.raw()
+    resp2 = ws2.handshake(SUB, headers={"Sec-WebSocket-Protocol": "chat"})
+    assert resp2.headers.get("sec-websocket-protocol") == "chat"
+
+
+# -- resume ------------------------------------------------------------------------------------------------------
+
+@with_env(**STREAMS)
+def test_since_replays_every_later_entry_in_order_then_live(gateway, redis):
+    ids = [xadd(redis, f"m{i}") for i in range(250)]  # more than one page
+    ws = gateway.open_raw(f"{SUB}&since={ids[9]}", headers=V1)
+    got = recv_envs(ws, 240)
+    assert [e["id"] for e in got] == ids[10:]
+    assert [e["data"] for e in got] == [f"m{i}" for i in range(10, 250)]
+    last = xadd(redis, "live")
+    assert recv_env(ws) == {"ch": "broadcast:orders", "id": last, "data": "live"}
+    expect_silence(ws)
+
+
+@with_env(**STREAMS)
+def test_since_per_channel_wins_over_the_plain_one(gateway, redis):
+    a = [xadd(redis, f"a{i}") for i in range(5)]
+    b = [xadd(redis, f"b{i}", key="broadcast:orders2") for i in range(5)]
+    # one client, two stream channels: the facility "orders" only names one; use two clients' worth of keys
+    ws = gateway.open_raw(f"/ws/orders2?subscribe-broadcast&since={a[0]}&since.broadcast%3Aorders2={b[2]}",
+                          headers=V1)
+    assert [e["data"] for e in recv_envs(ws, 2)] == ["b3", "b4"]
+    expect_silence(ws)
+
+
+@with_env(**STREAMS)
+def test_since_at_the_newest_entry_sends_nothing_until_live(gateway, redis):
+    last = [xadd(redis, f"m{i}") for i in range(3)][-1]
+    ws = gateway.open_raw(f"{SUB}&since={last}", headers=V1)
+    expect_silence(ws)
+    xadd(redis, "next")
+    assert recv_env(ws)["data"] == "next"
+
+
+@with_env(**STREAMS)
+def test_since_zero_replays_the_whole_stream_without_a_gap(gateway, redis):
+    ids = [xadd(redis, f"m{i}") for i in range(5)]
+    ws = gateway.open_raw(f"{SUB}&since=0", headers=V1)
+    assert [e["id"] for e in recv_envs(ws, 5)] == ids
+    expect_silence(ws)
+
+
+@with_env(**STREAMS)
+def test_since_older_than_the_oldest_entry_kept_gets_a_gap_notice_then_the_rest(gateway, redis):
+    ids = [xadd(redis, f"m{i}", maxlen=10) for i in range(30)]
+    ws = gateway.open_raw(f"{SUB}&since={ids[3]}", headers=V1)
+    gap = recv_env(ws)
+    assert gap == {"ch": "broadcast:orders", "gap": True, "after": ids[3], "reason": "trimmed"}
+    assert [e["id"] for e in recv_envs(ws, 10)] == ids[20:]
+    expect_silence(ws)
+    gateway.wait_log(r"event=stream_gap .*reason=trimmed")
+
+
+@with_env(**STREAMS, WSGATE_STREAM_REPLAY_MAX="20")
+def test_a_resume_replays_at_most_replay_max_then_a_gap_notice_then_live(gateway, redis):
+    ids = [xadd(redis, f"m{i}") for i in range(100)]
+    ws = gateway.open_raw(f"{SUB}&since={ids[0]}", headers=V1)
+    got = recv_envs(ws, 21)
+    assert [e["id"] for e in got[:20]] == ids[1:21]
+    assert got[20] == {"ch": "broadcast:orders", "gap": True, "after": ids[20], "reason": "replay_max"}
+    expect_silence(ws)
+    live = xadd(redis, "live")
+    assert recv_env(ws)["id"] == live
+
+
+@with_env(**STREAMS)
+def test_malformed_since_is_refused_with_400(gateway):
+    for bad in ["abc", "1-", "-1", "", "1-2-3", "18446744073709551616-0", "1.5"]:
+        ws = gateway.raw()
+        resp = ws.handshake(f"{SUB}&since={bad}")
+        assert resp.status == 400, (bad, resp)
+        assert b"since" in resp.body
+    gateway.wait_log(r"status=400 why=\"since must be a stream id")
+
+
+# -- publishing --------------------------------------------------------------------------------------------------
+
+@with_env(**STREAMS, WSGATE_STREAM_MAXLEN="50")
+def test_client_messages_on_a_stream_channel_are_xadded_and_trimmed(gateway, redis):
+    sub = gateway.open_raw(SUB, headers=V1)
+    pub = gateway.open_raw("/ws/orders?publish-broadcast")
+    gateway.wait_log(r"event=stream_followed")
+    for i in range(300):
+        pub.send_text(f"c{i}")
+        if i % 20 == 19:
+            time.sleep(0.02)  # the reader keeps up: nothing is trimmed before it is read
+    got = [recv_env(sub)["data"] for _ in range(300)]
+    assert got == [f"c{i}" for i in range(300)]
+    entries = redis.xrange("broadcast:orders")
+    assert 50 <= len(entries) < 300  # MAXLEN ~ 50 trims whole nodes
+    assert entries[-1][1] == {b"payload": b"c299"}
+    assert redis.type("broadcast:orders") == b"stream"
+
+
+@with_env(**STREAMS)
+def test_without_echo_own_stream_messages_do_not_come_back(gateway, redis):
+    ws = gateway.open_raw("/ws/orders?subscribe-broadcast&publish-broadcast")
+    other = gateway.open_raw(SUB)
+    time.sleep(0.2)
+    ws.send_text("mine")
+    assert other.recv_text() == "mine"
+    expect_silence(ws)
+
+
+# -- bad keys and odd entries ------------------------------------------------------------------------------------
+
+@with_env(**STREAMS)
+def test_a_key_of_another_type_is_logged_and_other_streams_still_flow(gateway, redis):
+    redis.set("broadcast:orders", "a ws4redis stored message")  # not a stream
+    bad = gateway.open_raw(SUB)
+    good = gateway.open_raw("/ws/orders2?subscribe-broadcast")
+    gateway.wait_log(r"event=stream_read_failed .*WRONGTYPE")
+    time.sleep(0.2)
+    xadd(redis, "fine", key="broadcast:orders2")
+    assert good.recv_text() == "fine"
+    expect_silence(bad)
+
+
+@with_env(**STREAMS)
+def test_entries_without_a_payload_field_are_skipped(gateway, redis):
+    ws = gateway.open_raw(SUB)
+    time.sleep(0.2)
+    redis.xadd("broadcast:orders", {"other": "x"})
+    xadd(redis, "real")
+    assert ws.recv_text() == "real"
+
+
+# -- concurrency: joins while entries pour in --------------------------------------------------------------------
+
+@with_env(**STREAMS, WSGATE_WORKERS="2", WSGATE_STREAM_REPLAY_MAX="10000")
+def test_clients_joining_under_traffic_get_every_entry_once_in_order(gateway, redis):
+    """A publisher adds 3,000 entries as fast as it can while 30 clients join, each resuming from some entry
+    already written: each sees exactly the entries after its resume point, in order."""
+    first = [xadd(redis, f"pre{i}") for i in range(20)]
+    done = threading.Event()
+    written = list(first)
+
+    def publish():
+        r = h.STATE.redis_server.new_client()
+        for i in range(3000):
+            written.append(r.xadd("broadcast:orders", {"payload": f"m{i}"}).decode())
+        done.set()
+
+    t = threading.Thread(target=publish)
+    t.start()
+    clients = []
+    try:
+        for k in range(30):
+            since = written[len(written) // 2] if k % 3 else first[0]
+            clients.append((since, gateway.open_raw(f"{SUB}&since={since}", headers=V1)))
+            time.sleep(0.01)
+    finally:
+        t.join(30)
+    assert done.is_set()
+    for since, ws in clients:
+        expected = written[written.index(since) + 1:]
+        got = [e["id"] for e in recv_envs(ws, len(expected), timeout=20)]
+        assert got == expected, f"since {since}: {len(got)} entries, first difference at " \
+                                f"{next(i for i, (a, b) in enumerate(zip(got, expected)) if a != b)}"
+        expect_silence(ws, 0.1)
+
+
+# -- Redis restarts ---------------------------------------------------------------------------------------------
+
+def test_redis_killed_and_restarted_with_appendonly_loses_and_repeats_nothing(start_gateway):
+    data_dir = tempfile.mkdtemp(prefix="wsgate-aof-")
+    srv = h.RedisServer(args=["--appendonly", "yes", "--appendfsync", "always", "--dir", data_dir],
+                        log_path=os.path.join(data_dir, "redis.log"))
+    srv.start()
+    try:
+        gw = start_gateway(REDIS_URL=srv.url, WSGATE_WORKERS="2", **STREAMS)
+        clients = [gw.open_raw(SUB, headers=V1) for _ in range(6)]
+        time.sleep(0.3)
+        written = []
+        r = srv.new_client()
+        for i in range(200):
+            written.append(r.xadd("broadcast:orders", {"payload": f"a{i}"}).decode())
+        srv.kill()
+        time.sleep(0.5)
+        srv.start()
+        r = srv.new_client()
+        for i in range(200):
+            written.append(r.xadd("broadcast:orders", {"payload": f"b{i}"}).decode())
+            if i % 50 == 0:
+                time.sleep(0.05)
+        for ws in clients:
+            got = [e["id"] for e in recv_envs(ws, len(written), timeout=15)]
+            assert got == written
+            expect_silence(ws, 0.1)
+        gw.wait_log(r"event=redis_up role=streams outage_ms=")
+    finally:
+        srv.stop()
+
+
+def test_a_client_resumes_on_another_gateway_without_loss(start_gateway, redis):
+    gw1 = start_gateway(**STREAMS)
+    gw2 = start_gateway(**STREAMS)
+    ws = gw1.open_raw(SUB, headers=V1)
+    time.sleep(0.2)
+    ids = [xadd(redis, f"m{i}") for i in range(10)]
+    got = recv_envs(ws, 10)
+    assert [e["id"] for e in got] == ids
+    ws.close_handshake()
+    more = [xadd(redis, f"n{i}") for i in range(10)]  # while it is away
+    ws2 = gw2.open_raw(f"{SUB}&since={got[-1]['id']}", headers=V1)
+    assert [e["id"] for e in recv_envs(ws2, 10)] == more
+    expect_silence(ws2)
+
+
+def test_stream_channels_need_a_single_redis_for_now(run_gateway):
+    status, out = run_gateway(REDIS_URL="redis-cluster://127.0.0.1:7000", WSGATE_STREAMS="broadcast:*")
+    assert status == 2 and "not supported with Redis Cluster" in out, out
+
+
+def test_malformed_stream_patterns_are_refused_at_start(run_gateway):
+    status, out = run_gateway(WSGATE_STREAMS="broadcast:[abc")
+    assert status == 2 and "WSGATE_STREAMS" in out, out
+
+
+def test_wsgate_publish_adds_to_a_stream_channel_and_publishes_to_others(run_gateway, redis):
+    status, out = run_gateway(args=["publish", "--facility", "orders", "--broadcast", "from the CLI"],
+                              WSGATE_STREAMS="broadcast:orders*", WSGATE_STREAM_MAXLEN="5")
+    assert status == 0, out
+    entries = redis.xrange("broadcast:orders")
+    assert entries[-1][1] == {b"payload": b"from the CLI"}
+    assert f"channel=broadcast:orders id={entries[-1][0].decode()}" in out
+    status, out = run_gateway(args=["publish", "--facility", "news", "--broadcast", "plain"],
+                              WSGATE_STREAMS="broadcast:orders*")
+    assert "channel=broadcast:news receivers=0" in out and redis.get("broadcast:news") == b"plain"
