@@ -47,6 +47,7 @@ struct wsg_redis_sharded {
     size_t nbuckets, nentries;
     bool has_map;
     bool is_closing;
+    bool is_down_reported; /* on_partial_down was raised: on_ready is owed once every connection is ready */
     unsigned open_links;
     void (*close_cb)(void *);
     void *close_arg;
@@ -213,6 +214,18 @@ static void report_lost_channels(wsg_redis_sharded_t *s, int16_t shard)
     }
 }
 
+/* After a lost connection: on_ready once every master carrying channels has a ready connection again, whether
+ * the lost master came back or its replica took over. The replica's connection is a new one, never down
+ * itself, so its own return cannot be what is reported. */
+static void report_ready_if_whole(wsg_redis_sharded_t *s)
+{
+    if (!s->is_down_reported || !wsg_redis_sharded_is_ready(s))
+        return;
+    s->is_down_reported = false;
+    if (s->handler->on_ready != NULL)
+        s->handler->on_ready(s->arg);
+}
+
 static void on_shard_ready(wsg_redis_link_t *link, void *arg)
 {
     shard_t *shard = arg;
@@ -224,11 +237,8 @@ static void on_shard_ready(wsg_redis_link_t *link, void *arg)
             if (e->shard == shard->index && !e->is_sent && !e->is_unsubscribing &&
                 send_one(shard, "SSUBSCRIBE", e, on_ssubscribe_error) == 0)
                 e->is_sent = true;
-    if (shard->was_down) {
-        shard->was_down = false;
-        if (s->handler->on_ready != NULL)
-            s->handler->on_ready(s->arg);
-    }
+    shard->was_down = false;
+    report_ready_if_whole(s);
 }
 
 static void on_shard_down(wsg_redis_link_t *link, void *arg, const char *why, uint64_t retry_ms)
@@ -243,6 +253,7 @@ static void on_shard_down(wsg_redis_link_t *link, void *arg, const char *why, ui
     wsg_redis_cluster_refresh(s->cluster); /* a replica may take over */
     if (was_ready || !shard->was_down) {
         shard->was_down = true;
+        s->is_down_reported = true;
         char text[700];
         snprintf(text, sizeof text, "shard %s:%u: %s", shard->host, shard->port, why);
         if (s->handler->on_partial_down != NULL)
@@ -384,15 +395,19 @@ static void on_map(void *arg)
         for (entry_t *e = s->buckets[b]; e != NULL; e = e->next)
             if (!e->is_sent && !e->is_unsubscribing)
                 route(s, e);
-    bool was_ready = wsg_redis_sharded_is_ready(s);
     for (unsigned i = 0; i < s->nshards; i++) {
         shard_t *shard = s->shards[i];
         if (shard->link != NULL && !wsg_redis_cluster_is_master(s->cluster, shard->host, shard->port))
             retire_shard(s, shard);
     }
-    /* A lost master replaced by its replica: the subscriber side is whole again. */
-    if ((is_first || (!was_ready && wsg_redis_sharded_is_ready(s))) && s->handler->on_ready != NULL)
-        s->handler->on_ready(s->arg);
+    if (is_first) {
+        s->is_down_reported = false;
+        if (s->handler->on_ready != NULL)
+            s->handler->on_ready(s->arg);
+        return;
+    }
+    /* A lost master replaced by its replica (whose connection may be ready already, or only later). */
+    report_ready_if_whole(s);
 }
 
 static const wsg_redis_cluster_handler_t cluster_handler = {.on_map = on_map};

@@ -14,6 +14,8 @@
  * With --flood (Redis only) there is no window at all: PUBLISH commands are written, pipelined, as fast as Redis
  * reads them (non-blocking writes, replies read as they come), whatever the subscribers do: the gateway may fall
  * behind and build a backlog (the overload scenario of scripts/bench).
+ * With --command SPUBLISH the Redis messages go out as sharded publishes (Redis Cluster, sharded pub/sub: point
+ * --redis at the master that owns the channel's slot).
  * One key=value line on stdout ("wspub mode=... sent=..."), a human summary on stderr. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -66,6 +68,7 @@ typedef struct pub {
     uint32_t window;
     size_t size;
     const char *channel;
+    const char *command; /* PUBLISH (default) or SPUBLISH */
     char host[64];
     int port;
     char path[1024];
@@ -407,7 +410,7 @@ static void append_message(pub_t *P)
         P->out_len += (size_t)n + P->size;
     } else {
         char *cmd;
-        int n = redisFormatCommand(&cmd, "PUBLISH %s %b", P->channel, payload, P->size);
+        int n = redisFormatCommand(&cmd, "%s %s %b", P->command, P->channel, payload, P->size);
         if (n < 0)
             abort();
         out_reserve(P, (size_t)n);
@@ -569,6 +572,7 @@ static void usage(FILE *f)
             "  --size B     payload bytes (default 64, at least %d)\n"
             "  --window W   unpaced: messages unanswered (and not yet seen by a probe) at most (default 64)\n"
             "  --flood      no window (Redis only): PUBLISH as fast as Redis reads, pipelined, for --duration S\n"
+            "  --command C  Redis command of each message: PUBLISH (default) or SPUBLISH (sharded pub/sub)\n"
             "  --go-stdin   connect (and half the probes), print 'wspub ready', wait for a line on stdin,\n"
             "               then the other probes and the first message\n"
             "  --drain S    after sending, wait up to S seconds for replies and the probe (default 10)\n"
@@ -584,6 +588,7 @@ int main(int argc, char **argv)
     P->window = 64;
     P->drain = 10;
     P->hfd = -1;
+    P->command = "PUBLISH";
     for (int i = 0; i < PROBES; i++)
         P->probes[i].fd = -1;
     const char *redis_url = NULL, *http_url = NULL, *probe_url = NULL;
@@ -601,7 +606,8 @@ int main(int argc, char **argv)
         O_WIN,
         O_PROBE,
         O_DRAIN,
-        O_GO
+        O_GO,
+        O_CMD
     };
     static const struct option opts[] = {{"redis", required_argument, 0, O_REDIS},
                                          {"channel", required_argument, 0, O_CHAN},
@@ -616,6 +622,7 @@ int main(int argc, char **argv)
                                          {"probe", required_argument, 0, O_PROBE},
                                          {"drain", required_argument, 0, O_DRAIN},
                                          {"go-stdin", no_argument, 0, O_GO},
+                                         {"command", required_argument, 0, O_CMD},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int opt;
@@ -661,6 +668,9 @@ int main(int argc, char **argv)
         case O_GO:
             P->is_go_stdin = true;
             break;
+        case O_CMD:
+            P->command = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -673,6 +683,10 @@ int main(int argc, char **argv)
         P->size < BENCH_PAYLOAD_MIN || P->size > MAX_SIZE || P->window == 0 || P->drain < 0 ||
         P->drain > 600 || (!P->is_unpaced && (P->rate <= 0 || P->rate > 1e6))) {
         usage(stderr);
+        return 2;
+    }
+    if (strcasecmp(P->command, "PUBLISH") != 0 && strcasecmp(P->command, "SPUBLISH") != 0) {
+        fprintf(stderr, "wspub: --command must be PUBLISH or SPUBLISH\n");
         return 2;
     }
     if (P->is_flood && (http_url || probe_url)) {

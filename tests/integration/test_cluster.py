@@ -205,3 +205,54 @@ def test_wsgate_publish_on_a_cluster():
         sharded.close()
     finally:
         cluster.stop()
+
+
+def test_sharded_subscriber_is_whole_again_after_a_failover():
+    """Sharded mode: the master that carries the gateway's probe channel (wsgate:probe:PID:0) is killed. Once its
+    replica has taken over and the channels are subscribed there, the subscriber side is up again (redis_up
+    logged, /readyz 200) and the probe channel is subscribed again: probes keep being delivered, so no probe
+    failure resubscribes the channels of the masters that never failed, whose clients lose nothing."""
+    cluster = RedisClusterServers(masters=3, replicas=1)
+    gw = None
+    try:
+        gw = h.Gateway(env={"WSGATE_CLOSE_TIMEOUT": "200ms", "REDIS_URL": cluster.seed_url(),
+                            "WSGATE_REDIS_SHARDED": "1", "WS4REDIS_EXPIRE": "0"}).start()
+        probe = f"wsgate:probe:{gw.pid}:0"
+        victim = cluster.node_for_key(probe)
+        # a channel on another master, and one on the victim
+        names = [f"w{i}" for i in range(40)]
+        safe = next(n for n in names if cluster.node_for_key(f"broadcast:{n}") != victim)
+        lost = next(n for n in names if cluster.node_for_key(f"broadcast:{n}") == victim)
+        a = gw.open_raw(f"/ws/{safe}?subscribe-broadcast")
+        b = gw.open_raw(f"/ws/{lost}?subscribe-broadcast")
+        for n in (safe, lost):
+            owner = cluster.node(cluster.node_for_key(f"broadcast:{n}"))
+            h.wait_until(lambda: owner.execute_command("PUBSUB", "SHARDNUMSUB", f"broadcast:{n}")[1] == 1, 5)
+        h.wait_until(lambda: cluster.node(victim).execute_command("PUBSUB", "SHARDNUMSUB", probe)[1] == 1, 5,
+                     what="the probe channel subscribed on its master")
+        assert gw.admin_get("/readyz")[0] == 200
+        safe_owner = cluster.node(cluster.node_for_key(f"broadcast:{safe}"))
+        old = cluster.kill_master_of_slot(key_slot(probe))
+        new = cluster.wait_failover(old)
+        # The gateway asks for the map every 500 ms while a master is unreachable: within 1 s it has the new one.
+        h.wait_until(lambda: gw.admin_get("/readyz")[0] == 200, 1, what="/readyz 200 after the takeover")
+        assert "redis_up role=subscriber" in gw.log_text().split("redis_down role=subscriber", 1)[1]
+        h.wait_until(lambda: cluster.node(new).execute_command("PUBSUB", "SHARDNUMSUB", probe)[1] == 1, 1,
+                     what="the probe channel subscribed on the new master")
+        assert cluster.node(new).execute_command("SPUBLISH", f"broadcast:{lost}", "after") == 1
+        assert b.recv_text() == "after"
+        # Over more than a probe timeout (WSGATE_REDIS_TIMEOUT, 2 s) the channel of a master that never
+        # failed gets every message, and no probe fails.
+        sent = 0
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end:
+            assert safe_owner.execute_command("SPUBLISH", f"broadcast:{safe}", str(sent)) == 1, sent
+            sent += 1
+            time.sleep(0.02)
+        got = [a.recv_text() for _ in range(sent)]
+        assert got == [str(i) for i in range(sent)]
+        assert "redis_probe_failed" not in gw.log_text()
+    finally:
+        if gw is not None:
+            gw.stop()
+        cluster.stop()
