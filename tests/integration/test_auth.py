@@ -111,7 +111,8 @@ def test_publish_user_lands_in_the_user_channel_and_key(gateway):
     ws = gateway.open_raw(f"/ws/f?publish-user&token={t}")
     ws.send_text("note to self")
     assert sub.get(3) == b"note to self"
-    assert h.redis_client().get("user:john:f") == b"note to self"
+    # SETEX follows PUBLISH: the subscriber may hear the message before Redis has run the SETEX.
+    h.wait_until(lambda: h.redis_client().get("user:john:f") == b"note to self", 3, what="the stored copy")
 
 
 @with_env(**AUTH)
