@@ -369,7 +369,8 @@ static void on_reader_entry(void *arg, const char *key, size_t key_len, wsg_stre
 {
     wsg_router_t *router = arg;
     wsg_channel_t *ch = wsg_channels_find(&router->channels, key, key_len);
-    if (ch == NULL || !ch->is_stream || ch->state != WSG_CHANNEL_SUBSCRIBED)
+    if (ch == NULL || !ch->is_stream || ch->state != WSG_CHANNEL_SUBSCRIBED ||
+        wsg_stream_id_cmp(id, ch->last_id) <= 0)
         return;
     ch->last_id = id;
     if (payload == NULL) {
