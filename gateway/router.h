@@ -14,6 +14,7 @@
 #include "channels.h"
 #include "commands.h"
 #include "echo_filter.h"
+#include "log.h"
 #include "msg.h"
 #include "outq.h"
 #include "stats.h"
@@ -106,6 +107,7 @@ typedef struct wsg_router {
     uint32_t stream_replay_max;
     uv_loop_t *loop;               /* borrowed: the time of an outage */
     uint64_t stream_down_since_ms; /* the stream reader is down since then; 0 = up */
+    wsg_log_limit_t stream_error_limit;
 } wsg_router_t;
 
 /** The subscriber-link handler; pass the router as its argument. */

@@ -400,9 +400,22 @@ static void on_reader_batch_done(void *arg)
 
 static void on_reader_error(void *arg, const char *err)
 {
-    (void)arg;
-    WSG_ERROR("redis_stream_read_refused", WSG_F_STR("why", err),
-              WSG_F_STR("msg", "a stream channel's key holds another type? tried again in 1 s"));
+    wsg_router_t *router = arg;
+    if (wsg_log_limit_allow(&router->stream_error_limit, uv_now(router->loop), 10000))
+        WSG_ERROR("redis_stream_read_refused", WSG_F_STR("why", err), WSG_F_STR("msg", "read again shortly"));
+}
+
+/* A followed key was turned into another type (SET over a stream): that channel alone stops, loudly; a later
+ * client of it tries to open it again. */
+static void on_reader_wrong_type(void *arg, const char *key, size_t key_len, const char *type)
+{
+    wsg_router_t *router = arg;
+    wsg_router_end_run(router);
+    WSG_ERROR("stream_key_wrong_type", WSG_F_CHANNEL("channel", key, key_len), WSG_F_STR("type", type),
+              WSG_F_STR("msg", "not a stream any more: its clients get nothing from it"));
+    wsg_channel_t *ch = wsg_channels_find(&router->channels, key, key_len);
+    if (ch != NULL && ch->is_stream && ch->state == WSG_CHANNEL_SUBSCRIBED)
+        ch->state = WSG_CHANNEL_UNSUBSCRIBED;
 }
 
 const wsg_redis_streams_handler_t wsg_router_streams_handler = {
@@ -411,4 +424,5 @@ const wsg_redis_streams_handler_t wsg_router_streams_handler = {
     .on_entry = on_reader_entry,
     .on_batch_done = on_reader_batch_done,
     .on_error = on_reader_error,
+    .on_wrong_type = on_reader_wrong_type,
 };

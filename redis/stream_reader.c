@@ -35,10 +35,11 @@ struct wsg_redis_streams {
     followed_t *head;
     long long client_id; /* of the reader's connection (CLIENT ID), -1 until known */
     uint64_t block_ms;
-    uint64_t watchdog_ms; /* block_ms + the connect timeout */
-    uv_timer_t timer;     /* the watchdog of a read in flight, or the retry after an error */
-    bool is_reading;      /* an XREAD is in flight */
-    bool is_unblock_sent; /* ... and a CLIENT UNBLOCK for it */
+    uint64_t watchdog_ms;    /* block_ms + the connect timeout */
+    uv_timer_t timer;        /* the watchdog of a read in flight, or the retry after an error */
+    bool is_reading;         /* an XREAD is in flight */
+    unsigned probes_pending; /* TYPE questions in flight after a WRONGTYPE */
+    bool is_unblock_sent;    /* ... and a CLIENT UNBLOCK for it */
     bool is_closing;
     int handles_open;
     void (*close_cb)(void *);
@@ -87,6 +88,7 @@ static int grow(wsg_redis_streams_t *r)
 
 static void on_read_reply(void *privdata, const redisReply *reply);
 static void on_watchdog(uv_timer_t *timer);
+static int probe_types(wsg_redis_streams_t *r);
 
 static void on_unblocked(void *arg, int status, const redisReply *reply)
 {
@@ -98,7 +100,8 @@ static void on_unblocked(void *arg, int status, const redisReply *reply)
 /* Sends XREAD over every followed stream, unless one is in flight or there is nothing to read. */
 static void issue_read(wsg_redis_streams_t *r)
 {
-    if (r->is_reading || r->is_closing || r->count == 0 || !wsg_redis_link_is_ready(r->link))
+    if (r->is_reading || r->is_closing || r->count == 0 || r->probes_pending > 0 ||
+        !wsg_redis_link_is_ready(r->link))
         return;
     size_t argc = 6 + 2 * r->count;
     const char **argv = malloc(argc * sizeof(*argv));
@@ -183,6 +186,53 @@ static void report_stream(wsg_redis_streams_t *r, const redisReply *stream)
     }
 }
 
+/* ---- a followed key of another type ------------------------------------------------------------------- */
+
+/* A TYPE asked of one followed key after XREAD answered WRONGTYPE. */
+typedef struct type_probe {
+    wsg_redis_streams_t *reader;
+    size_t len;
+    char key[];
+} type_probe_t;
+
+static void on_type(void *privdata, const redisReply *reply)
+{
+    type_probe_t *p = privdata;
+    wsg_redis_streams_t *r = p->reader;
+    bool is_last = --r->probes_pending == 0;
+    if (reply != NULL && reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "stream") != 0 &&
+        strcmp(reply->str, "none") != 0 && !r->is_closing && find(r, p->key, p->len) != NULL) {
+        wsg_redis_streams_remove(r, p->key, p->len);
+        r->handler->on_wrong_type(r->arg, p->key, p->len, reply->str);
+    }
+    free(p);
+    if (is_last && reply != NULL && !r->is_closing)
+        issue_read(r);
+}
+
+/* Asks the TYPE of every followed key; 0 when the questions are out. */
+static int probe_types(wsg_redis_streams_t *r)
+{
+    if (r->probes_pending > 0)
+        return 0;
+    for (followed_t *f = r->head; f; f = f->next) {
+        type_probe_t *p = malloc(sizeof(*p) + f->len + 1);
+        char *cmd = NULL;
+        int len = p ? redisFormatCommand(&cmd, "TYPE %b", f->name, f->len) : -1;
+        if (len < 0 || wsg_redis_link_send(r->link, cmd, (size_t)len, on_type, p) < 0) {
+            free(p);
+            free(cmd);
+            return r->probes_pending > 0 ? 0 : -EIO;
+        }
+        free(cmd);
+        p->reader = r;
+        p->len = f->len;
+        memcpy(p->key, f->name, f->len + 1);
+        r->probes_pending++;
+    }
+    return r->probes_pending > 0 ? 0 : -ENOENT;
+}
+
 static void on_read_reply(void *privdata, const redisReply *reply)
 {
     wsg_redis_streams_t *r = privdata;
@@ -193,6 +243,8 @@ static void on_read_reply(void *privdata, const redisReply *reply)
         return; /* lost: on_down follows, and on_ready reads again */
     if (reply->type == REDIS_REPLY_ERROR) {
         r->handler->on_error(r->arg, reply->str);
+        if (strncmp(reply->str, "WRONGTYPE", 9) == 0 && probe_types(r) == 0)
+            return; /* read again once the culprits are known */
         uv_timer_start(&r->timer, on_watchdog, RETRY_AFTER_ERROR_MS, 0);
         return;
     }

@@ -30,8 +30,11 @@ typedef struct wsg_redis_streams_handler {
                      size_t len);
     /** The entries of one XREAD reply have all been reported. */
     void (*on_batch_done)(void *arg);
-    /** Redis refused the XREAD (e.g. a followed key holds another type); it is tried again in a second. */
+    /** Redis refused the XREAD; it is tried again in a second (after on_wrong_type, at once). */
     void (*on_error)(void *arg, const char *err);
+    /** `key` (borrowed for the call) holds `type`, not a stream: it is no longer followed, so that the others
+     *  are read on. Found by asking each key's TYPE when XREAD answers WRONGTYPE. */
+    void (*on_wrong_type)(void *arg, const char *key, size_t key_len, const char *type);
 } wsg_redis_streams_handler_t;
 
 /** Allocates the reader and starts connecting. `cmd` (borrowed, open while this is) carries CLIENT UNBLOCK.

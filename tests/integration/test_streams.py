@@ -321,3 +321,21 @@ def test_wsgate_publish_adds_to_a_stream_channel_and_publishes_to_others(run_gat
     status, out = run_gateway(args=["publish", "--facility", "news", "--broadcast", "plain"],
                               WSGATE_STREAMS="broadcast:orders*")
     assert "channel=broadcast:news receivers=0" in out and redis.get("broadcast:news") == b"plain"
+
+
+@with_env(**STREAMS)
+def test_a_followed_stream_turned_into_a_string_stops_alone(gateway, redis):
+    bad = gateway.open_raw(SUB)
+    good = gateway.open_raw("/ws/orders2?subscribe-broadcast")
+    gateway.wait_log(r"event=stream_followed channel=broadcast:orders2")
+    gateway.wait_log(r"event=stream_followed channel=broadcast:orders\b")
+    xadd(redis, "one", key="broadcast:orders2")
+    assert good.recv_text() == "one"
+    redis.delete("broadcast:orders")
+    redis.set("broadcast:orders", "not a stream")  # XREAD over both keys now answers WRONGTYPE
+    xadd(redis, "two", key="broadcast:orders2")
+    assert good.recv_text() == "two"
+    gateway.wait_log(r"event=stream_key_wrong_type channel=broadcast:orders type=string")
+    xadd(redis, "three", key="broadcast:orders2")
+    assert good.recv_text() == "three"
+    expect_silence(bad)
