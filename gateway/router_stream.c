@@ -111,6 +111,7 @@ static void send_entry(wsg_router_t *router, wsg_member_t *m, const wsg_stream_e
     msg->has_id = true;
     msg->id = e->id;
     msg->hash = wsg_hash_bytes(e->payload, e->len);
+    WSG_STAT_ADD(router->stats, stream_replayed, 1);
     wsg_router_deliver(router, m->client, m->channel, msg);
     wsg_msg_unref(msg);
 }
@@ -121,6 +122,10 @@ static void send_gap(wsg_router_t *router, wsg_member_t *m, wsg_stream_id_t afte
     char label[WSG_CHANNEL_NAME_MAX + 1];
     char after_text[WSG_STREAM_ID_MAX_LEN + 1];
     wsg_stream_id_format(after, after_text);
+    if (strcmp(reason, "trimmed") == 0)
+        WSG_STAT_ADD(router->stats, stream_gaps_trimmed, 1);
+    else
+        WSG_STAT_ADD(router->stats, stream_gaps_replay, 1);
     WSG_INFO("stream_gap", WSG_F_UINT("conn", wsg_router_conn_id(m->client)),
              WSG_F_CHANNEL("channel", ch->name, ch->name_len), WSG_F_STR("after", after_text),
              WSG_F_STR("reason", reason));
@@ -341,6 +346,7 @@ void wsg_router_stream_sync(wsg_router_t *router, wsg_channel_t *ch)
 static void on_reader_ready(void *arg)
 {
     wsg_router_t *router = arg;
+    WSG_STAT_SET(router->stats, redis_streams_down, 0);
     if (router->stream_down_since_ms == 0) {
         WSG_INFO("redis_up", WSG_F_STR("role", "streams"));
         return;
@@ -354,6 +360,7 @@ static void on_reader_ready(void *arg)
 static void on_reader_down(void *arg, const char *why, uint64_t retry_ms)
 {
     wsg_router_t *router = arg;
+    WSG_STAT_SET(router->stats, redis_streams_down, 1);
     if (router->stream_down_since_ms != 0) {
         WSG_DEBUG("redis_retry", WSG_F_STR("role", "streams"), WSG_F_STR("why", why),
                   WSG_F_UINT("retry_ms", retry_ms));

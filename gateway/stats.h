@@ -25,16 +25,17 @@ typedef struct wsg_stats {
     _Atomic uint64_t deliveries;
     _Atomic uint64_t bytes_received;
     _Atomic uint64_t bytes_sent;
-    _Atomic uint64_t channels;                /* gauge */
-    _Atomic uint64_t redis_sub_up;            /* gauge 0/1 */
-    _Atomic uint64_t redis_cmd_up;            /* gauge 0/1 */
+    _Atomic uint64_t channels;           /* gauge */
+    _Atomic uint64_t redis_sub_up;       /* gauge 0/1 */
+    _Atomic uint64_t redis_cmd_up;       /* gauge 0/1 */
+    _Atomic uint64_t redis_streams_down; /* gauge 0/1: the stream reader is not connected (0 without one) */
     _Atomic uint64_t redis_reconnects;
     _Atomic uint64_t redis_outage_ms;
     _Atomic uint64_t publishes_failed;
     _Atomic uint64_t slow_consumer_closes;
     _Atomic uint64_t slow_consumer_drops;
-    _Atomic uint64_t oversize_skips;          /* messages over the soft limit skipped for a busy client */
-    _Atomic uint64_t redis_sub_overflows;     /* Redis cut the subscriber off for falling behind */
+    _Atomic uint64_t oversize_skips;      /* messages over the soft limit skipped for a busy client */
+    _Atomic uint64_t redis_sub_overflows; /* Redis cut the subscriber off for falling behind */
     _Atomic uint64_t stale_closes;
     _Atomic uint64_t rate_limit_closes;
     _Atomic uint64_t redis_probe_failures;
@@ -43,18 +44,22 @@ typedef struct wsg_stats {
     _Atomic uint64_t heartbeats_sent;
     _Atomic uint64_t pings_sent;
     _Atomic uint64_t connections_freed;
+    _Atomic uint64_t stream_replayed;     /* stream entries sent by catch-ups (resumes, newest on connect) */
+    _Atomic uint64_t stream_gaps_trimmed; /* gap notices: entries after since no longer kept */
+    _Atomic uint64_t stream_gaps_replay;  /* gap notices: more than WSGATE_STREAM_REPLAY_MAX to replay */
     _Atomic uint64_t latency_buckets[WSG_LATENCY_BUCKETS + 1]; /* last: +Inf */
     _Atomic uint64_t latency_sum_us;
 } wsg_stats_t;
 
 /** Adds `n` to a counter owned by the calling thread (single writer). */
-#define WSG_STAT_ADD(stats, field, n)                                                                    \
-    atomic_store_explicit(&(stats)->field,                                                               \
-                          atomic_load_explicit(&(stats)->field, memory_order_relaxed) + (uint64_t)(n),    \
+#define WSG_STAT_ADD(stats, field, n)                                                                        \
+    atomic_store_explicit(&(stats)->field,                                                                   \
+                          atomic_load_explicit(&(stats)->field, memory_order_relaxed) + (uint64_t)(n),       \
                           memory_order_relaxed)
 
 /** Sets a gauge owned by the calling thread. */
-#define WSG_STAT_SET(stats, field, v) atomic_store_explicit(&(stats)->field, (uint64_t)(v), memory_order_relaxed)
+#define WSG_STAT_SET(stats, field, v)                                                                        \
+    atomic_store_explicit(&(stats)->field, (uint64_t)(v), memory_order_relaxed)
 
 /** Reads a counter or gauge from any thread. */
 #define WSG_STAT_GET(stats, field) atomic_load_explicit(&(stats)->field, memory_order_relaxed)

@@ -443,6 +443,7 @@ static int start_redis(wsg_worker_t *w)
                                            &wsg_router_streams_handler, &w->router);
         if (w->streams == NULL)
             return -ENOMEM;
+        WSG_STAT_SET(&w->stats, redis_streams_down, 1); /* until it has connected */
     }
     wsg_router_set_streams(&w->router, &w->loop, wsg_str_c(cfg->streams), w->streams,
                            (uint32_t)cfg->stream_replay_max, wsg_str_c(cfg->prefix));

@@ -143,6 +143,11 @@ def test_since_older_than_the_oldest_entry_kept_gets_a_gap_notice_then_the_rest(
     assert [e["id"] for e in recv_envs(ws, 10)] == ids[20:]
     expect_silence(ws)
     gateway.wait_log(r"event=stream_gap .*reason=trimmed")
+    m = gateway.metrics()
+    assert m['wsgate_stream_gaps_total{reason="trimmed"}'] == 1
+    assert m['wsgate_stream_gaps_total{reason="replay_max"}'] == 0
+    assert m["wsgate_stream_replayed_total"] == 10
+    assert m['wsgate_redis_connected{role="streams"}'] == 1
 
 
 @with_env(**STREAMS, WSGATE_STREAM_REPLAY_MAX="20")
