@@ -547,6 +547,7 @@ def test_a_ping_flood_from_a_client_that_never_reads_is_bounded_and_closed(gatew
     deadline = time.monotonic() + 5
     while True:
         assert time.monotonic() < deadline, "the flooding client's connection was not dropped within 5 s"
+        other.ping_roundtrip()  # still active: the idle timeout (2 s) must not close it meanwhile
         try:
             if not flooder.sock.recv(1 << 20):
                 break
@@ -554,7 +555,12 @@ def test_a_ping_flood_from_a_client_that_never_reads_is_bounded_and_closed(gatew
             continue
         except OSError:  # reset
             break
-    h.wait_until(lambda: gateway.metrics()["wsgate_connections_open"] == 1, 5, what="only the other client open")
+
+    def only_the_other_is_open():
+        other.ping_roundtrip()
+        return gateway.metrics()["wsgate_connections_open"] == 1
+
+    h.wait_until(only_the_other_is_open, 5, interval=0.2, what="only the other client open")
     assert other.ping_roundtrip() == []
 
 
