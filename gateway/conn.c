@@ -408,6 +408,8 @@ static void on_output_error(wsg_outq_t *q, int err)
 static void on_output_drained(wsg_outq_t *q)
 {
     wsg_conn_t *conn = conn_of_out(q);
+    if (conn->state == WSG_CONN_OPEN)
+        wsg_router_output_drained(conn->ctx->router, &conn->client); /* a paced stream replay goes on */
     if (conn->close_after_flush && !conn->is_lingering && conn->state != WSG_CONN_CLOSED)
         start_lingering(conn);
 }

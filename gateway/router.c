@@ -20,6 +20,7 @@ int wsg_router_init(wsg_router_t *router, size_t soft_limit, wsg_stats_t *stats,
     memset(router, 0, sizeof *router);
     router->run_max_bytes =
         soft_limit / 4 < WSG_ROUTER_RUN_MAX_BYTES ? soft_limit / 4 : WSG_ROUTER_RUN_MAX_BYTES;
+    router->soft_limit = soft_limit;
     router->stats = stats;
     router->observer = observer;
     router->observer_arg = arg;

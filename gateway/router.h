@@ -46,7 +46,9 @@ struct wsg_member {
     bool awaits_barrier;     /* GET answered; waiting for the barrier */
     /* Stream channels only: */
     bool has_since;                /* the client resumes after `since` */
+    bool is_paused;                /* catching up: the next page waits until its output has drained */
     uint8_t stream_state;          /* wsg_member_stream_state_t */
+    uint8_t page_entries;          /* entries its next replay page asks for */
     uint32_t replayed;             /* entries its resume has sent */
     struct stream_request *sreq;   /* the read in flight for it, if any */
     wsg_stream_id_t since, cursor; /* resume point; the last entry it was sent */
@@ -105,6 +107,7 @@ typedef struct wsg_router {
     wsg_str_t prefix;             /* WS4REDIS_PREFIX (borrowed): labels are names without it */
     wsg_str_t stream_patterns;    /* WSGATE_STREAMS (borrowed) */
     uint32_t stream_replay_max;
+    size_t soft_limit;             /* clients' WSGATE_MAX_PENDING: a replay page stays well below it */
     uv_loop_t *loop;               /* borrowed: the time of an outage */
     uint64_t stream_down_since_ms; /* the stream reader is down since then; 0 = up */
     wsg_log_limit_t stream_error_limit;
@@ -160,6 +163,10 @@ void wsg_router_forget_publications(wsg_router_client_t *client);
 
 /** Delivers the run: the read from Redis has ended (called by the subscriber link's on_read_done). */
 void wsg_router_end_run(wsg_router_t *router);
+
+/** `client`'s output has been drained (after wsg_outq_notify_drained): its stream replays paused for it go
+ * on. Never delivers anything from inside the call. */
+void wsg_router_output_drained(wsg_router_t *router, wsg_router_client_t *client);
 
 /** What `client` is sent for `msg` of `channel`: `msg` itself, or for a wsgate.v1 client its envelope (made
  *  once per message and shared). NULL when out of memory. */

@@ -20,8 +20,11 @@
 #include "stream_cmds.h"
 #include "url.h"
 
-/* Entries per page of a catch-up. */
-#define PAGE_ENTRIES 100
+/* Entries per page of a catch-up: the first page asks for one (its size is not known; an entry over the soft
+ * limit may only go to a drained output), later ones as many as fit in half the client's soft output limit at
+ * the size of the last page's entries (1 to PAGE_MAX). */
+#define PAGE_FIRST 1
+#define PAGE_MAX 100
 
 enum stream_request_kind { REQ_OPEN, REQ_LAST, REQ_INFO, REQ_PAGE };
 
@@ -155,6 +158,11 @@ static void on_page(void *arg, int status, const char *err, const wsg_stream_ent
         go_live(m); /* what it missed cannot be read: it gets what comes */
         return;
     }
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += entries[i].len + 64; /* with the frame and envelope around it */
+    size_t fit = n > 0 ? router->soft_limit / 2 / (bytes / n) : PAGE_MAX;
+    m->page_entries = (uint8_t)(fit < 1 ? 1 : fit > PAGE_MAX ? PAGE_MAX : fit);
     for (size_t i = 0; i < n; i++) {
         if (wsg_stream_id_cmp(entries[i].id, ch->last_id) > 0) {
             go_live(m); /* the reader has not delivered this one yet: it will */
@@ -177,23 +185,35 @@ static void on_page(void *arg, int status, const char *err, const wsg_stream_ent
         catch_up(router, m);
 }
 
-/* Reads the next page after the member's cursor, or goes live when there is nothing to read. */
-static void catch_up(wsg_router_t *router, wsg_member_t *m)
+/* Reads the next page after the member's cursor. */
+static void read_page(wsg_router_t *router, wsg_member_t *m)
 {
     const wsg_channel_t *ch = m->channel;
-    if (wsg_stream_id_cmp(m->cursor, ch->last_id) >= 0) {
-        go_live(m);
-        return;
-    }
     struct stream_request *req = request_new(router, m, ch, REQ_PAGE);
-    int rc = req == NULL ? -ENOMEM
-                         : wsg_redis_stream_range(router->cmd, ch->name, ch->name_len, m->cursor,
-                                                  PAGE_ENTRIES, on_page, req);
+    int rc = req == NULL
+                 ? -ENOMEM
+                 : wsg_redis_stream_range(router->cmd, ch->name, ch->name_len, m->cursor,
+                                          m->page_entries ? m->page_entries : PAGE_FIRST, on_page, req);
     if (rc < 0) {
         if (req != NULL)
             request_done(req);
         log_failure("XRANGE", ch, m, rc, NULL);
         go_live(m);
+    }
+}
+
+/* Reads the next page, or goes live when there is nothing to read. A replay is paced by its client: the next
+ * page is read once the output has taken the previous one, so a resume of large entries waits in Redis, not
+ * in the gateway, and never trips the slow-consumer limits of a client that reads. */
+static void catch_up(wsg_router_t *router, wsg_member_t *m)
+{
+    if (wsg_stream_id_cmp(m->cursor, m->channel->last_id) >= 0) {
+        go_live(m);
+    } else if (wsg_outq_pending(m->client->out) > 0) {
+        m->is_paused = true;
+        wsg_outq_notify_drained(m->client->out);
+    } else {
+        read_page(router, m);
     }
 }
 
@@ -271,6 +291,22 @@ void wsg_router_stream_join(wsg_router_t *router, wsg_member_t *m)
         start_catch_up(router, m);
     else
         wsg_router_stream_sync(router, ch);
+}
+
+void wsg_router_output_drained(wsg_router_t *router, wsg_router_client_t *client)
+{
+    for (uint8_t i = 0; i < client->nsubs; i++) {
+        wsg_member_t *m = &client->subs[i];
+        if (!m->is_paused)
+            continue;
+        m->is_paused = false;
+        if (m->stream_state != WSG_MEMBER_CATCHING_UP)
+            continue;
+        if (wsg_stream_id_cmp(m->cursor, m->channel->last_id) >= 0)
+            go_live(m);
+        else
+            read_page(router, m); /* drained: read on, even if something was queued since */
+    }
 }
 
 void wsg_router_stream_leave(wsg_member_t *m)

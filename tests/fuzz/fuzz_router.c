@@ -167,7 +167,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     link->on_ready(&router);
 
     for (size_t i = 0; i + 1 < size && i < 4096; i += 2) {
-        uint8_t op = data[i] % 15, arg = data[i + 1];
+        uint8_t op = data[i] % 16, arg = data[i + 1];
         client_t *c = &clients[arg % NCLIENTS];
         int ch = (arg >> 2) % NCHANNELS;
         const char *name = channel_names[ch];
@@ -195,9 +195,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 c->is_closing = true;
             }
             break;
-        case 2: /* it is gone */
+        case 2: /* it is gone; a later join is a new connection, with an empty output */
             wsg_router_leave(&router, &c->rc);
             c->is_joined = false;
+            c->is_closing = false;
+            wsg_outq_dispose(&c->out);
+            memset(&c->rc, 0, sizeof c->rc);
+            wsg_outq_init(&c->out, &out_ctx, NULL, (uint64_t)(c - clients) + 1);
             break;
         case 3: /* a live message (on the stream channel: an entry added) */
             if (ch == STREAM_CHANNEL) {
@@ -258,6 +262,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         case 13:
             answer_stream_command(written, arg);
+            break;
+        case 15: /* the client's output was drained (as its connection reports it): paced replays go on */
+            if (c->is_joined)
+                wsg_router_output_drained(&router, &c->rc);
             break;
         case 14: /* the stream reader's connection comes and goes: it keeps its place */
             if (arg & 1)

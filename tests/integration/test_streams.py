@@ -4,6 +4,7 @@ reading on across Redis restarts."""
 
 import json
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -344,3 +345,42 @@ def test_a_followed_stream_turned_into_a_string_stops_alone(gateway, redis):
     xadd(redis, "three", key="broadcast:orders2")
     assert good.recv_text() == "three"
     expect_silence(bad)
+
+
+@with_env(**STREAMS)
+def test_a_resume_of_large_entries_is_paced_by_the_client_not_cut_as_slow(gateway, redis):
+    """100 entries of 256 KiB (25 MiB, far over the 4 MiB hard output limit) to replay: a client that reads
+    gets them all, because a page holds what fits in half the soft limit and the next one is read only once
+    its output has taken the previous one."""
+    r = h.STATE.redis_server.new_client()
+    first = xadd(r, "start")
+    body = "x" * (256 * 1024 - 8)
+    pipe = r.pipeline(transaction=False)
+    for i in range(100):
+        pipe.xadd("broadcast:orders", {"payload": f"{i:07d}:{body}"})
+    assert len(pipe.execute()) == 100
+    ws = gateway.raw()
+    ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)  # a client on a slower network:
+    ws.assert_upgraded(ws.handshake(f"{SUB}&since={first}"))
+    for i in range(100):
+        assert ws.recv_text(timeout=20)[:8] == f"{i:07d}:"
+        time.sleep(0.01)  # ... it reads at about 20 MB/s, far slower than Redis hands the entries over
+    expect_silence(ws)
+    assert gateway.metrics()["wsgate_slow_consumer_closes_total"] == 0
+
+
+@with_env(**STREAMS)
+def test_a_resume_of_entries_over_the_soft_limit_skips_none(gateway, redis):
+    """Entries larger than WSGATE_MAX_PENDING may only go to a drained output: the replay sends them one page
+    (one entry) at a time, so none is skipped."""
+    r = h.STATE.redis_server.new_client()
+    first = xadd(r, "start")
+    body = "y" * (1536 * 1024)
+    for i in range(5):
+        r.xadd("broadcast:orders", {"payload": f"{i:07d}:{body}"})
+    ws = gateway.open_raw(f"{SUB}&since={first}")
+    for i in range(5):
+        text = ws.recv_text(timeout=20)
+        assert text[:8] == f"{i:07d}:" and len(text) == 8 + len(body)
+    expect_silence(ws)
+    assert gateway.metrics()["wsgate_oversize_messages_skipped_total"] == 0

@@ -3,6 +3,7 @@
 #include "fake_redis.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 fake_call_t fake_calls[FAKE_REDIS_MAX];
@@ -105,6 +106,8 @@ void wsg_redis_streams_remove(wsg_redis_streams_t *reader, const char *key, size
 
 void fake_redis_answer_entries(int index, int status, const wsg_stream_id_t *ids, size_t n)
 {
+    if (index < 0 || index >= fake_ncalls)
+        abort(); /* the call to answer was never made: the test's expectation is wrong */
     fake_call_t *c = &fake_calls[index];
     wsg_stream_entries_cb cb = c->entries_cb;
     c->entries_cb = NULL;
@@ -123,6 +126,8 @@ void fake_redis_answer_entries(int index, int status, const wsg_stream_id_t *ids
 
 void fake_redis_answer_info(int index, const wsg_stream_info_t *info)
 {
+    if (index < 0 || index >= fake_ncalls)
+        abort();
     fake_call_t *c = &fake_calls[index];
     wsg_stream_info_cb cb = c->info_cb;
     c->info_cb = NULL;
