@@ -284,6 +284,8 @@ def test_full_outage_queue_closes_the_publisher_with_1013(gateway, redis_server)
     writer = gateway.open_raw("/ws/full?publish-broadcast")
     assert writer.ping_roundtrip() == []
     redis_server.kill()
+    # Messages sent before the gateway has seen the connection drop are in flight, not queued: wait for it.
+    gateway.wait_log(r"event=redis_down role=commands")
     for i in range(10):
         writer.send_text(f"m{i}")
     code, reason = writer.recv_close(5)
