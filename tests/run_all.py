@@ -121,13 +121,17 @@ def main():
         total_passed += p
         total_failed += f
 
-        print("== browser client and demo page", flush=True)
+        print("== browser client, demo page and stream resume", flush=True)
         p, f = run_counted("browser/wsgate.js", ["node", "tests/browser/test_wsgate_js.js"], env=env, timeout=120)
         total_passed += p
         total_failed += f
         browser_env = dict(env, WSGATE_BIN=bin_path)
         p, f = run_counted("browser/demo", ["/usr/bin/python3", "tests/browser/test_demo.py"], env=browser_env,
                            timeout=300)
+        total_passed += p
+        total_failed += f
+        p, f = run_counted("browser/streams", ["/usr/bin/python3", "tests/browser/test_streams.py"],
+                           env=browser_env, timeout=300)
         total_passed += p
         total_failed += f
 
