@@ -376,9 +376,21 @@ def check_failover(cluster, gws, readers, facilities, sharded):
 
     refused = {fac: sum(1 for s, t, ok, _ in pub.sent[fac] if not ok) for fac in facilities}
     affected, lost, resume, gap = [], {}, [], {}
+    twice = 0
     for r in readers:
         got = fo_seqs(r)
         seqs = [s for _, s in got]
+        if not sharded and depends_on_victim(r):
+            # Classic: its gateway subscribes again on another node within a millisecond of the kill, and that
+            # node may get over the cluster bus, after the new SUBSCRIBE, a message the dead node had already
+            # delivered: Redis pub/sub is at least once across that switch. Order is kept otherwise.
+            seen, once = set(), []
+            for s in seqs:
+                if s not in seen:
+                    seen.add(s)
+                    once.append(s)
+            twice += len(seqs) - len(once)
+            seqs = once
         assert seqs == sorted(set(seqs)), f"{mode}: gateway {r.gw} {r.facility}: out of order or duplicated"
         missing = sorted(set(accepted[r.facility]) - set(seqs))
         assert not set(seqs) - set(accepted[r.facility]) - {s for s, _, ok, _ in pub.sent[r.facility] if not ok}, \
@@ -422,7 +434,7 @@ def check_failover(cluster, gws, readers, facilities, sharded):
           f"({m['outage_published']} between kill and takeover), {m['refused']} refused"
           + (f", {m['short']} accepted by fewer than {NGATEWAYS} gateways' subscriptions" if sharded else "")
           + f"; accepted messages lost: at most {m['lost_max']} per affected client ({m['lost_sum']} in all), "
-          f"0 elsewhere", flush=True)
+          f"0 elsewhere" + ("" if sharded else f"; delivered twice at the switch: {twice}"), flush=True)
     assert m["resume_max"] is None or m["resume_max"] < CLEAN_AFTER, \
         f"{mode}: deliveries resumed {m['resume_max']:.2f} s after the takeover (limit {CLEAN_AFTER} s)"
     return m
