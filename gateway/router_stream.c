@@ -80,6 +80,18 @@ static wsg_member_t *request_done(struct stream_request *req)
     return m;
 }
 
+/* The member a catch-up reply is for (NULL when it left meanwhile), with the live entries read before the
+ * reply delivered first, so that they go out in their order. */
+static wsg_member_t *reply_member(void *arg, wsg_router_t **router)
+{
+    struct stream_request *req = arg;
+    *router = req->router;
+    wsg_member_t *m = request_done(req);
+    if (m != NULL)
+        wsg_router_end_run(*router);
+    return m;
+}
+
 static void log_failure(const char *what, const wsg_channel_t *ch, const wsg_member_t *m, int status,
                         const char *err)
 {
@@ -146,12 +158,10 @@ static void send_gap(wsg_router_t *router, wsg_member_t *m, wsg_stream_id_t afte
 
 static void on_page(void *arg, int status, const char *err, const wsg_stream_entry_t *entries, size_t n)
 {
-    struct stream_request *req = arg;
-    wsg_router_t *router = req->router;
-    wsg_member_t *m = request_done(req);
+    wsg_router_t *router;
+    wsg_member_t *m = reply_member(arg, &router);
     if (m == NULL)
-        return;
-    wsg_router_end_run(router); /* live entries read before this reply go out first */
+        return; /* live entries read before this reply go out first */
     const wsg_channel_t *ch = m->channel;
     if (status < 0) {
         log_failure("XRANGE", ch, m, status, err);
@@ -220,12 +230,10 @@ static void catch_up(wsg_router_t *router, wsg_member_t *m)
 /* Without `since`: the newest entry is sent (the stored message of a stream channel), then what follows. */
 static void on_last(void *arg, int status, const char *err, const wsg_stream_entry_t *entries, size_t n)
 {
-    struct stream_request *req = arg;
-    wsg_router_t *router = req->router;
-    wsg_member_t *m = request_done(req);
+    wsg_router_t *router;
+    wsg_member_t *m = reply_member(arg, &router);
     if (m == NULL)
         return;
-    wsg_router_end_run(router);
     const wsg_channel_t *ch = m->channel;
     if (status < 0) {
         log_failure("XREVRANGE", ch, m, status, err);
@@ -242,12 +250,10 @@ static void on_last(void *arg, int status, const char *err, const wsg_stream_ent
 /* With `since`: a gap notice first when entries after it are no longer kept. */
 static void on_info(void *arg, int status, const char *err, const wsg_stream_info_t *info)
 {
-    struct stream_request *req = arg;
-    wsg_router_t *router = req->router;
-    wsg_member_t *m = request_done(req);
+    wsg_router_t *router;
+    wsg_member_t *m = reply_member(arg, &router);
     if (m == NULL)
         return;
-    wsg_router_end_run(router);
     if (status < 0) {
         log_failure("XINFO", m->channel, m, status, err);
     } else {
