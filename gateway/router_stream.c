@@ -257,11 +257,15 @@ static void on_info(void *arg, int status, const char *err, const wsg_stream_inf
     if (status < 0) {
         log_failure("XINFO", m->channel, m, status, err);
     } else {
-        /* Trimming removes the oldest entries: some after `since` are gone when it is older than the oldest
-         * kept and something was removed. XDEL removes any: one after `since` is a gap too. */
-        bool is_trimmed = info->has_removals && wsg_stream_id_cmp(m->since, info->first_id) < 0;
-        bool is_deleted = wsg_stream_id_cmp(m->since, info->max_deleted) < 0;
-        if (info->exists && (is_trimmed || is_deleted))
+        /* `since` older than the oldest entry kept: entries after it may be gone (trimmed, or the whole
+         * stream lost with a Redis that kept no data), unless it is 0-0 and nothing was ever removed. A
+         * stream that does not exist has lost what `since` came from. XDEL removes any entry: one after
+         * `since` is a gap too. */
+        bool is_zero = m->since.ms == 0 && m->since.seq == 0;
+        bool is_older = !info->exists || info->length == 0 || wsg_stream_id_cmp(m->since, info->first_id) < 0;
+        bool is_trimmed = is_older && (!is_zero || info->has_removals);
+        bool is_deleted = info->exists && wsg_stream_id_cmp(m->since, info->max_deleted) < 0;
+        if (is_trimmed || is_deleted)
             send_gap(router, m, m->since, "trimmed");
     }
     catch_up(router, m);

@@ -384,3 +384,20 @@ def test_a_resume_of_entries_over_the_soft_limit_skips_none(gateway, redis):
         assert text[:8] == f"{i:07d}:" and len(text) == 8 + len(body)
     expect_silence(ws)
     assert gateway.metrics()["wsgate_oversize_messages_skipped_total"] == 0
+
+
+@with_env(**STREAMS)
+def test_a_resume_after_redis_lost_its_data_gets_a_gap_notice(gateway, redis_server):
+    """Redis restarted without persistence: the stream a client resumes in is not the one it read. It is told,
+    then gets what the new stream holds."""
+    r = redis_server.client()
+    seen = [xadd(r, f"old{i}") for i in range(3)]
+    redis_server.restart()  # kill -9, then an empty data set
+    r = redis_server.client()
+    new = [xadd(r, f"new{i}") for i in range(2)]
+    ws = gateway.open_raw(f"{SUB}&since={seen[-1]}", headers=V1, timeout=10)
+    assert recv_env(ws, 10) == {"ch": "broadcast:orders", "gap": True, "after": seen[-1], "reason": "trimmed"}
+    assert [e["id"] for e in recv_envs(ws, 2)] == new
+    ws2 = gateway.open_raw("/ws/orders2?subscribe-broadcast&since=1-0", headers=V1)
+    assert recv_env(ws2) == {"ch": "broadcast:orders2", "gap": True, "after": "1-0", "reason": "trimmed"}
+    expect_silence(ws2)  # no such stream: told, and nothing else
