@@ -460,7 +460,7 @@ void wsg_conn_open(wsg_conn_t *conn, wsg_msg_t *response, const wsg_access_t *ac
              WSG_F_BYTES("facility", facility.ptr, facility.len),
              WSG_F_STR("channels", channel_list(subs, sizeof subs, NULL, c->subs, c->nsubs)),
              WSG_F_STR("publish", channel_list(pubs, sizeof pubs, c->pubs, NULL, c->npubs)),
-             WSG_F_INT("echo", c->is_echo));
+             WSG_F_INT("echo", c->is_echo), WSG_F_INT("v1", c->is_v1));
     if (early_len > 0)
         conn_feed_frames(conn, early, early_len); /* a client may pipeline frames right behind its request */
     free(http);
