@@ -15,7 +15,9 @@
  * reads them (non-blocking writes, replies read as they come), whatever the subscribers do: the gateway may fall
  * behind and build a backlog (the overload scenario of scripts/bench).
  * With --command SPUBLISH the Redis messages go out as sharded publishes (Redis Cluster, sharded pub/sub: point
- * --redis at the master that owns the channel's slot).
+ * --redis at the master that owns the channel's slot). With --command XADD each message is an entry of the
+ * stream named by --channel, `XADD <channel> MAXLEN ~ <--maxlen> * payload <payload>` (wsgate's stream channels),
+ * in every mode; its reply is the entry's id, not a count of receivers, so zero_receivers is "-".
  * One key=value line on stdout ("wspub mode=... sent=..."), a human summary on stderr. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -68,7 +70,9 @@ typedef struct pub {
     uint32_t window;
     size_t size;
     const char *channel;
-    const char *command; /* PUBLISH (default) or SPUBLISH */
+    const char *command; /* PUBLISH (default), SPUBLISH or XADD */
+    bool is_xadd;
+    uint64_t maxlen; /* XADD: MAXLEN ~ this */
     char host[64];
     int port;
     char path[1024];
@@ -314,6 +318,8 @@ static void redis_read(pub_t *P)
         P->acked++;
         if (r->type == REDIS_REPLY_ERROR)
             P->errors++;
+        else if (P->is_xadd)
+            P->errors += r->type != REDIS_REPLY_STRING; /* the new entry's id */
         else if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
             P->zero_receivers++;
         freeReplyObject(r);
@@ -410,7 +416,9 @@ static void append_message(pub_t *P)
         P->out_len += (size_t)n + P->size;
     } else {
         char *cmd;
-        int n = redisFormatCommand(&cmd, "%s %s %b", P->command, P->channel, payload, P->size);
+        int n = P->is_xadd ? redisFormatCommand(&cmd, "XADD %s MAXLEN ~ %llu * payload %b", P->channel,
+                                                (unsigned long long)P->maxlen, payload, P->size)
+                           : redisFormatCommand(&cmd, "%s %s %b", P->command, P->channel, payload, P->size);
         if (n < 0)
             abort();
         out_reserve(P, (size_t)n);
@@ -572,7 +580,9 @@ static void usage(FILE *f)
             "  --size B     payload bytes (default 64, at least %d)\n"
             "  --window W   unpaced: messages unanswered (and not yet seen by a probe) at most (default 64)\n"
             "  --flood      no window (Redis only): PUBLISH as fast as Redis reads, pipelined, for --duration S\n"
-            "  --command C  Redis command of each message: PUBLISH (default) or SPUBLISH (sharded pub/sub)\n"
+            "  --command C  Redis command of each message: PUBLISH (default), SPUBLISH (sharded pub/sub) or\n"
+            "               XADD (an entry of the stream --channel: XADD <channel> MAXLEN ~ M * payload <msg>)\n"
+            "  --maxlen M   XADD: trim the stream to about M entries (default 1000)\n"
             "  --go-stdin   connect (and half the probes), print 'wspub ready', wait for a line on stdin,\n"
             "               then the other probes and the first message\n"
             "  --drain S    after sending, wait up to S seconds for replies and the probe (default 10)\n"
@@ -589,6 +599,7 @@ int main(int argc, char **argv)
     P->drain = 10;
     P->hfd = -1;
     P->command = "PUBLISH";
+    P->maxlen = 1000;
     for (int i = 0; i < PROBES; i++)
         P->probes[i].fd = -1;
     const char *redis_url = NULL, *http_url = NULL, *probe_url = NULL;
@@ -607,7 +618,8 @@ int main(int argc, char **argv)
         O_PROBE,
         O_DRAIN,
         O_GO,
-        O_CMD
+        O_CMD,
+        O_MAXLEN
     };
     static const struct option opts[] = {{"redis", required_argument, 0, O_REDIS},
                                          {"channel", required_argument, 0, O_CHAN},
@@ -623,6 +635,7 @@ int main(int argc, char **argv)
                                          {"drain", required_argument, 0, O_DRAIN},
                                          {"go-stdin", no_argument, 0, O_GO},
                                          {"command", required_argument, 0, O_CMD},
+                                         {"maxlen", required_argument, 0, O_MAXLEN},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int opt;
@@ -671,6 +684,9 @@ int main(int argc, char **argv)
         case O_CMD:
             P->command = optarg;
             break;
+        case O_MAXLEN:
+            P->maxlen = strtoull(optarg, NULL, 10);
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -685,12 +701,17 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (strcasecmp(P->command, "PUBLISH") != 0 && strcasecmp(P->command, "SPUBLISH") != 0) {
-        fprintf(stderr, "wspub: --command must be PUBLISH or SPUBLISH\n");
+    P->is_xadd = strcasecmp(P->command, "XADD") == 0;
+    if (strcasecmp(P->command, "PUBLISH") != 0 && strcasecmp(P->command, "SPUBLISH") != 0 && !P->is_xadd) {
+        fprintf(stderr, "wspub: --command must be PUBLISH, SPUBLISH or XADD\n");
+        return 2;
+    }
+    if (P->is_xadd && (P->maxlen == 0 || P->maxlen > 1000000000)) {
+        fprintf(stderr, "wspub: --maxlen must be 1..1000000000\n");
         return 2;
     }
     if (P->is_flood && (http_url || probe_url)) {
-        fprintf(stderr, "wspub: --flood publishes with Redis PUBLISH only, without --probe\n");
+        fprintf(stderr, "wspub: --flood publishes to Redis only, without --probe\n");
         return 2;
     }
     if (!has_count)
@@ -782,11 +803,14 @@ int main(int argc, char **argv)
     P->t_end = bench_now_ns();
 
     double send_s = secs(P->t_end_send - P->t_start);
-    printf("wspub mode=%s via=%s sent=%" PRIu64 " acked=%" PRIu64 " errors=%" PRIu64
-           " zero_receivers=%" PRIu64 " send_s=%.3f rate=%.0f probes=%d probe_msgs=%" PRIu64
+    char zero[24];
+    snprintf(zero, sizeof zero, "%" PRIu64, P->zero_receivers);
+    printf("wspub mode=%s via=%s command=%s sent=%" PRIu64 " acked=%" PRIu64 " errors=%" PRIu64
+           " zero_receivers=%s send_s=%.3f rate=%.0f probes=%d probe_msgs=%" PRIu64
            " probe_seen=%" PRIu64 " drain_s=%.3f error=%s\n",
-           P->is_flood ? "flood" : P->is_unpaced ? "unpaced" : "paced", P->is_http ? "http" : "redis", P->sent, P->acked, P->errors,
-           P->zero_receivers, send_s, send_s > 0 ? (double)P->sent / send_s : 0.0, probes_open, probe_msgs,
+           P->is_flood ? "flood" : P->is_unpaced ? "unpaced" : "paced", P->is_http ? "http" : "redis",
+           P->is_http ? "POST" : P->is_xadd ? "XADD" : P->command, P->sent, P->acked, P->errors,
+           P->is_xadd ? "-" : zero, send_s, send_s > 0 ? (double)P->sent / send_s : 0.0, probes_open, probe_msgs,
            seen, secs(P->t_end - P->t_end_send), P->err ? "1" : "0");
     fflush(stdout);
     fprintf(stderr,
