@@ -69,6 +69,7 @@ static void backlog_link(wsg_outq_t *q)
     if (q->is_backlogged)
         return;
     q->is_backlogged = true;
+    q->ctx->nbacklogged++;
     q->backlog_prev = NULL;
     q->backlog_next = q->ctx->backlog_head;
     if (q->backlog_next != NULL)
@@ -81,6 +82,7 @@ void outq_backlog_unlink(wsg_outq_t *q)
     if (!q->is_backlogged)
         return;
     q->is_backlogged = false;
+    q->ctx->nbacklogged--;
     if (q->backlog_prev != NULL)
         q->backlog_prev->backlog_next = q->backlog_next;
     else
@@ -526,12 +528,14 @@ void wsg_outq_init(wsg_outq_t *q, wsg_outq_ctx_t *ctx, uv_stream_t *stream, uint
     q->ctx = ctx;
     q->stream = stream;
     q->id = id;
+    ctx->noutputs++;
 }
 
 void wsg_outq_dispose(wsg_outq_t *q)
 {
     assert(q->req == NULL); /* the stream's close ran every write callback first */
     wsg_outq_stop(q);
+    q->ctx->noutputs--;
     if (q->is_flush_queued) {
         wsg_outq_t **pp = &q->ctx->flush_head;
         while (*pp != NULL && *pp != q)

@@ -79,6 +79,8 @@ typedef struct wsg_outq_ctx {
     uv_write_t *spare_reqs;      /* write requests kept for reuse (linked through ->data) */
     struct outq_ctl *spare_ctls; /* control-frame blocks kept for reuse */
     unsigned nspare_reqs, nspare_ctls;
+    uint32_t noutputs;    /* outputs initialised and not yet disposed */
+    uint32_t nbacklogged; /* ... of which hold bytes the kernel refused at their last flush */
     wsg_log_limit_t drop_log_limit;
     wsg_log_limit_t skip_log_limit;
 } wsg_outq_ctx_t;
@@ -113,6 +115,14 @@ struct wsg_outq {
     bool is_stopped : 1;   /* the connection is being dropped: nothing more is written */
     bool wants_drained : 1;
 };
+
+/** True when most outputs hold bytes the kernel refused at their last flush: the clients as a whole are
+ * falling behind (not a few slow ones, which the output policy deals with), and a source that can wait (a
+ * stream read) should. */
+static inline bool wsg_outq_ctx_is_congested(const wsg_outq_ctx_t *ctx)
+{
+    return ctx->nbacklogged > 0 && ctx->nbacklogged * 2 > ctx->noutputs;
+}
 
 /** Prepares the shared state. Borrows `loop`, `owner` and `stats`; copies `policy`. */
 void wsg_outq_ctx_init(wsg_outq_ctx_t *ctx, uv_loop_t *loop, const wsg_outq_policy_t *policy,

@@ -38,10 +38,12 @@ struct stream_request {
     char name[]; /* NUL-terminated */
 };
 
-void wsg_router_set_streams(wsg_router_t *router, uv_loop_t *loop, wsg_str_t patterns,
-                            wsg_redis_streams_t *reader, uint32_t replay_max, wsg_str_t prefix)
+void wsg_router_set_streams(wsg_router_t *router, uv_loop_t *loop, const wsg_outq_ctx_t *out_ctx,
+                            wsg_str_t patterns, wsg_redis_streams_t *reader, uint32_t replay_max,
+                            wsg_str_t prefix)
 {
     router->loop = loop;
+    router->out_ctx = out_ctx;
     router->stream_patterns = patterns;
     router->streams = reader;
     router->stream_replay_max = replay_max;
@@ -446,9 +448,24 @@ static void on_reader_entry(void *arg, const char *key, size_t key_len, wsg_stre
     wsg_msg_unref(msg);
 }
 
-static void on_reader_batch_done(void *arg)
+/* Entries faster than the clients take them: with most outputs holding bytes the kernel refused, the next
+ * read waits READ_WAIT_MS, up to READ_WAITS_MAX times in a row, so that the backlog stays in Redis instead of
+ * filling every output to its slow-consumer limit. The cap keeps a few stuck clients (cut by the output
+ * policy in time) from holding the stream back for the others for long. */
+#define READ_WAIT_MS 10
+#define READ_WAITS_MAX 100
+
+static uint64_t on_reader_batch_done(void *arg)
 {
-    wsg_router_end_run(arg);
+    wsg_router_t *router = arg;
+    wsg_router_end_run(router);
+    if (router->out_ctx != NULL && wsg_outq_ctx_is_congested(router->out_ctx) &&
+        router->stream_waits < READ_WAITS_MAX) {
+        router->stream_waits++;
+        return READ_WAIT_MS;
+    }
+    router->stream_waits = 0;
+    return 0;
 }
 
 static void on_reader_error(void *arg, const char *err)

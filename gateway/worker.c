@@ -445,7 +445,7 @@ static int start_redis(wsg_worker_t *w)
             return -ENOMEM;
         WSG_STAT_SET(&w->stats, redis_streams_down, 1); /* until it has connected */
     }
-    wsg_router_set_streams(&w->router, &w->loop, wsg_str_c(cfg->streams), w->streams,
+    wsg_router_set_streams(&w->router, &w->loop, &w->ctx.out, wsg_str_c(cfg->streams), w->streams,
                            (uint32_t)cfg->stream_replay_max, wsg_str_c(cfg->prefix));
     wsg_router_set_redis(&w->router, w->sub, w->cmd);
     return wsg_redis_watch_start(&w->watch, &w->loop, cfg, &w->stats, w->sub, w->cmd, w->index, w->redis_tls);

@@ -251,8 +251,11 @@ static void on_read_reply(void *privdata, const redisReply *reply)
     if (reply->type == REDIS_REPLY_ARRAY) {
         for (size_t i = 0; i < reply->elements && !r->is_closing; i++)
             report_stream(r, reply->element[i]);
-        if (!r->is_closing)
-            r->handler->on_batch_done(r->arg);
+        uint64_t wait_ms = r->is_closing ? 0 : r->handler->on_batch_done(r->arg);
+        if (wait_ms > 0 && !r->is_closing) {
+            uv_timer_start(&r->timer, on_watchdog, wait_ms, 0); /* reads when it fires (not reading then) */
+            return;
+        }
     }
     issue_read(r); /* a nil reply: the block timed out or was interrupted */
 }

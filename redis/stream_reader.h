@@ -28,8 +28,9 @@ typedef struct wsg_redis_streams_handler {
      *  WSG_STREAM_FIELD value, or NULL when the entry has none. All borrowed for the call. */
     void (*on_entry)(void *arg, const char *key, size_t key_len, wsg_stream_id_t id, const uint8_t *payload,
                      size_t len);
-    /** The entries of one XREAD reply have all been reported. */
-    void (*on_batch_done)(void *arg);
+    /** The entries of one XREAD reply have all been reported. Returns how long (ms) the next XREAD waits: 0
+     *  at once; more while the readers of the entries cannot keep up (the entries wait in Redis). */
+    uint64_t (*on_batch_done)(void *arg);
     /** Redis refused the XREAD; it is tried again in a second (after on_wrong_type, at once). */
     void (*on_error)(void *arg, const char *err);
     /** `key` (borrowed for the call) holds `type`, not a stream: it is no longer followed, so that the others

@@ -156,7 +156,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     wsg_outq_ctx_init(&out_ctx, &loop, &policy, &owner, &stats);
     FUZZ_ASSERT(wsg_router_init(&router, policy.soft, &stats, &observer, NULL) == 0);
     wsg_router_set_redis(&router, (wsg_redis_sub_t *)&dummy_link, (wsg_redis_cmd_t *)&dummy_link);
-    wsg_router_set_streams(&router, &loop, wsg_str_c("s:*"), (wsg_redis_streams_t *)&dummy_link, 8,
+    wsg_router_set_streams(&router, &loop, &out_ctx, wsg_str_c("s:*"), (wsg_redis_streams_t *)&dummy_link, 8,
                            WSG_STR_NULL);
     unsigned written = 0, read = 0; /* entries 1..written are in the stream; the reader delivered 1..read */
     char since[48];

@@ -351,8 +351,8 @@ static int dummy_reader;
 static void setup_streams(world_t *w, uint32_t replay_max)
 {
     setup(w);
-    wsg_router_set_streams(&w->router, &w->loop, wsg_str_c("s:*"), (wsg_redis_streams_t *)&dummy_reader,
-                           replay_max, WSG_STR_NULL);
+    wsg_router_set_streams(&w->router, &w->loop, &w->out_ctx, wsg_str_c("s:*"),
+                           (wsg_redis_streams_t *)&dummy_reader, replay_max, WSG_STR_NULL);
 }
 
 static wsg_stream_id_t sid(uint64_t ms)
@@ -531,6 +531,29 @@ static void test_v1_clients_get_pubsub_envelopes(void)
     teardown(&w);
 }
 
+/* The next stream read waits while most outputs are congested, 10 ms at a time and at most 100 times in a
+ * row; it does not wait for a minority of slow clients. */
+static void test_stream_reads_wait_while_most_outputs_are_congested(void)
+{
+    world_t w;
+    setup_streams(&w, 1000);
+    add_client(&w, true);
+    add_client(&w, true);
+    add_client(&w, true);
+    ASSERT_INT_EQ(w.out_ctx.noutputs, 3);
+    ASSERT_INT_EQ(wsg_router_streams_handler.on_batch_done(&w.router), 0);
+    w.out_ctx.nbacklogged = 1; /* one slow client in three: its own business */
+    ASSERT_INT_EQ(wsg_router_streams_handler.on_batch_done(&w.router), 0);
+    w.out_ctx.nbacklogged = 2; /* most of them */
+    for (int i = 0; i < 100; i++)
+        ASSERT_INT_EQ(wsg_router_streams_handler.on_batch_done(&w.router), 10);
+    ASSERT_INT_EQ(wsg_router_streams_handler.on_batch_done(&w.router), 0); /* one read after 1 s of waiting */
+    ASSERT_INT_EQ(wsg_router_streams_handler.on_batch_done(&w.router), 10);
+    w.out_ctx.nbacklogged = 0;
+    ASSERT_INT_EQ(wsg_router_streams_handler.on_batch_done(&w.router), 0);
+    teardown(&w);
+}
+
 TEST_MAIN("router", TEST_CASE(test_stored_message_comes_before_live_ones),
           TEST_CASE(test_live_messages_of_other_channels_wait_for_every_stored_message),
           TEST_CASE(test_a_stored_value_already_held_is_not_sent_twice),
@@ -544,4 +567,5 @@ TEST_MAIN("router", TEST_CASE(test_stored_message_comes_before_live_ones),
           TEST_CASE(test_a_resume_stops_at_the_replay_limit_with_a_gap_notice),
           TEST_CASE(test_a_resume_into_trimmed_entries_gets_a_gap_notice_first),
           TEST_CASE(test_leaving_during_a_catch_up_and_unfollowing),
-          TEST_CASE(test_v1_clients_get_pubsub_envelopes))
+          TEST_CASE(test_v1_clients_get_pubsub_envelopes),
+          TEST_CASE(test_stream_reads_wait_while_most_outputs_are_congested))
