@@ -60,8 +60,9 @@
  *   a message with an id only when that id is greater. Ids "<ms>-<seq>" are compared part by part as whole
  *   numbers, exactly also beyond 2^53.
  *   Resuming: a connection that offers wsgate.v1 asks the server to replay what it missed. Once last_ids() has
- *   entries, the uri's query gets since.<channel>=<id> for each (both percent-encoded), in place of any since
- *   or since.* parameter it had; the rest of the query is kept as written. The replay may overlap what was
+ *   entries, the uri's query gets since.<channel>=<id> for each (both percent-encoded), in place of any
+ *   since.* parameter it had; a plain since=<id> written in uri stays (the server applies it to the channels
+ *   without their own), and the rest of the query is kept as written. The replay may overlap what was
  *   delivered already: such messages are dropped. since.<channel> parameters written in uri are initial ids
  *   (the since option's win).
  *   Gaps: {"ch": "<channel>", "gap": true, "after": "<id>", "reason": "trimmed" or "replay_max"} says messages
@@ -180,13 +181,14 @@
     return found;
   }
 
-  function isSinceParam(param) {
+  function isChannelSinceParam(param) {
     var name = decodeComponent(param.split('=')[0]);
-    return name === 'since' || name.indexOf('since.') === 0;
+    return name.indexOf('since.') === 0;
   }
 
-  // uri with its since and since.* parameters replaced by since.<channel>=<id> for each entry of ids; as is when
-  // ids is empty. The rest of the query keeps its order and spelling.
+  // uri with its since.* parameters replaced by since.<channel>=<id> for each entry of ids; as is when ids is
+  // empty. A plain since stays: the server applies it to the channels that have no since.<channel> (those this
+  // client has not had a message of yet). The rest of the query keeps its order and spelling.
   function withSince(uri, ids) {
     var added = [];
     for (var ch in ids) {
@@ -205,7 +207,7 @@
     var params = q < 0 ? [] : rest.slice(q + 1).split('&');
     var kept = [];
     for (var i = 0; i < params.length; i++) {
-      if (!isSinceParam(params[i])) kept.push(params[i]);
+      if (!isChannelSinceParam(params[i])) kept.push(params[i]);
     }
     return base + '?' + kept.concat(added).join('&') + hash;
   }

@@ -252,9 +252,9 @@ check('since parameters are replaced, not added up', () => {
 t.c.close();
 
 t = client({uri: 'ws://x/ws/s?since=7-0&subscribe-broadcast&since.old=1-0&since.bad=x&echo'});
-check('since.* in uri are initial ids; malformed ones are ignored', () => {
+check('since.* in uri are initial ids; malformed ones are ignored; a plain since stays for the other channels', () => {
   assert.deepEqual(t.c.last_ids(), {old: '1-0'});
-  assert.equal(sockets[0].url, 'ws://x/ws/s?subscribe-broadcast&echo&since.old=1-0');
+  assert.equal(sockets[0].url, 'ws://x/ws/s?since=7-0&subscribe-broadcast&echo&since.old=1-0');
 });
 sockets[0].open(V1);
 sockets[0].msg(env('user:john:foobar', '5-1', 'x'));
@@ -263,7 +263,8 @@ sockets[0].msg(env('a b+c', '7-3', 'z'));
 sockets[0].closed(1006);
 advance(t.delay);
 check('channel names and ids are percent-encoded (":", non-ASCII, reserved characters)', () => {
-  assert.equal(sockets[1].url, 'ws://x/ws/s?subscribe-broadcast&echo&since.old=1-0&since.user%3Ajohn%3Afoobar=5-1' +
+  assert.equal(sockets[1].url, 'ws://x/ws/s?since=7-0&subscribe-broadcast&echo&since.old=1-0' +
+    '&since.user%3Ajohn%3Afoobar=5-1' +
     '&since.caf%C3%A9%2F%C3%BC%26%3D%3F=6-2&since.a%20b%2Bc=7-3');
 });
 check('the encoded names read back as the same channels', () => {
