@@ -440,13 +440,10 @@ void wsg_conn_open(wsg_conn_t *conn, wsg_msg_t *response, const wsg_access_t *ac
     wsg_publish_init(&conn->pub, ctx->cfg, conn->opened_ms);
     conn->client.out = &conn->out;
     conn->client.is_echo = access->is_echo;
-    wsg_str_t path;
-    wsg_url_split(http->target, &path,
-                  &conn->client.resume_query); /* `since` is read from it while joining */
-    int joined =
-        wsg_router_join(ctx->router, &conn->client, access->subs, access->nsubs, access->pubs, access->npubs);
-    conn->client.resume_query = WSG_STR_NULL;
-    if (joined < 0) {
+    wsg_str_t path, query; /* stream channels resume after the query's since */
+    wsg_url_split(http->target, &path, &query);
+    if (wsg_router_join(ctx->router, &conn->client, access->subs, access->nsubs, access->pubs, access->npubs,
+                        query) < 0) {
         free(http);
         wsg_conn_close(conn, WSG_CLOSE_INTERNAL_ERROR, "internal error");
         return;

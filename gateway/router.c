@@ -149,16 +149,16 @@ static void deliver_run(wsg_router_t *router, wsg_member_t *m, const wsg_channel
     wsg_stream_id_t seen = {0, 0};
     bool is_filtered = false;
     if (channel->is_stream) {
-        if (m->stream_state != WSG_MEMBER_LIVE)
+        if (m->stream->state != WSG_MEMBER_LIVE)
             return; /* catching up: its own reads cover these entries */
-        seen = m->cursor;
+        seen = m->stream->cursor;
         if (wsg_stream_id_cmp(msgs[n - 1]->id, seen) <= 0)
             return;
         if (wsg_stream_id_cmp(msgs[0]->id, seen) <= 0) {
             run = NULL;
             is_filtered = true;
         }
-        m->cursor = msgs[n - 1]->id;
+        m->stream->cursor = msgs[n - 1]->id;
     }
     if (run != NULL && client->gets_pending == 0 &&
         (client->is_echo || wsg_echo_filter_is_empty(&client->echo))) {
@@ -183,7 +183,7 @@ static wsg_channel_t *get_channel(wsg_router_t *router, wsg_str_t name)
 }
 
 int wsg_router_join(wsg_router_t *router, wsg_router_client_t *client, const wsg_str_t *subs, uint8_t nsubs,
-                    const wsg_str_t *pubs, uint8_t npubs)
+                    const wsg_str_t *pubs, uint8_t npubs, wsg_str_t query)
 {
     wsg_router_end_run(router); /* messages read before the join are not the newcomer's */
     wsg_member_t *members = nsubs ? calloc(nsubs, sizeof(*members)) : NULL;
@@ -191,9 +191,13 @@ int wsg_router_join(wsg_router_t *router, wsg_router_client_t *client, const wsg
     if ((nsubs && members == NULL) || (npubs && targets == NULL))
         goto Error;
     /* Create every channel first so that a failure leaves nothing half-joined. */
-    for (uint8_t i = 0; i < nsubs; i++)
+    for (uint8_t i = 0; i < nsubs; i++) {
         if ((members[i].channel = get_channel(router, subs[i])) == NULL)
             goto Error;
+        if (members[i].channel->is_stream &&
+            (members[i].stream = calloc(1, sizeof(*members[i].stream))) == NULL)
+            goto Error;
+    }
     for (uint8_t i = 0; i < npubs; i++)
         if ((targets[i] = get_channel(router, pubs[i])) == NULL)
             goto Error;
@@ -219,7 +223,7 @@ int wsg_router_join(wsg_router_t *router, wsg_router_client_t *client, const wsg
         ch->nmembers++;
         ch->nv1 += client->is_v1;
         if (ch->is_stream) {
-            wsg_router_stream_join(router, m);
+            wsg_router_stream_join(router, m, query);
         } else if (ch->state == WSG_CHANNEL_SUBSCRIBED) {
             wsg_router_fetch_persisted(router, m);
         } else {
@@ -230,9 +234,11 @@ int wsg_router_join(wsg_router_t *router, wsg_router_client_t *client, const wsg
     return 0;
 Error:
     /* Channels created above have no members or publishers yet: drop the unused ones. */
-    for (uint8_t i = 0; members && i < nsubs; i++)
+    for (uint8_t i = 0; members && i < nsubs; i++) {
+        free(members[i].stream);
         if (members[i].channel != NULL)
             sync_channel(router, members[i].channel);
+    }
     for (uint8_t i = 0; targets && i < npubs; i++)
         if (targets[i] != NULL)
             sync_channel(router, targets[i]);

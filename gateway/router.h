@@ -34,24 +34,29 @@ typedef enum wsg_member_stream_state {
     WSG_MEMBER_LIVE,        /**< gets the reader's entries after `cursor` */
 } wsg_member_stream_state_t;
 
+/** A member's place in a stream channel (router_stream.c), allocated only for members of stream channels so
+ *  that pub/sub memberships stay small. */
+typedef struct wsg_member_stream {
+    struct stream_request *sreq;   /* the read in flight for it, if any */
+    wsg_stream_id_t since, cursor; /* resume point; the last entry it was sent */
+    uint32_t replayed;             /* entries its resume has sent */
+    uint8_t state;                 /* wsg_member_stream_state_t */
+    uint8_t page_entries;          /* entries its next replay page asks for */
+    bool has_since;                /* the client resumes after `since` */
+    bool is_paused;                /* catching up: the next page waits until its output has drained */
+} wsg_member_stream_t;
+
 /** A client's subscription to a channel. */
 struct wsg_member {
     wsg_channel_t *channel;
     struct wsg_router_client *client;
     wsg_member_t *prev, *next;
-    struct get_request *get; /* the stored-message GET in flight, if any */
-    wsg_msg_t *persisted;    /* the stored value, kept until the barrier confirms (NULL: none) */
-    uint32_t barrier;        /* the barrier generation this member waits for */
-    bool needs_get;          /* the stored message is read once the channel is subscribed */
-    bool awaits_barrier;     /* GET answered; waiting for the barrier */
-    /* Stream channels only: */
-    bool has_since;                /* the client resumes after `since` */
-    bool is_paused;                /* catching up: the next page waits until its output has drained */
-    uint8_t stream_state;          /* wsg_member_stream_state_t */
-    uint8_t page_entries;          /* entries its next replay page asks for */
-    uint32_t replayed;             /* entries its resume has sent */
-    struct stream_request *sreq;   /* the read in flight for it, if any */
-    wsg_stream_id_t since, cursor; /* resume point; the last entry it was sent */
+    struct get_request *get;          /* the stored-message GET in flight, if any */
+    wsg_msg_t *persisted;             /* the stored value, kept until the barrier confirms (NULL: none) */
+    uint32_t barrier;                 /* the barrier generation this member waits for */
+    bool needs_get;                   /* the stored message is read once the channel is subscribed */
+    bool awaits_barrier;              /* GET answered; waiting for the barrier */
+    struct wsg_member_stream *stream; /* stream channels only: where it is in the stream */
 };
 
 struct held_msg;
@@ -67,9 +72,8 @@ typedef struct wsg_router_client {
     uint32_t held_count, held_cap;
     uint16_t gets_pending; /* stored-message GETs (with their barriers) not finished */
     uint8_t nsubs, npubs;
-    bool is_echo;           /* it wants its own messages back */
-    bool is_v1;             /* it speaks wsgate.v1: every data message is an envelope (see msg.h) */
-    wsg_str_t resume_query; /* borrowed during wsg_router_join only: where `since` is read from */
+    bool is_echo; /* it wants its own messages back */
+    bool is_v1;   /* it speaks wsgate.v1: every data message is an envelope (see msg.h) */
 } wsg_router_client_t;
 
 /** What the router reports about the subscriber link besides subscriptions (the worker logs and probes). */
@@ -143,12 +147,13 @@ extern const wsg_redis_streams_handler_t wsg_router_streams_handler;
 /** True when the channel called `name` is a stream channel. */
 bool wsg_router_is_stream(const wsg_router_t *router, wsg_str_t name);
 
-/** Joins `client` (its `out`, `is_echo`, `is_v1` and `resume_query` set) to the channels `subs` and publish
- * targets `pubs`. Subscriptions go to Redis as needed; each channel's stored message is read (GET) once the
- * channel is subscribed and sent before any live message of the client's channels. Returns 0 or -ENOMEM (then
- * nothing was joined). */
+/** Joins `client` (its `out`, `is_echo` and `is_v1` set) to the channels `subs` and publish targets `pubs`.
+ * Subscriptions go to Redis as needed; each channel's stored message is read (GET) once the channel is
+ * subscribed and sent before any live message of the client's channels. Stream channels resume after the
+ * `since` of `query` (the request's query, borrowed for the call; see wsg_query_since). Returns 0 or -ENOMEM
+ * (then nothing was joined). */
 int wsg_router_join(wsg_router_t *router, wsg_router_client_t *client, const wsg_str_t *subs, uint8_t nsubs,
-                    const wsg_str_t *pubs, uint8_t npubs);
+                    const wsg_str_t *pubs, uint8_t npubs, wsg_str_t query);
 
 /** Stops deliveries to `client`: removes it from the channels it subscribes to and drops what was held for
  *  it, keeping its publish targets (idempotent). */

@@ -37,7 +37,7 @@ void wsg_router_stream_sync(wsg_router_t *router, wsg_channel_t *ch);
 
 /* A member of a stream channel joined: its resume point is read, and it catches up once the channel is
  * followed. */
-void wsg_router_stream_join(wsg_router_t *router, wsg_member_t *m);
+void wsg_router_stream_join(wsg_router_t *router, wsg_member_t *m, wsg_str_t query);
 
 /* A member of a stream channel leaves: its read in flight finds no member. */
 void wsg_router_stream_leave(wsg_member_t *m);

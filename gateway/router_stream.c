@@ -68,7 +68,7 @@ static struct stream_request *request_new(wsg_router_t *router, wsg_member_t *m,
     req->name_len = ch->name_len;
     memcpy(req->name, ch->name, ch->name_len + 1);
     if (m != NULL)
-        m->sreq = req;
+        m->stream->sreq = req;
     return req;
 }
 
@@ -77,7 +77,7 @@ static wsg_member_t *request_done(struct stream_request *req)
 {
     wsg_member_t *m = req->member;
     if (m != NULL)
-        m->sreq = NULL;
+        m->stream->sreq = NULL;
     free(req);
     return m;
 }
@@ -110,14 +110,14 @@ static void catch_up(wsg_router_t *router, wsg_member_t *m);
 static void go_live(wsg_member_t *m)
 {
     const wsg_channel_t *ch = m->channel;
-    if (wsg_stream_id_cmp(m->cursor, ch->last_id) < 0)
-        m->cursor = ch->last_id;
-    m->stream_state = WSG_MEMBER_LIVE;
+    if (wsg_stream_id_cmp(m->stream->cursor, ch->last_id) < 0)
+        m->stream->cursor = ch->last_id;
+    m->stream->state = WSG_MEMBER_LIVE;
 }
 
 static void send_entry(wsg_router_t *router, wsg_member_t *m, const wsg_stream_entry_t *e)
 {
-    m->cursor = e->id;
+    m->stream->cursor = e->id;
     if (e->payload == NULL)
         return; /* not a message: nothing to send */
     wsg_msg_t *msg = wsg_msg_new_data(e->payload, e->len);
@@ -174,24 +174,24 @@ static void on_page(void *arg, int status, const char *err, const wsg_stream_ent
     for (size_t i = 0; i < n; i++)
         bytes += entries[i].len + 64; /* with the frame and envelope around it */
     size_t fit = n > 0 ? router->soft_limit / 2 / (bytes / n) : PAGE_MAX;
-    m->page_entries = (uint8_t)(fit < 1 ? 1 : fit > PAGE_MAX ? PAGE_MAX : fit);
+    m->stream->page_entries = (uint8_t)(fit < 1 ? 1 : fit > PAGE_MAX ? PAGE_MAX : fit);
     for (size_t i = 0; i < n; i++) {
         if (wsg_stream_id_cmp(entries[i].id, ch->last_id) > 0) {
             go_live(m); /* the reader has not delivered this one yet: it will */
             return;
         }
-        if (wsg_stream_id_cmp(entries[i].id, m->cursor) <= 0)
+        if (wsg_stream_id_cmp(entries[i].id, m->stream->cursor) <= 0)
             continue;
-        if (m->has_since && m->replayed >= router->stream_replay_max) {
-            send_gap(router, m, m->cursor, "replay_max");
+        if (m->stream->has_since && m->stream->replayed >= router->stream_replay_max) {
+            send_gap(router, m, m->stream->cursor, "replay_max");
             go_live(m);
             return;
         }
-        m->replayed++;
+        m->stream->replayed++;
         send_entry(router, m, &entries[i]);
     }
     /* An empty page: what lies between the cursor and last_id is gone (trimmed or deleted). */
-    if (n == 0 || wsg_stream_id_cmp(m->cursor, ch->last_id) >= 0)
+    if (n == 0 || wsg_stream_id_cmp(m->stream->cursor, ch->last_id) >= 0)
         go_live(m);
     else
         catch_up(router, m);
@@ -204,8 +204,9 @@ static void read_page(wsg_router_t *router, wsg_member_t *m)
     struct stream_request *req = request_new(router, m, ch, REQ_PAGE);
     int rc = req == NULL
                  ? -ENOMEM
-                 : wsg_redis_stream_range(router->cmd, ch->name, ch->name_len, m->cursor,
-                                          m->page_entries ? m->page_entries : PAGE_FIRST, on_page, req);
+                 : wsg_redis_stream_range(router->cmd, ch->name, ch->name_len, m->stream->cursor,
+                                          m->stream->page_entries ? m->stream->page_entries : PAGE_FIRST,
+                                          on_page, req);
     if (rc < 0) {
         if (req != NULL)
             request_done(req);
@@ -219,10 +220,10 @@ static void read_page(wsg_router_t *router, wsg_member_t *m)
  * in the gateway, and never trips the slow-consumer limits of a client that reads. */
 static void catch_up(wsg_router_t *router, wsg_member_t *m)
 {
-    if (wsg_stream_id_cmp(m->cursor, m->channel->last_id) >= 0) {
+    if (wsg_stream_id_cmp(m->stream->cursor, m->channel->last_id) >= 0) {
         go_live(m);
     } else if (wsg_outq_pending(m->client->out) > 0) {
-        m->is_paused = true;
+        m->stream->is_paused = true;
         wsg_outq_notify_drained(m->client->out);
     } else {
         read_page(router, m);
@@ -245,7 +246,8 @@ static void on_last(void *arg, int status, const char *err, const wsg_stream_ent
     if (n == 1 && wsg_stream_id_cmp(entries[0].id, ch->last_id) <= 0)
         send_entry(router, m, &entries[0]);
     else
-        m->cursor = ch->last_id; /* empty, or newer than what the reader delivered: the reader sends it */
+        m->stream->cursor =
+            ch->last_id; /* empty, or newer than what the reader delivered: the reader sends it */
     catch_up(router, m);
 }
 
@@ -263,12 +265,13 @@ static void on_info(void *arg, int status, const char *err, const wsg_stream_inf
          * stream lost with a Redis that kept no data), unless it is 0-0 and nothing was ever removed. A
          * stream that does not exist has lost what `since` came from. XDEL removes any entry: one after
          * `since` is a gap too. */
-        bool is_zero = m->since.ms == 0 && m->since.seq == 0;
-        bool is_older = !info->exists || info->length == 0 || wsg_stream_id_cmp(m->since, info->first_id) < 0;
+        bool is_zero = m->stream->since.ms == 0 && m->stream->since.seq == 0;
+        bool is_older =
+            !info->exists || info->length == 0 || wsg_stream_id_cmp(m->stream->since, info->first_id) < 0;
         bool is_trimmed = is_older && (!is_zero || info->has_removals);
-        bool is_deleted = info->exists && wsg_stream_id_cmp(m->since, info->max_deleted) < 0;
+        bool is_deleted = info->exists && wsg_stream_id_cmp(m->stream->since, info->max_deleted) < 0;
         if (is_trimmed || is_deleted)
-            send_gap(router, m, m->since, "trimmed");
+            send_gap(router, m, m->stream->since, "trimmed");
     }
     catch_up(router, m);
 }
@@ -276,29 +279,29 @@ static void on_info(void *arg, int status, const char *err, const wsg_stream_inf
 static void start_catch_up(wsg_router_t *router, wsg_member_t *m)
 {
     const wsg_channel_t *ch = m->channel;
-    m->stream_state = WSG_MEMBER_CATCHING_UP;
-    m->cursor = m->since;
-    struct stream_request *req = request_new(router, m, ch, m->has_since ? REQ_INFO : REQ_LAST);
+    m->stream->state = WSG_MEMBER_CATCHING_UP;
+    m->stream->cursor = m->stream->since;
+    struct stream_request *req = request_new(router, m, ch, m->stream->has_since ? REQ_INFO : REQ_LAST);
     int rc = -ENOMEM;
     if (req != NULL)
-        rc = m->has_since ? wsg_redis_stream_info(router->cmd, ch->name, ch->name_len, on_info, req)
-                          : wsg_redis_stream_last(router->cmd, ch->name, ch->name_len, on_last, req);
+        rc = m->stream->has_since ? wsg_redis_stream_info(router->cmd, ch->name, ch->name_len, on_info, req)
+                                  : wsg_redis_stream_last(router->cmd, ch->name, ch->name_len, on_last, req);
     if (rc < 0) {
         if (req != NULL)
             request_done(req);
-        log_failure(m->has_since ? "XINFO" : "XREVRANGE", ch, m, rc, NULL);
+        log_failure(m->stream->has_since ? "XINFO" : "XREVRANGE", ch, m, rc, NULL);
         go_live(m);
     }
 }
 
-void wsg_router_stream_join(wsg_router_t *router, wsg_member_t *m)
+void wsg_router_stream_join(wsg_router_t *router, wsg_member_t *m, wsg_str_t query)
 {
     wsg_channel_t *ch = m->channel;
-    m->stream_state = WSG_MEMBER_WAITING;
+    m->stream->state = WSG_MEMBER_WAITING;
     char label[WSG_CHANNEL_NAME_MAX + 1];
     ssize_t n = wsg_channel_label(ch->name, ch->name_len, router->prefix, label, sizeof label);
-    m->has_since = n >= 0 && m->client->resume_query.len > 0 &&
-                   wsg_query_since(m->client->resume_query, (wsg_str_t){label, (size_t)n}, &m->since) == 0;
+    m->stream->has_since = n >= 0 && query.len > 0 &&
+                           wsg_query_since(query, (wsg_str_t){label, (size_t)n}, &m->stream->since) == 0;
     if (ch->state == WSG_CHANNEL_SUBSCRIBED)
         start_catch_up(router, m);
     else
@@ -309,12 +312,12 @@ void wsg_router_output_drained(wsg_router_t *router, wsg_router_client_t *client
 {
     for (uint8_t i = 0; i < client->nsubs; i++) {
         wsg_member_t *m = &client->subs[i];
-        if (!m->is_paused)
+        if (m->stream == NULL || !m->stream->is_paused)
             continue;
-        m->is_paused = false;
-        if (m->stream_state != WSG_MEMBER_CATCHING_UP)
+        m->stream->is_paused = false;
+        if (m->stream->state != WSG_MEMBER_CATCHING_UP)
             continue;
-        if (wsg_stream_id_cmp(m->cursor, m->channel->last_id) >= 0)
+        if (wsg_stream_id_cmp(m->stream->cursor, m->channel->last_id) >= 0)
             go_live(m);
         else
             read_page(router, m); /* drained: read on, even if something was queued since */
@@ -323,9 +326,12 @@ void wsg_router_output_drained(wsg_router_t *router, wsg_router_client_t *client
 
 void wsg_router_stream_leave(wsg_member_t *m)
 {
-    if (m->sreq != NULL)
-        m->sreq->member = NULL; /* its reply finds no member */
-    m->sreq = NULL;
+    if (m->stream == NULL)
+        return; /* a pub/sub channel */
+    if (m->stream->sreq != NULL)
+        m->stream->sreq->member = NULL; /* its reply finds no member */
+    free(m->stream);
+    m->stream = NULL;
 }
 
 /* ---- following a channel ------------------------------------------------------------------------------- */
@@ -362,7 +368,7 @@ static void on_open(void *arg, int status, const char *err, const wsg_stream_ent
     ch->state = WSG_CHANNEL_SUBSCRIBED;
     WSG_DEBUG("stream_followed", WSG_F_CHANNEL("channel", ch->name, ch->name_len));
     for (wsg_member_t *m = ch->members; m; m = m->next)
-        if (m->stream_state == WSG_MEMBER_WAITING)
+        if (m->stream->state == WSG_MEMBER_WAITING)
             start_catch_up(router, m);
 }
 

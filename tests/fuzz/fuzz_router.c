@@ -184,9 +184,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 c->rc.is_echo = (arg & 2) != 0;
                 c->rc.is_v1 = (arg & 0x81) == 0x81; /* envelopes: not read back by check_order */
                 snprintf(since, sizeof since, "since=%u-0", written > 0 ? arg % (written + 1) : 0);
-                c->rc.resume_query = (arg & 1) ? wsg_str_c(since) : WSG_STR_NULL;
-                c->is_joined = wsg_router_join(&router, &c->rc, subs, n, pubs, 1) == 0;
-                c->rc.resume_query = WSG_STR_NULL;
+                c->is_joined = wsg_router_join(&router, &c->rc, subs, n, pubs, 1,
+                                               (arg & 1) ? wsg_str_c(since) : WSG_STR_NULL) == 0;
             }
             break;
         case 1: /* its close begins: no more deliveries */

@@ -99,7 +99,7 @@ static client_t *add_client(world_t *w, bool is_echo)
 static int join(world_t *w, client_t *c, const char *a, const char *b)
 {
     wsg_str_t subs[2] = {wsg_str_c(a), wsg_str_c(b ? b : "")};
-    return wsg_router_join(&w->router, &c->rc, subs, b ? 2 : 1, NULL, 0);
+    return wsg_router_join(&w->router, &c->rc, subs, b ? 2 : 1, NULL, 0, WSG_STR_NULL);
 }
 
 static void on_client_closed(uv_handle_t *handle)
@@ -383,10 +383,8 @@ static void answer_range(int index, uint64_t from, uint64_t to)
 
 static int join_with(world_t *w, client_t *c, const char *channel, const char *query)
 {
-    c->rc.resume_query = wsg_str_c(query);
-    int rc = join(w, c, channel, NULL);
-    c->rc.resume_query = WSG_STR_NULL;
-    return rc;
+    wsg_str_t subs[1] = {wsg_str_c(channel)};
+    return wsg_router_join(&w->router, &c->rc, subs, 1, NULL, 0, wsg_str_c(query));
 }
 
 /* A resume races the reader: entries the reader delivers while pages are read are neither lost nor sent
