@@ -117,7 +117,10 @@ static void on_sentinel_up(void *arg)
 
 static void on_sentinel_switch(void *arg, const char *detail, size_t len)
 {
+    wsg_redis_watch_t *watch = arg;
     WSG_INFO("sentinel_switch_master", WSG_F_BYTES("detail", detail, len));
+    if (watch->streams != NULL) /* the watch resets the subscriber and the command link itself */
+        wsg_redis_streams_reset(watch->streams, "the sentinels named a new master");
 }
 
 static const wsg_redis_sentinel_watch_handler_t sentinel_handler = {.on_up = on_sentinel_up,
@@ -126,10 +129,11 @@ static const wsg_redis_sentinel_watch_handler_t sentinel_handler = {.on_up = on_
 /* ---- lifecycle ---------------------------------------------------------------------------------------- */
 
 int wsg_redis_watch_start(wsg_redis_watch_t *watch, uv_loop_t *loop, const wsg_config_t *cfg,
-                          wsg_stats_t *stats, wsg_redis_sub_t *sub, wsg_redis_cmd_t *cmd, unsigned index,
-                          wsg_tls_t *tls)
+                          wsg_stats_t *stats, wsg_redis_sub_t *sub, wsg_redis_cmd_t *cmd,
+                          wsg_redis_streams_t *streams, unsigned index, wsg_tls_t *tls)
 {
     memset(watch, 0, sizeof *watch);
+    watch->streams = streams;
     watch->loop = loop;
     watch->cfg = cfg;
     watch->stats = stats;

@@ -16,6 +16,7 @@
 #include "probe.h"
 #include "sentinel_watch.h"
 #include "stats.h"
+#include "stream_reader.h"
 #include "subscriber.h"
 
 typedef struct wsg_redis_watch {
@@ -24,6 +25,7 @@ typedef struct wsg_redis_watch {
     wsg_stats_t *stats;
     wsg_redis_sub_t *sub;                       /* borrowed */
     wsg_redis_cmd_t *cmd;                       /* borrowed */
+    wsg_redis_streams_t *streams;               /* borrowed; NULL without stream channels */
     wsg_redis_sentinel_watch_t *sentinel_watch; /* with a redis-sentinel:// URL */
     wsg_redis_probe_t *probe;
     bool sub_was_ready, cmd_was_ready;
@@ -35,10 +37,10 @@ typedef struct wsg_redis_watch {
 } wsg_redis_watch_t;
 
 /** Starts watching `sub` and `cmd` (borrowed) of worker `index`: the probe timer and, with Sentinel, the
- *  +switch-master subscription. Returns 0 or -ENOMEM. */
+ *  +switch-master subscription, which also resets `streams` (borrowed, may be NULL). Returns 0 or -ENOMEM. */
 int wsg_redis_watch_start(wsg_redis_watch_t *watch, uv_loop_t *loop, const wsg_config_t *cfg,
-                          wsg_stats_t *stats, wsg_redis_sub_t *sub, wsg_redis_cmd_t *cmd, unsigned index,
-                          wsg_tls_t *tls);
+                          wsg_stats_t *stats, wsg_redis_sub_t *sub, wsg_redis_cmd_t *cmd,
+                          wsg_redis_streams_t *streams, unsigned index, wsg_tls_t *tls);
 
 /* Link events, from the worker's wiring. */
 void wsg_redis_watch_sub_up(wsg_redis_watch_t *watch);

@@ -448,7 +448,8 @@ static int start_redis(wsg_worker_t *w)
     wsg_router_set_streams(&w->router, &w->loop, &w->ctx.out, wsg_str_c(cfg->streams), w->streams,
                            (uint32_t)cfg->stream_replay_max, wsg_str_c(cfg->prefix));
     wsg_router_set_redis(&w->router, w->sub, w->cmd);
-    return wsg_redis_watch_start(&w->watch, &w->loop, cfg, &w->stats, w->sub, w->cmd, w->index, w->redis_tls);
+    return wsg_redis_watch_start(&w->watch, &w->loop, cfg, &w->stats, w->sub, w->cmd, w->streams, w->index,
+                                 w->redis_tls);
 }
 
 int wsg_worker_init(wsg_worker_t *w, const wsg_config_t *cfg, int listen_fd)

@@ -398,6 +398,11 @@ bool wsg_redis_streams_is_ready(const wsg_redis_streams_t *r)
     return wsg_redis_link_is_ready(r->link);
 }
 
+void wsg_redis_streams_reset(wsg_redis_streams_t *r, const char *why)
+{
+    wsg_redis_link_reset(r->link, why);
+}
+
 static void maybe_free(wsg_redis_streams_t *r)
 {
     if (r->handles_open > 0)

@@ -64,6 +64,10 @@ size_t wsg_redis_streams_count(const wsg_redis_streams_t *reader);
 /** True between on_ready and on_down. */
 bool wsg_redis_streams_is_ready(const wsg_redis_streams_t *reader);
 
+/** Drops the connection and reconnects (see wsg_redis_link_reset), e.g. when the sentinels name a new master:
+ *  reading goes on from the last id reported. */
+void wsg_redis_streams_reset(wsg_redis_streams_t *reader, const char *why);
+
 /** Disconnects and frees the reader; `cb` runs when done. No handler event follows. */
 void wsg_redis_streams_close(wsg_redis_streams_t *reader, void (*cb)(void *cb_arg), void *cb_arg);
 

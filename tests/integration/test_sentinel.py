@@ -54,12 +54,16 @@ def test_sentinel_discovery_and_failover(start_gateway):
         h.wait_until(lambda: _sentinel_has_replica(s), 20, what="the sentinel to see the replica")
 
         gw = start_gateway(REDIS_URL=f"redis-sentinel://127.0.0.1:{sentinel_port}/mymaster",
-                           WSGATE_REDIS_TIMEOUT="500ms")
+                           WSGATE_REDIS_TIMEOUT="500ms", WSGATE_STREAMS="broadcast:hastream")
         ws = gw.open_raw("/ws/ha?subscribe-broadcast&publish-broadcast")
+        stream = gw.open_raw("/ws/hastream?subscribe-broadcast")  # a stream channel, read by its own link
         m = redis_py.Redis(port=master_port)
         h.wait_until(lambda: m.pubsub_numsub("broadcast:ha")[0][1] == 1, 10, what="subscribed on the master")
         m.publish("broadcast:ha", "from the first master")
         assert ws.recv_text() == "from the first master"
+        gw.wait_log(r"event=stream_followed channel=broadcast:hastream")
+        m.xadd("broadcast:hastream", {"payload": "entry on the first master"})
+        assert stream.recv_text() == "entry on the first master"
 
         master.kill()
         master.wait()
@@ -68,6 +72,9 @@ def test_sentinel_discovery_and_failover(start_gateway):
         h.wait_until(lambda: r.pubsub_numsub("broadcast:ha")[0][1] == 1, 20, what="resubscribed on the new master")
         r.publish("broadcast:ha", "from the new master")
         assert ws.recv_text(10) == "from the new master"
+        # The stream reader follows the new master too, and reads on after the last entry it delivered.
+        r.xadd("broadcast:hastream", {"payload": "entry on the new master"})
+        assert stream.recv_text(10) == "entry on the new master"
         # The client was never disconnected, and what it sends lands on the new master.
         ws.send_text("client after failover")
         h.wait_until(lambda: r.get("broadcast:ha") == b"client after failover", 10, what="SETEX on the new master")
