@@ -29,8 +29,9 @@ import threading
 import time
 from pathlib import Path
 
-from test_demo import (CHROMEDRIVER, CHROMIUM, GATEWAY_BIN, ROOT, Redis, free_port, port_open, start_browser,
-                       stop_browser, stop_pid, wait_for)
+import test_demo  # its check() counts this script's checks too
+from test_demo import (CHROMEDRIVER, CHROMIUM, GATEWAY_BIN, ROOT, Abort, Redis, check, free_port, port_open,
+                       require, start_browser, stop_browser, stop_pid, wait_for)
 
 ARTIFACTS = ROOT / ".test-artifacts" / "browser"
 CHANNEL = "broadcast:feed"
@@ -42,30 +43,6 @@ CUT_SPACING = 0.8  # s: cut n comes n * CUT_SPACING after publishing began, or l
 GATEWAY_DOWN = 0.6  # s between the gateway's exit and its next start
 RECONNECT_MIN_MS = 100
 RECONNECT_MAX_MS = 400
-
-passed = 0
-failed = 0
-
-
-class Abort(Exception):
-    """A step the following ones depend on failed."""
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok   - {name}", flush=True)
-    else:
-        failed += 1
-        print(f"FAIL - {name}" + (f": {detail}" if detail else ""), flush=True)
-    return ok
-
-
-def require(name, ok, detail=""):
-    if not check(name, ok, detail):
-        raise Abort(name)
-
 
 class Gateway:
     def __init__(self, port, redis_port, log):
@@ -364,8 +341,8 @@ def main():
         run(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{passed} passed, {failed} failed", flush=True)
-    return 1 if failed or not passed else 0
+    print(f"{test_demo.passed} passed, {test_demo.failed} failed", flush=True)
+    return 1 if test_demo.failed or not test_demo.passed else 0
 
 
 if __name__ == "__main__":
