@@ -319,6 +319,19 @@ static cmd_req_t *req_new(wsg_redis_cmd_t *cmd, enum req_kind kind, void *arg)
     return r;
 }
 
+/* Submits `r`, a request of one command formatted into r->wire (`len` bytes, or < 0: out of memory). */
+static int submit_one(wsg_redis_cmd_t *cmd, cmd_req_t *r, int len)
+{
+    if (len < 0) {
+        free(r);
+        return -ENOMEM;
+    }
+    r->n_commands = 1;
+    r->wire_len = (size_t)len;
+    r->split = (size_t)len + 1;
+    return submit(cmd, r);
+}
+
 int wsg_redis_cmd_publish(wsg_redis_cmd_t *cmd, const char *channel, size_t channel_len, const void *payload,
                           size_t payload_len, uint32_t expire_s, wsg_redis_done_cb cb, void *arg)
 {
@@ -374,15 +387,7 @@ int wsg_redis_cmd_get(wsg_redis_cmd_t *cmd, const char *key, size_t key_len, wsg
         return -ENOMEM;
     r->cb.get = cb;
     r->slot = wsg_cluster_key_slot(key, key_len);
-    int len = redisFormatCommand(&r->wire, "GET %b", key, key_len);
-    if (len < 0) {
-        free(r);
-        return -ENOMEM;
-    }
-    r->n_commands = 1;
-    r->wire_len = (size_t)len;
-    r->split = (size_t)len + 1;
-    return submit(cmd, r);
+    return submit_one(cmd, r, redisFormatCommand(&r->wire, "GET %b", key, key_len));
 }
 
 int wsg_redis_cmd_argv(wsg_redis_cmd_t *cmd, int argc, const char **argv, const size_t *argvlen,
@@ -397,15 +402,7 @@ int wsg_redis_cmd_argv(wsg_redis_cmd_t *cmd, int argc, const char **argv, const 
     r->is_once = is_once;
     if (key_index >= 0 && key_index < argc)
         r->slot = wsg_cluster_key_slot(argv[key_index], argvlen[key_index]);
-    int len = redisFormatCommandArgv(&r->wire, argc, argv, argvlen);
-    if (len < 0) {
-        free(r);
-        return -ENOMEM;
-    }
-    r->n_commands = 1;
-    r->wire_len = (size_t)len;
-    r->split = (size_t)len + 1;
-    return submit(cmd, r);
+    return submit_one(cmd, r, redisFormatCommandArgv(&r->wire, argc, argv, argvlen));
 }
 
 size_t wsg_redis_cmd_pending(const wsg_redis_cmd_t *cmd)
