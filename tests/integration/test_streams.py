@@ -401,3 +401,19 @@ def test_a_resume_after_redis_lost_its_data_gets_a_gap_notice(gateway, redis_ser
     ws2 = gateway.open_raw("/ws/orders2?subscribe-broadcast&since=1-0", headers=V1)
     assert recv_env(ws2) == {"ch": "broadcast:orders2", "gap": True, "after": "1-0", "reason": "trimmed"}
     expect_silence(ws2)  # no such stream: told, and nothing else
+
+
+@with_env(**STREAMS)
+def test_a_20_mb_entry_reaches_raw_and_v1_clients_whole(gateway, redis):
+    raw = gateway.open_raw(SUB)
+    v1 = gateway.open_raw(SUB, headers=V1)
+    gateway.wait_log(r"event=stream_followed channel=broadcast:orders\b")
+    time.sleep(0.2)
+    body = os.urandom(10 * 1024 * 1024).hex()  # 20 MiB of text
+    entry_id = xadd(h.STATE.redis_server.new_client(), body)
+    assert raw.recv_text(timeout=30) == body
+    env = recv_env(v1, timeout=30)
+    assert env["id"] == entry_id and env["data"] == body
+    xadd(redis, "after")
+    assert raw.recv_text() == "after"
+    assert recv_env(v1)["data"] == "after"
