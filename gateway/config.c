@@ -144,6 +144,9 @@ static const setting_t settings[] = {
      "entries a stream keeps (XADD MAXLEN ~ N, so a few more may stay); 0 = no trimming"},
     {"WSGATE_STREAM_REPLAY_MAX", "stream-replay-max", KIND_UINT, "1000", NUM_FIELD(stream_replay_max), 1,
      1000000, "most entries one resume replays; beyond them the client gets a gap notice, then live entries"},
+    {"WSGATE_STREAM_POLL", "stream-poll", KIND_DURATION, "20ms", NUM_FIELD(stream_poll_ms), 1, 10000,
+     "Redis Cluster: how often stream channels are polled while they have nothing new (a blocking read may "
+     "only name keys of one slot)"},
     {"WSGATE_REDIS_TLS_CA", "redis-tls-ca", KIND_STRING, "", STR_FIELD(redis_tls_ca), 0, 0,
      "PEM file of the CAs trusted for rediss:// (and rediss-sentinel://); empty = the system's store"},
     {"WSGATE_REDIS_TLS_CERT", "redis-tls-cert", KIND_STRING, "", STR_FIELD(redis_tls_cert), 0, 0,
@@ -409,10 +412,6 @@ int wsg_config_load(wsg_config_t *cfg, int argc, char **argv, int first_arg, wsg
         snprintf(err, err_cap,
                  "WSGATE_STREAMS: malformed pattern at \"%.60s\" (an unclosed '[' or a trailing '\\')",
                  cfg->streams + bad_at);
-        return -EINVAL;
-    }
-    if (cfg->streams[0] != '\0' && cfg->redis.is_cluster) {
-        snprintf(err, err_cap, "WSGATE_STREAMS: stream channels are not supported with Redis Cluster yet");
         return -EINVAL;
     }
     if ((cfg->redis_sentinel_password[0] != '\0' || cfg->redis_sentinel_username[0] != '\0') &&

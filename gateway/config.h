@@ -58,6 +58,7 @@ typedef struct wsg_config {
     char streams[4096];     /**< WSGATE_STREAMS: glob patterns of stream channels (full names); "" = none */
     uint64_t stream_maxlen; /**< WSGATE_STREAM_MAXLEN: XADD MAXLEN ~ of every stream; 0 = no trimming */
     uint64_t stream_replay_max; /**< WSGATE_STREAM_REPLAY_MAX: most entries one resume replays */
+    uint64_t stream_poll_ms;    /**< WSGATE_STREAM_POLL: Redis Cluster, the wait between empty polls */
     char redis_tls_ca[1024];    /**< WSGATE_REDIS_TLS_CA: PEM CAs for rediss; "" = the system's store */
     char redis_tls_cert[1024];  /**< WSGATE_REDIS_TLS_CERT: client certificate; "" = none */
     char redis_tls_key[1024];   /**< WSGATE_REDIS_TLS_KEY: its key; "" = in the certificate's file */

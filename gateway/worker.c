@@ -439,8 +439,11 @@ static int start_redis(wsg_worker_t *w)
         return -ENOMEM;
     if (cfg->streams[0] != '\0') {
         opts.name = "wsgate-stream";
-        w->streams = wsg_redis_streams_new(&w->loop, &cfg->redis, &opts, w->cmd, 0,
-                                           &wsg_router_streams_handler, &w->router);
+        w->streams = w->cluster != NULL
+                         ? wsg_redis_streams_new_cluster(&w->loop, w->cluster, cfg->stream_poll_ms,
+                                                         &wsg_router_streams_handler, &w->router)
+                         : wsg_redis_streams_new(&w->loop, &cfg->redis, &opts, w->cmd, 0,
+                                                 &wsg_router_streams_handler, &w->router);
         if (w->streams == NULL)
             return -ENOMEM;
         WSG_STAT_SET(&w->stats, redis_streams_down, 1); /* until it has connected */

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster.h"
+#include "cluster_slot.h"
 #include "stream_cmds.h"
 
 /* Entries per stream in one reply: bounds the work of one batch. */
@@ -20,13 +22,21 @@ typedef struct followed {
     struct followed *prev, *next; /* the list XREAD is built from */
     wsg_stream_id_t last;
     uint32_t hash;
+    uint16_t slot; /* Redis Cluster: its key's slot */
     size_t len;
     char name[]; /* NUL-terminated */
 } followed_t;
 
 struct wsg_redis_streams {
-    wsg_redis_link_t *link;
-    wsg_redis_cmd_t *cmd; /* borrowed: CLIENT UNBLOCK goes there */
+    wsg_redis_link_t *link;       /* a connection of its own; NULL with a cluster */
+    wsg_redis_cluster_t *cluster; /* borrowed: Redis Cluster, polled through the masters' connections */
+    uint64_t poll_ms;             /* cluster: the wait between polls that found nothing */
+    unsigned polls_out;           /* cluster: XREADs of the current poll not answered yet */
+    bool has_poll_entries;        /* cluster: the current poll found entries */
+    bool has_poll_loss;           /* cluster: a connection was lost under the current poll */
+    bool is_up;                   /* cluster: on_ready was reported last, not on_down */
+    unsigned idle_polls;          /* cluster: polls in a row that found nothing (up to 3) */
+    wsg_redis_cmd_t *cmd;         /* borrowed: CLIENT UNBLOCK goes there */
     const wsg_redis_streams_handler_t *handler;
     void *arg;
     followed_t **buckets;
@@ -88,7 +98,10 @@ static int grow(wsg_redis_streams_t *r)
 
 static void on_read_reply(void *privdata, const redisReply *reply);
 static void on_watchdog(uv_timer_t *timer);
-static int probe_types(wsg_redis_streams_t *r);
+static int probe_types(wsg_redis_streams_t *r, int slot);
+static void poll_all(wsg_redis_streams_t *r);
+static void maybe_close_handles(wsg_redis_streams_t *r);
+static void on_timer_closed(uv_handle_t *handle);
 
 static void on_unblocked(void *arg, int status, const redisReply *reply)
 {
@@ -97,45 +110,71 @@ static void on_unblocked(void *arg, int status, const redisReply *reply)
     (void)reply; /* 0 when the reader was not blocked any more: its next read has the new set already */
 }
 
+/* Formats XREAD COUNT READ_COUNT [BLOCK `block`] STREAMS over the `n` streams of `keys` after their last ids
+ * into `*wire` (freed by the caller). Returns its length, or -1 when out of memory. */
+static int format_xread(followed_t *const *keys, size_t n, const char *block, char **wire)
+{
+    size_t head_n = block != NULL ? 6 : 4, argc = head_n + 2 * n;
+    const char **argv = malloc(argc * sizeof(*argv));
+    size_t *lens = malloc(argc * sizeof(*lens));
+    char *ids = malloc(n * (WSG_STREAM_ID_MAX_LEN + 1));
+    int len = -1;
+    if (argv != NULL && lens != NULL && ids != NULL) {
+        const char *head[] = {"XREAD", "COUNT", READ_COUNT, "BLOCK", block, "STREAMS"};
+        for (size_t i = 0, h = 0; i < 6; i++) {
+            if (block == NULL && (i == 3 || i == 4))
+                continue;
+            argv[h] = head[i];
+            lens[h++] = strlen(head[i]);
+        }
+        for (size_t i = 0; i < n; i++) {
+            char *id = ids + i * (WSG_STREAM_ID_MAX_LEN + 1);
+            argv[head_n + i] = keys[i]->name;
+            lens[head_n + i] = keys[i]->len;
+            argv[head_n + n + i] = id;
+            lens[head_n + n + i] = wsg_stream_id_format(keys[i]->last, id);
+        }
+        len = redisFormatCommandArgv(wire, (int)argc, argv, lens);
+    }
+    free(argv);
+    free(lens);
+    free(ids);
+    return len;
+}
+
+/* The followed streams in an array (freed by the caller), NULL when out of memory. */
+static followed_t **followed_array(const wsg_redis_streams_t *r)
+{
+    followed_t **keys = malloc(r->count * sizeof(*keys));
+    size_t i = 0;
+    for (followed_t *f = r->head; keys != NULL && f; f = f->next)
+        keys[i++] = f;
+    return keys;
+}
+
 /* Sends XREAD over every followed stream, unless one is in flight or there is nothing to read. */
 static void issue_read(wsg_redis_streams_t *r)
 {
+    if (r->cluster != NULL) {
+        poll_all(r);
+        return;
+    }
     if (r->is_reading || r->is_closing || r->count == 0 || r->probes_pending > 0 ||
         !wsg_redis_link_is_ready(r->link))
         return;
-    size_t argc = 6 + 2 * r->count;
-    const char **argv = malloc(argc * sizeof(*argv));
-    size_t *lens = malloc(argc * sizeof(*lens));
-    char *ids = malloc(r->count * (WSG_STREAM_ID_MAX_LEN + 1));
     char block[24];
-    int block_len = snprintf(block, sizeof block, "%" PRIu64, r->block_ms);
-    if (argv == NULL || lens == NULL || ids == NULL)
-        goto Out; /* tried again on the next add, reply or reconnect */
-    const char *head[] = {"XREAD", "COUNT", READ_COUNT, "BLOCK", block, "STREAMS"};
-    for (size_t i = 0; i < 6; i++) {
-        argv[i] = head[i];
-        lens[i] = i == 4 ? (size_t)block_len : strlen(head[i]);
-    }
-    size_t i = 0;
-    for (followed_t *f = r->head; f; f = f->next, i++) {
-        char *id = ids + i * (WSG_STREAM_ID_MAX_LEN + 1);
-        argv[6 + i] = f->name;
-        lens[6 + i] = f->len;
-        argv[6 + r->count + i] = id;
-        lens[6 + r->count + i] = wsg_stream_id_format(f->last, id);
-    }
+    snprintf(block, sizeof block, "%" PRIu64, r->block_ms);
+    followed_t **keys = followed_array(r);
     char *wire = NULL;
-    int wire_len = redisFormatCommandArgv(&wire, (int)argc, argv, lens);
+    int wire_len = keys != NULL ? format_xread(keys, r->count, block, &wire) : -1;
+    /* On failure it is tried again on the next add, reply or reconnect. */
     if (wire_len >= 0 && wsg_redis_link_send(r->link, wire, (size_t)wire_len, on_read_reply, r) == 0) {
         r->is_reading = true;
         r->is_unblock_sent = false;
         uv_timer_start(&r->timer, on_watchdog, r->watchdog_ms, 0);
     }
     free(wire);
-Out:
-    free(argv);
-    free(lens);
-    free(ids);
+    free(keys);
 }
 
 static void on_watchdog(uv_timer_t *timer)
@@ -150,6 +189,14 @@ static void on_watchdog(uv_timer_t *timer)
 /* Interrupts a read in flight so that the next one covers a stream just added. */
 static void interrupt(wsg_redis_streams_t *r)
 {
+    if (r->cluster != NULL) { /* polling: the next poll covers it; one is started now when none is out */
+        r->idle_polls = 0;
+        if (r->polls_out == 0 && r->probes_pending == 0 && !r->is_closing) {
+            uv_timer_stop(&r->timer);
+            poll_all(r);
+        }
+        return;
+    }
     if (!r->is_reading) {
         issue_read(r);
         return;
@@ -191,6 +238,7 @@ static void report_stream(wsg_redis_streams_t *r, const redisReply *stream)
 /* A TYPE asked of one followed key after XREAD answered WRONGTYPE. */
 typedef struct type_probe {
     wsg_redis_streams_t *reader;
+    char *wire; /* the command, kept until its reply (a cluster borrows it) */
     size_t len;
     char key[];
 } type_probe_t;
@@ -205,32 +253,43 @@ static void on_type(void *privdata, const redisReply *reply)
         wsg_redis_streams_remove(r, p->key, p->len);
         r->handler->on_wrong_type(r->arg, p->key, p->len, reply->str);
     }
+    free(p->wire);
     free(p);
-    if (is_last && reply != NULL && !r->is_closing)
+    if (is_last && r->is_closing)
+        maybe_close_handles(r);
+    else if (is_last && reply != NULL)
         issue_read(r);
 }
 
-/* Asks the TYPE of every followed key; 0 when the questions are out. */
-static int probe_types(wsg_redis_streams_t *r)
+/* Asks the TYPE of every followed key (with a cluster: of the keys of `slot`, or all when `slot` is -1);
+ * 0 when the questions are out. */
+static int probe_types(wsg_redis_streams_t *r, int slot)
 {
     if (r->probes_pending > 0)
         return 0;
     for (followed_t *f = r->head; f; f = f->next) {
+        if (slot >= 0 && f->slot != slot)
+            continue;
         type_probe_t *p = malloc(sizeof(*p) + f->len + 1);
-        char *cmd = NULL;
-        int len = p ? redisFormatCommand(&cmd, "TYPE %b", f->name, f->len) : -1;
-        if (len < 0 || wsg_redis_link_send(r->link, cmd, (size_t)len, on_type, p) < 0) {
-            free(p);
-            free(cmd);
-            return r->probes_pending > 0 ? 0 : -EIO;
-        }
-        free(cmd);
+        if (p == NULL)
+            break;
         p->reader = r;
         p->len = f->len;
         memcpy(p->key, f->name, f->len + 1);
+        p->wire = NULL;
+        int len = redisFormatCommand(&p->wire, "TYPE %b", f->name, f->len);
+        int rc = len < 0 ? -ENOMEM
+                 : r->cluster != NULL
+                     ? wsg_redis_cluster_send(r->cluster, f->slot, p->wire, (size_t)len, on_type, p)
+                     : wsg_redis_link_send(r->link, p->wire, (size_t)len, on_type, p);
+        if (rc < 0) {
+            free(p->wire);
+            free(p);
+            break;
+        }
         r->probes_pending++;
     }
-    return r->probes_pending > 0 ? 0 : -ENOENT;
+    return r->probes_pending > 0 ? 0 : -EIO;
 }
 
 static void on_read_reply(void *privdata, const redisReply *reply)
@@ -243,7 +302,7 @@ static void on_read_reply(void *privdata, const redisReply *reply)
         return; /* lost: on_down follows, and on_ready reads again */
     if (reply->type == REDIS_REPLY_ERROR) {
         r->handler->on_error(r->arg, reply->str);
-        if (strncmp(reply->str, "WRONGTYPE", 9) == 0 && probe_types(r) == 0)
+        if (strncmp(reply->str, "WRONGTYPE", 9) == 0 && probe_types(r, -1) == 0)
             return; /* read again once the culprits are known */
         uv_timer_start(&r->timer, on_watchdog, RETRY_AFTER_ERROR_MS, 0);
         return;
@@ -258,6 +317,133 @@ static void on_read_reply(void *privdata, const redisReply *reply)
         }
     }
     issue_read(r); /* a nil reply: the block timed out or was interrupted */
+}
+
+/* ---- Redis Cluster: polling ------------------------------------------------------------------------------
+ * XREAD of several keys needs them in one slot, and a blocking read holds its connection: so with a cluster
+ * every poll sends one non-blocking XREAD per slot in use to its master, over the connections the command
+ * side uses (following redirections), and the next poll comes at once after a poll that found entries, else
+ * after poll_ms. */
+
+typedef struct poll_req {
+    wsg_redis_streams_t *reader;
+    uint16_t slot;
+    char *wire; /* borrowed by the cluster until the reply */
+} poll_req_t;
+
+static int by_slot(const void *a, const void *b)
+{
+    const followed_t *x = *(followed_t *const *)a, *y = *(followed_t *const *)b;
+    return (int)x->slot - (int)y->slot;
+}
+
+static void on_poll_reply(void *privdata, const redisReply *reply);
+
+static void poll_all(wsg_redis_streams_t *r)
+{
+    if (r->polls_out > 0 || r->probes_pending > 0 || r->is_closing || r->count == 0)
+        return;
+    followed_t **keys = followed_array(r);
+    if (keys == NULL)
+        return; /* the next add or timer tries again */
+    qsort(keys, r->count, sizeof(*keys), by_slot);
+    r->has_poll_entries = r->has_poll_loss = false;
+    for (size_t i = 0, j; i < r->count; i = j) {
+        for (j = i + 1; j < r->count && keys[j]->slot == keys[i]->slot;)
+            j++;
+        poll_req_t *req = malloc(sizeof(*req));
+        if (req == NULL)
+            break;
+        req->reader = r;
+        req->slot = keys[i]->slot;
+        req->wire = NULL;
+        int len = format_xread(keys + i, j - i, NULL, &req->wire);
+        if (len < 0 ||
+            wsg_redis_cluster_send(r->cluster, req->slot, req->wire, (size_t)len, on_poll_reply, req) < 0) {
+            free(req->wire);
+            free(req);
+            continue; /* no map yet, or too much waiting: the next poll asks again */
+        }
+        r->polls_out++;
+    }
+    free(keys);
+    if (r->polls_out == 0 && !r->is_closing)
+        uv_timer_start(&r->timer, on_watchdog, r->poll_ms, 0);
+}
+
+static void on_poll_reply(void *privdata, const redisReply *reply)
+{
+    poll_req_t *req = privdata;
+    wsg_redis_streams_t *r = req->reader;
+    uint16_t slot = req->slot;
+    free(req->wire);
+    free(req);
+    r->polls_out--;
+    if (r->is_closing) {
+        maybe_close_handles(r);
+        return;
+    }
+    if (reply == NULL) {
+        r->has_poll_loss = true;
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        r->handler->on_error(r->arg, reply->str);
+        if (strncmp(reply->str, "WRONGTYPE", 9) == 0)
+            probe_types(r, slot);
+    } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0) {
+        r->has_poll_entries = true;
+        for (size_t i = 0; i < reply->elements && !r->is_closing; i++)
+            report_stream(r, reply->element[i]);
+    }
+    if (r->polls_out > 0)
+        return;
+    /* The poll is over. */
+    if (r->has_poll_loss && r->is_up) {
+        r->is_up = false;
+        r->handler->on_down(r->arg, "a master's connection was lost", r->poll_ms);
+    } else if (!r->has_poll_loss && !r->is_up) {
+        r->is_up = true;
+        r->handler->on_ready(r->arg);
+    }
+    /* Idle streams cost a poll per slot each time: the wait doubles after each empty poll, up to 8 times
+     * poll_ms, and is back to none as soon as a poll finds entries. */
+    r->idle_polls = r->has_poll_entries ? 0 : r->idle_polls < 3 ? r->idle_polls + 1 : 3;
+    uint64_t wait_ms =
+        r->has_poll_entries ? r->handler->on_batch_done(r->arg) : r->poll_ms << (r->idle_polls - 1);
+    if (r->probes_pending == 0 && !r->is_closing)
+        uv_timer_start(&r->timer, on_watchdog, wait_ms, 0);
+}
+
+/* With a cluster: the reader is freed once no poll or probe waits for a reply and its timer is closed. */
+static void maybe_close_handles(wsg_redis_streams_t *r)
+{
+    if (r->cluster == NULL || r->polls_out > 0 || r->probes_pending > 0 ||
+        uv_is_closing((uv_handle_t *)&r->timer))
+        return;
+    uv_close((uv_handle_t *)&r->timer, on_timer_closed);
+}
+
+wsg_redis_streams_t *wsg_redis_streams_new_cluster(uv_loop_t *loop, wsg_redis_cluster_t *cluster,
+                                                   uint64_t poll_ms,
+                                                   const wsg_redis_streams_handler_t *handler, void *arg)
+{
+    wsg_redis_streams_t *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->nbuckets = 16;
+    r->buckets = calloc(r->nbuckets, sizeof(*r->buckets));
+    if (r->buckets == NULL) {
+        free(r);
+        return NULL;
+    }
+    r->cluster = cluster;
+    r->poll_ms = poll_ms ? poll_ms : 20;
+    r->handler = handler;
+    r->arg = arg;
+    r->client_id = -1;
+    uv_timer_init(loop, &r->timer);
+    r->timer.data = r;
+    r->handles_open = 1;
+    return r;
 }
 
 /* ---- the connection --------------------------------------------------------------------------------- */
@@ -348,6 +534,7 @@ int wsg_redis_streams_add(wsg_redis_streams_t *r, const char *key, size_t len, w
     f->len = len;
     f->last = after;
     f->hash = hash_name(key, len);
+    f->slot = wsg_cluster_key_slot(key, len);
     f->hash_next = r->buckets[f->hash & (r->nbuckets - 1)];
     r->buckets[f->hash & (r->nbuckets - 1)] = f;
     f->prev = NULL;
@@ -395,12 +582,13 @@ size_t wsg_redis_streams_count(const wsg_redis_streams_t *r)
 
 bool wsg_redis_streams_is_ready(const wsg_redis_streams_t *r)
 {
-    return wsg_redis_link_is_ready(r->link);
+    return r->cluster != NULL ? r->is_up : wsg_redis_link_is_ready(r->link);
 }
 
 void wsg_redis_streams_reset(wsg_redis_streams_t *r, const char *why)
 {
-    wsg_redis_link_reset(r->link, why);
+    if (r->link != NULL)
+        wsg_redis_link_reset(r->link, why);
 }
 
 static void maybe_free(wsg_redis_streams_t *r)
@@ -440,6 +628,10 @@ void wsg_redis_streams_close(wsg_redis_streams_t *r, void (*cb)(void *cb_arg), v
     r->close_cb = cb;
     r->close_arg = cb_arg;
     uv_timer_stop(&r->timer);
+    if (r->cluster != NULL) {
+        maybe_close_handles(r); /* or when the last poll's reply comes (the cluster's close answers it) */
+        return;
+    }
     if (r->is_reading)
         wsg_redis_link_reset(r->link, "closing"); /* a blocked XREAD is not worth waiting for */
     wsg_redis_link_close(r->link, on_link_closed, r);

@@ -47,6 +47,16 @@ wsg_redis_streams_t *wsg_redis_streams_new(uv_loop_t *loop, const wsg_redis_addr
                                            uint64_t block_ms, const wsg_redis_streams_handler_t *handler,
                                            void *arg);
 
+struct wsg_redis_cluster;
+
+/** The reader for Redis Cluster (`cluster` borrowed, open until this is closed): a blocking XREAD may only
+ * name keys of one slot, so it polls instead, one non-blocking XREAD per slot in use on its master, at once
+ * after a poll that found entries, else after `poll_ms` (0 = 20), doubled after each empty poll up to 8 times
+ * that. on_ready/on_down report whether the last poll reached every master. */
+wsg_redis_streams_t *wsg_redis_streams_new_cluster(uv_loop_t *loop, struct wsg_redis_cluster *cluster,
+                                                   uint64_t poll_ms,
+                                                   const wsg_redis_streams_handler_t *handler, void *arg);
+
 /** Follows stream `key` (copied) from after `after`: its later entries are reported. Returns 0, -EEXIST when
  *  followed already, or -ENOMEM. */
 int wsg_redis_streams_add(wsg_redis_streams_t *reader, const char *key, size_t len, wsg_stream_id_t after);
