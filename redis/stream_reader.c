@@ -341,8 +341,16 @@ static void on_poll_reply(void *privdata, const redisReply *reply);
 
 static void poll_all(wsg_redis_streams_t *r)
 {
-    if (r->polls_out > 0 || r->probes_pending > 0 || r->is_closing || r->count == 0)
+    if (r->polls_out > 0 || r->probes_pending > 0 || r->is_closing)
         return;
+    if (r->count == 0) { /* nothing to read: up as soon as the cluster is; looked at again now and then */
+        if (!r->is_up && wsg_redis_cluster_is_ready(r->cluster)) {
+            r->is_up = true;
+            r->handler->on_ready(r->arg);
+        }
+        uv_timer_start(&r->timer, on_watchdog, r->poll_ms << 3, 0);
+        return;
+    }
     followed_t **keys = followed_array(r);
     if (keys == NULL)
         return; /* the next add or timer tries again */
@@ -443,6 +451,7 @@ wsg_redis_streams_t *wsg_redis_streams_new_cluster(uv_loop_t *loop, wsg_redis_cl
     uv_timer_init(loop, &r->timer);
     r->timer.data = r;
     r->handles_open = 1;
+    uv_timer_start(&r->timer, on_watchdog, 0, 0); /* the first poll, from the loop */
     return r;
 }
 

@@ -318,6 +318,7 @@ def test_stream_channels_on_a_redis_cluster(start_gateway):
         owners = {cluster.node_for_key(f"broadcast:{n}") for n in names}
         assert len(owners) == 3, owners
         gw = start_gateway(REDIS_URL=cluster.seed_url(), WSGATE_WORKERS="2", WSGATE_CLOSE_TIMEOUT="200ms", **STREAMS)
+        h.wait_until(lambda: gw.admin_get("/readyz")[0] == 200, 5, what="/readyz 200 before any stream is read")
         clients = {n: gw.open_raw(f"/ws/{n}?subscribe-broadcast&publish-broadcast&echo", headers=V1) for n in names}
         for n in names:
             gw.wait_log(rf"event=stream_followed channel=broadcast:{n}\b")
