@@ -281,7 +281,10 @@ wsg_admin_t *wsg_admin_start(uv_loop_t *loop, const wsg_config_t *cfg, wsg_stats
     int rc = uv_tcp_bind(&admin->listener, res->ai_addr, 0);
     freeaddrinfo(res);
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&admin->listener, 64, on_connection);
+        /* A backlog far above ADMIN_MAX_CLIENTS: under a burst of connections (a port scan) a health probe's
+         * SYN waits in the queue to be accepted (and room made for it) instead of being dropped and sent again
+         * a second later. */
+        rc = uv_listen((uv_stream_t *)&admin->listener, 1024, on_connection);
     if (rc < 0) {
         WSG_ERROR("admin_listen_failed", WSG_F_STR("addr", cfg->admin_listen),
                   WSG_F_STR("err", uv_strerror(rc)));
