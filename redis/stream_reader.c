@@ -430,9 +430,8 @@ static void maybe_close_handles(wsg_redis_streams_t *r)
     uv_close((uv_handle_t *)&r->timer, on_timer_closed);
 }
 
-wsg_redis_streams_t *wsg_redis_streams_new_cluster(uv_loop_t *loop, wsg_redis_cluster_t *cluster,
-                                                   uint64_t poll_ms,
-                                                   const wsg_redis_streams_handler_t *handler, void *arg)
+/* A reader with an empty table and its timer, without its connection. */
+static wsg_redis_streams_t *reader_new(uv_loop_t *loop, const wsg_redis_streams_handler_t *handler, void *arg)
 {
     wsg_redis_streams_t *r = calloc(1, sizeof(*r));
     if (r == NULL)
@@ -443,14 +442,24 @@ wsg_redis_streams_t *wsg_redis_streams_new_cluster(uv_loop_t *loop, wsg_redis_cl
         free(r);
         return NULL;
     }
-    r->cluster = cluster;
-    r->poll_ms = poll_ms ? poll_ms : 20;
     r->handler = handler;
     r->arg = arg;
     r->client_id = -1;
     uv_timer_init(loop, &r->timer);
     r->timer.data = r;
     r->handles_open = 1;
+    return r;
+}
+
+wsg_redis_streams_t *wsg_redis_streams_new_cluster(uv_loop_t *loop, wsg_redis_cluster_t *cluster,
+                                                   uint64_t poll_ms,
+                                                   const wsg_redis_streams_handler_t *handler, void *arg)
+{
+    wsg_redis_streams_t *r = reader_new(loop, handler, arg);
+    if (r == NULL)
+        return NULL;
+    r->cluster = cluster;
+    r->poll_ms = poll_ms ? poll_ms : 20;
     uv_timer_start(&r->timer, on_watchdog, 0, 0); /* the first poll, from the loop */
     return r;
 }
@@ -499,24 +508,12 @@ wsg_redis_streams_t *wsg_redis_streams_new(uv_loop_t *loop, const wsg_redis_addr
                                            uint64_t block_ms, const wsg_redis_streams_handler_t *handler,
                                            void *arg)
 {
-    wsg_redis_streams_t *r = calloc(1, sizeof(*r));
+    wsg_redis_streams_t *r = reader_new(loop, handler, arg);
     if (r == NULL)
         return NULL;
-    r->nbuckets = 16;
-    r->buckets = calloc(r->nbuckets, sizeof(*r->buckets));
-    if (r->buckets == NULL) {
-        free(r);
-        return NULL;
-    }
     r->cmd = cmd;
-    r->handler = handler;
-    r->arg = arg;
-    r->client_id = -1;
     r->block_ms = block_ms ? block_ms : 5000;
     r->watchdog_ms = r->block_ms + (opts->connect_timeout_ms ? opts->connect_timeout_ms : 2000);
-    uv_timer_init(loop, &r->timer);
-    r->timer.data = r;
-    r->handles_open = 1;
     wsg_redis_link_options_t link_opts = *opts;
     link_opts.select_db = true;
     link_opts.is_pubsub = false;
