@@ -26,14 +26,11 @@
 #define PAGE_FIRST 1
 #define PAGE_MAX 100
 
-enum stream_request_kind { REQ_OPEN, REQ_LAST, REQ_INFO, REQ_PAGE };
-
 /* A stream command in flight: for a channel being opened (`member` NULL; found again by name) or for a member
  * catching up (`member` cleared when it leaves first). */
 struct stream_request {
     wsg_router_t *router;
     wsg_member_t *member;
-    uint8_t kind;
     size_t name_len;
     char name[]; /* NUL-terminated */
 };
@@ -56,15 +53,13 @@ bool wsg_router_is_stream(const wsg_router_t *router, wsg_str_t name)
            wsg_glob_list_match(router->stream_patterns.ptr, router->stream_patterns.len, name.ptr, name.len);
 }
 
-static struct stream_request *request_new(wsg_router_t *router, wsg_member_t *m, const wsg_channel_t *ch,
-                                          enum stream_request_kind kind)
+static struct stream_request *request_new(wsg_router_t *router, wsg_member_t *m, const wsg_channel_t *ch)
 {
     struct stream_request *req = malloc(sizeof(*req) + ch->name_len + 1);
     if (req == NULL)
         return NULL;
     req->router = router;
     req->member = m;
-    req->kind = (uint8_t)kind;
     req->name_len = ch->name_len;
     memcpy(req->name, ch->name, ch->name_len + 1);
     if (m != NULL)
@@ -113,6 +108,17 @@ static void go_live(wsg_member_t *m)
     if (wsg_stream_id_cmp(m->stream->cursor, ch->last_id) < 0)
         m->stream->cursor = ch->last_id;
     m->stream->state = WSG_MEMBER_LIVE;
+}
+
+/* A read for `m` failed (`req`, when given, could not be sent): what it missed cannot be read, so it logs
+ * that and takes what comes from now on. */
+static void give_up(wsg_member_t *m, struct stream_request *req, const char *command, int status,
+                    const char *err)
+{
+    if (req != NULL)
+        request_done(req);
+    log_failure(command, m->channel, m, status, err);
+    go_live(m);
 }
 
 static void send_entry(wsg_router_t *router, wsg_member_t *m, const wsg_stream_entry_t *e)
@@ -166,8 +172,7 @@ static void on_page(void *arg, int status, const char *err, const wsg_stream_ent
         return; /* live entries read before this reply go out first */
     const wsg_channel_t *ch = m->channel;
     if (status < 0) {
-        log_failure("XRANGE", ch, m, status, err);
-        go_live(m); /* what it missed cannot be read: it gets what comes */
+        give_up(m, NULL, "XRANGE", status, err);
         return;
     }
     size_t bytes = 0;
@@ -201,18 +206,14 @@ static void on_page(void *arg, int status, const char *err, const wsg_stream_ent
 static void read_page(wsg_router_t *router, wsg_member_t *m)
 {
     const wsg_channel_t *ch = m->channel;
-    struct stream_request *req = request_new(router, m, ch, REQ_PAGE);
+    struct stream_request *req = request_new(router, m, ch);
     int rc = req == NULL
                  ? -ENOMEM
                  : wsg_redis_stream_range(router->cmd, ch->name, ch->name_len, m->stream->cursor,
                                           m->stream->page_entries ? m->stream->page_entries : PAGE_FIRST,
                                           on_page, req);
-    if (rc < 0) {
-        if (req != NULL)
-            request_done(req);
-        log_failure("XRANGE", ch, m, rc, NULL);
-        go_live(m);
-    }
+    if (rc < 0)
+        give_up(m, req, "XRANGE", rc, NULL);
 }
 
 /* Reads the next page, or goes live when there is nothing to read. A replay is paced by its client: the next
@@ -239,8 +240,7 @@ static void on_last(void *arg, int status, const char *err, const wsg_stream_ent
         return;
     const wsg_channel_t *ch = m->channel;
     if (status < 0) {
-        log_failure("XREVRANGE", ch, m, status, err);
-        go_live(m);
+        give_up(m, NULL, "XREVRANGE", status, err);
         return;
     }
     if (n == 1 && wsg_stream_id_cmp(entries[0].id, ch->last_id) <= 0)
@@ -281,17 +281,13 @@ static void start_catch_up(wsg_router_t *router, wsg_member_t *m)
     const wsg_channel_t *ch = m->channel;
     m->stream->state = WSG_MEMBER_CATCHING_UP;
     m->stream->cursor = m->stream->since;
-    struct stream_request *req = request_new(router, m, ch, m->stream->has_since ? REQ_INFO : REQ_LAST);
+    struct stream_request *req = request_new(router, m, ch);
     int rc = -ENOMEM;
     if (req != NULL)
         rc = m->stream->has_since ? wsg_redis_stream_info(router->cmd, ch->name, ch->name_len, on_info, req)
                                   : wsg_redis_stream_last(router->cmd, ch->name, ch->name_len, on_last, req);
-    if (rc < 0) {
-        if (req != NULL)
-            request_done(req);
-        log_failure(m->stream->has_since ? "XINFO" : "XREVRANGE", ch, m, rc, NULL);
-        go_live(m);
-    }
+    if (rc < 0)
+        give_up(m, req, m->stream->has_since ? "XINFO" : "XREVRANGE", rc, NULL);
 }
 
 void wsg_router_stream_join(wsg_router_t *router, wsg_member_t *m, wsg_str_t query)
@@ -377,7 +373,7 @@ void wsg_router_stream_sync(wsg_router_t *router, wsg_channel_t *ch)
     bool want = ch->nmembers > 0;
     if (ch->state == WSG_CHANNEL_UNSUBSCRIBED) {
         if (want) {
-            struct stream_request *req = router->cmd ? request_new(router, NULL, ch, REQ_OPEN) : NULL;
+            struct stream_request *req = router->cmd ? request_new(router, NULL, ch) : NULL;
             if (req != NULL && wsg_redis_stream_last(router->cmd, ch->name, ch->name_len, on_open, req) == 0)
                 ch->state = WSG_CHANNEL_SUBSCRIBING;
             else
