@@ -13,6 +13,7 @@ reconnects by itself and receives again. A screenshot is saved to .test-artifact
 gateway's log to .test-artifacts/browser/wsgate.log.
 Ends with "N passed, N failed"; exit status 1 when a check failed. Every wait has a deadline.
 """
+import importlib
 import os
 import shutil
 import signal
@@ -58,6 +59,19 @@ def check(name, ok, detail=""):
 def require(name, ok, detail=""):
     if not check(name, ok, detail):
         raise Abort(name)
+
+
+def require_setup(modules):
+    """The Python modules (Debian's python3-<name>), Chromium with its driver and the gateway binary."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            require(f"python3-{name} is installed", False, f"{exc}; run tests/browser/deps")
+    require("chromium and chromedriver are installed", os.access(CHROMIUM, os.X_OK) and
+            os.access(CHROMEDRIVER, os.X_OK), "run tests/browser/deps")
+    require(f"gateway binary {GATEWAY_BIN} exists", os.access(GATEWAY_BIN, os.X_OK),
+            "build it first (scripts/test builds build/test/wsgate) or set WSGATE_BIN")
 
 
 def wait_for(predicate, timeout, interval=0.05):
@@ -240,14 +254,7 @@ def run(tmp):
     log = open(ARTIFACTS / "wsgate.log", "w")
     token = uuid.uuid4().hex[:8]
     try:
-        try:
-            import selenium  # noqa: F401
-        except ImportError:
-            require("python3-selenium is installed", False, "run tests/browser/deps")
-        require("chromium and chromedriver are installed", os.access(CHROMIUM, os.X_OK) and
-                os.access(CHROMEDRIVER, os.X_OK), "run tests/browser/deps")
-        require(f"gateway binary {GATEWAY_BIN} exists", os.access(GATEWAY_BIN, os.X_OK),
-                "build it first (scripts/test builds build/test/wsgate) or set WSGATE_BIN")
+        require_setup(["selenium"])
 
         redis = Redis(tmp)
         require("redis-server starts", wait_for(lambda: redis.cli("PING") == "PONG", 10))

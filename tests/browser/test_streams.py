@@ -30,8 +30,8 @@ import time
 from pathlib import Path
 
 import test_demo  # its check() counts this script's checks too
-from test_demo import (CHROMEDRIVER, CHROMIUM, GATEWAY_BIN, ROOT, Abort, Redis, check, free_port, port_open,
-                       require, start_browser, stop_browser, stop_pid, wait_for)
+from test_demo import (GATEWAY_BIN, ROOT, Abort, Redis, check, free_port, port_open,
+                       require, require_setup, start_browser, stop_browser, stop_pid, wait_for)
 
 ARTIFACTS = ROOT / ".test-artifacts" / "browser"
 CHANNEL = "broadcast:feed"
@@ -193,15 +193,7 @@ def run(tmp):
     log_path = ARTIFACTS / "wsgate-streams.log"
     log = open(log_path, "w")
     try:
-        try:
-            import redis as _redis  # noqa: F401
-            import selenium  # noqa: F401
-        except ImportError as exc:
-            require("python3-selenium and python3-redis are installed", False, f"{exc}; run tests/browser/deps")
-        require("chromium and chromedriver are installed", os.access(CHROMIUM, os.X_OK) and
-                os.access(CHROMEDRIVER, os.X_OK), "run tests/browser/deps")
-        require(f"gateway binary {GATEWAY_BIN} exists", os.access(GATEWAY_BIN, os.X_OK),
-                "build it first (scripts/test builds build/test/wsgate) or set WSGATE_BIN")
+        require_setup(["selenium", "redis"])
 
         redis = Redis(tmp)
         require("redis-server starts", wait_for(lambda: redis.cli("PING") == "PONG", 10))
