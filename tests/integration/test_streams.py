@@ -180,6 +180,9 @@ def test_client_messages_on_a_stream_channel_are_xadded_and_trimmed(gateway, red
     sub = gateway.open_raw(SUB, headers=V1)
     pub = gateway.open_raw("/ws/orders?publish-broadcast")
     gateway.wait_log(r"event=stream_followed")
+    # Without since a client gets the newest entry, then live ones: once it has this first one it is live.
+    pub.send_text("start")
+    assert recv_env(sub)["data"] == "start"
     got = []
     for i in range(300):
         pub.send_text(f"c{i}")
