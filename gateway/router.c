@@ -358,12 +358,11 @@ static void lose_subscription(wsg_channel_t *ch, void *arg)
     ch->is_barrier_in_flight = false;
     ch->barriers_done = ch->barriers_sent;
     ch->needs_reread = ch->nmembers > 0;
-    /* Echoes awaited may never come; the filters are cleared once the key has been read again
-     * (forget_echoes), so that a client's own message found there, published while the subscription was gone,
-     * is not sent back to a client that does not want its echo. */
-    for (wsg_member_t *m = ch->members; m; m = m->next)
+    for (wsg_member_t *m = ch->members; m; m = m->next) {
+        wsg_router_forget_publications(m->client); /* their echoes may never come */
         if (m->awaits_barrier)
             wsg_router_finish_persisted(m);
+    }
     if (ch->nmembers == 0 && ch->npublishers == 0)
         wsg_channels_remove(&router->channels, ch);
 }
@@ -428,23 +427,12 @@ typedef struct reread {
     char name[];
 } reread_t;
 
-/* The publications `ch`'s members await back may have been lost with the subscription. */
-static void forget_echoes(wsg_channel_t *ch)
-{
-    for (wsg_member_t *m = ch->members; m; m = m->next)
-        wsg_router_forget_publications(m->client);
-}
-
 static void on_reread(void *arg, int status, const char *value, size_t len)
 {
     reread_t *r = arg;
     wsg_router_t *router = r->router;
     wsg_channel_t *ch = wsg_channels_find(&router->channels, r->name, r->len);
-    if (ch == NULL) {
-        free(r);
-        return;
-    }
-    if (status == 0 && value != NULL && len > 0 && ch->nmembers > 0) {
+    if (status == 0 && value != NULL && len > 0 && ch != NULL && ch->nmembers > 0) {
         uint64_t h = wsg_hash_bytes(value, len);
         bool is_known = (ch->has_live && h == ch->last_live_hash) || (ch->has_stored && h == ch->stored_hash);
         ch->stored_hash = h;
@@ -457,24 +445,21 @@ static void on_reread(void *arg, int status, const char *value, size_t len)
             wsg_router_end_run(router);
         }
     }
-    forget_echoes(ch);
     free(r);
 }
 
 static void reread_key(wsg_router_t *router, wsg_channel_t *ch)
 {
-    reread_t *r = router->cmd != NULL ? malloc(sizeof(*r) + ch->name_len + 1) : NULL;
-    if (r == NULL) {
-        forget_echoes(ch);
+    if (router->cmd == NULL)
         return;
-    }
+    reread_t *r = malloc(sizeof(*r) + ch->name_len + 1);
+    if (r == NULL)
+        return;
     r->router = router;
     r->len = ch->name_len;
     memcpy(r->name, ch->name, ch->name_len + 1);
-    if (wsg_redis_cmd_get(router->cmd, ch->name, ch->name_len, on_reread, r) < 0) {
+    if (wsg_redis_cmd_get(router->cmd, ch->name, ch->name_len, on_reread, r) < 0)
         free(r);
-        forget_echoes(ch);
-    }
 }
 
 static void on_link_subscribed(void *arg, const char *name, size_t len)

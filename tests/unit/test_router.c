@@ -343,33 +343,6 @@ static void test_messages_of_channels_without_members_go_to_the_observer(void)
     teardown(&w);
 }
 
-/* A client's own message found in the key after an outage (published while the subscription was gone) is
- * not sent back to it without echo; others get it. The awaited echo is forgotten after that read. */
-static void test_own_message_found_after_an_outage_is_not_echoed(void)
-{
-    world_t w;
-    setup(&w);
-    client_t *a = add_client(&w, false), *b = add_client(&w, true);
-    join(&w, a, "broadcast:x", NULL);
-    join(&w, b, "broadcast:x", NULL);
-    settle(&w, "broadcast:x");
-    const wsg_channel_t *ch = wsg_channels_find(&w.router.channels, "broadcast:x", 11);
-    wsg_router_note_publication(&w.router, &a->rc, ch, "mine", 4);
-    wsg_router_sub_handler.on_down(&w.router, "connection lost", 100); /* before its PUBLISH came back */
-    int mark = fake_ncalls;
-    wsg_router_sub_handler.on_ready(&w.router);
-    subscribed(&w, "broadcast:x");
-    fake_redis_answer_get(fake_redis_find(mark, "GET broadcast:x"), 0, "mine");
-    char got[512];
-    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "");
-    ASSERT_STR_EQ(received(&w, b, got, sizeof got), "mine");
-    ASSERT_TRUE(wsg_echo_filter_is_empty(&a->rc.echo));
-    message(&w, "broadcast:x", "mine"); /* the same text from someone else later: delivered */
-    read_done(&w);
-    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "mine");
-    teardown(&w);
-}
-
 /* ---- stream channels ------------------------------------------------------------------------------------
  */
 
@@ -586,7 +559,6 @@ TEST_MAIN("router", TEST_CASE(test_stored_message_comes_before_live_ones),
           TEST_CASE(test_runs_keep_redis_order_across_channels),
           TEST_CASE(test_a_client_that_leaves_with_its_get_out_is_forgotten),
           TEST_CASE(test_after_a_lost_subscription_the_key_is_read_again),
-          TEST_CASE(test_own_message_found_after_an_outage_is_not_echoed),
           TEST_CASE(test_messages_of_channels_without_members_go_to_the_observer),
           TEST_CASE(test_a_resume_racing_the_reader_sends_each_entry_once),
           TEST_CASE(test_a_join_gets_the_newest_entry_then_live_ones),
