@@ -130,9 +130,17 @@ def test_every_dashboard_query_names_a_served_metric(gateway):
     exprs += [a["expr"] for a in dashboard.get("annotations", {}).get("list", []) if "expr" in a]
     names = {n for e in exprs for n in re.findall(r"\b((?:wsgate|process)_[a-z0-9_]+)", e)}
     assert len(names) >= 15, names
-    served = {re.split(r"[{ ]", line, 1)[0] for line in gateway.admin_get("/metrics")[1].splitlines()
-              if line and not line.startswith("#")}
+    series = [line.rsplit(" ", 1)[0] for line in gateway.admin_get("/metrics")[1].splitlines()
+              if line and not line.startswith("#")]
+    served = {re.split(r"[{ ]", line, 1)[0] for line in series}
     assert names <= served, f"queries name metrics /metrics does not serve: {sorted(names - served)}"
+    # Label matchers too: a selector such as role="streams" must pick a series /metrics serves.
+    selectors = [(n, m) for e in exprs for n, sel in re.findall(r"\b((?:wsgate|process)_[a-z0-9_]+)\{([^}]*)\}", e)
+                 for m in re.findall(r'(\w+)="([^"]*)"', sel)]
+    assert selectors, "no label matcher found: the pattern no longer reads the dashboard"
+    for name, (label, value) in selectors:
+        assert any(s.startswith(name + "{") and f'{label}="{value}"' in s for s in series), \
+            f'{name}{{{label}="{value}"}} is not served'
     # The scrape example points at the admin listener compose exposes.
     with open(os.path.join(h.ROOT, "docker", "prometheus.yml")) as f:
         assert '"wsgate:9090"' in f.read()

@@ -57,6 +57,12 @@ def test_after_a_rate_limit_close_nothing_more_is_published_logged_or_counted(ga
     log = gateway.log_text()
     assert len(re.findall(r"event=publish_rate_exceeded", log)) == 1, "logged more than once"
     assert len(re.findall(r"event=conn_close ", log)) == 1
+    # Of the connection's lines from the verdict on, only the verdict and the close (whatever their events).
+    lines = log.splitlines()
+    first = next(i for i, line in enumerate(lines) if "event=publish_rate_exceeded" in line)
+    conn = re.search(r" conn=(\d+)", lines[first]).group(1)
+    after = [line for line in lines[first:] if re.search(rf" conn={conn}(\s|$)", line)]
+    assert len(after) <= 2, after[:5]
 
 
 @with_env(WSGATE_PUBLISH_RATE="10", WSGATE_PUBLISH_BURST="2")

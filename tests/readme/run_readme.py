@@ -512,8 +512,7 @@ def run_inside(blocks, tmp):
 
         # A Redis of the user's (REDIS_URL): no private one, and the printed commands name the user's.
         redis = Proc(["redis-server", "--port", "6390", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                      "--dir", tmp], "redis-server on 6390")
-        session.procs.append(redis)
+                      "--dir", tmp], "redis-server on 6390")  # not in session.procs: outlives stop_all
         try:
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and not port_open(6390):
@@ -521,6 +520,20 @@ def run_inside(blocks, tmp):
             check_scripts_run(session, "REDIS_URL=redis://127.0.0.1:6390/0 scripts/run",
                               {"REDIS_URL": "redis://127.0.0.1:6390/0"}, "Redis at redis://127.0.0.1:6390/0",
                               ports=(8080, 9090))
+            # The same Redis named by a sentinel: redis-cli is pointed at the master it names now.
+            conf = os.path.join(tmp, "sentinel.conf")
+            with open(conf, "w") as f:
+                f.write("port 26390\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 6390 1\n")
+            sentinel = Proc(["redis-server", conf, "--sentinel"], "redis sentinel on 26390")
+            try:
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and not port_open(26390):
+                    time.sleep(0.05)
+                url = "redis-sentinel://127.0.0.1:26390/mymaster"
+                check_scripts_run(session, f"REDIS_URL={url} scripts/run", {"REDIS_URL": url},
+                                  "redis-cli -h 127.0.0.1 -p 6390 PUBLISH", ports=(8080, 9090))
+            finally:
+                sentinel.stop()
         finally:
             redis.stop()
     finally:
