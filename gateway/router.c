@@ -126,7 +126,9 @@ void wsg_router_deliver(wsg_router_t *router, wsg_router_client_t *client, const
                         wsg_msg_t *msg)
 {
     if (channel != NULL && !client->is_echo && !wsg_echo_filter_is_empty(&client->echo) &&
-        wsg_echo_filter_take(&client->echo, channel, msg->hash, msg->payload_len))
+        (channel == router->reread_channel
+             ? wsg_echo_filter_take_lost(&client->echo, channel, msg->hash, msg->payload_len)
+             : wsg_echo_filter_take(&client->echo, channel, msg->hash, msg->payload_len)))
         return;
     if (client->gets_pending > 0) {
         hold(client, channel, msg);
@@ -359,7 +361,7 @@ static void lose_subscription(wsg_channel_t *ch, void *arg)
     ch->barriers_done = ch->barriers_sent;
     ch->needs_reread = ch->nmembers > 0;
     for (wsg_member_t *m = ch->members; m; m = m->next) {
-        wsg_router_forget_publications(m->client); /* their echoes may never come */
+        wsg_echo_filter_lose(&m->client->echo, ch); /* their echoes may never come, or come from the key */
         if (m->awaits_barrier)
             wsg_router_finish_persisted(m);
     }
@@ -427,12 +429,23 @@ typedef struct reread {
     char name[];
 } reread_t;
 
+/* The key has been read again (or cannot be): the publications lost with the subscription are forgotten. */
+static void forget_lost_echoes(wsg_channel_t *ch)
+{
+    for (wsg_member_t *m = ch->members; m; m = m->next)
+        wsg_echo_filter_forget_lost(&m->client->echo, ch);
+}
+
 static void on_reread(void *arg, int status, const char *value, size_t len)
 {
     reread_t *r = arg;
     wsg_router_t *router = r->router;
     wsg_channel_t *ch = wsg_channels_find(&router->channels, r->name, r->len);
-    if (status == 0 && value != NULL && len > 0 && ch != NULL && ch->nmembers > 0) {
+    if (ch == NULL) {
+        free(r);
+        return;
+    }
+    if (status == 0 && value != NULL && len > 0 && ch->nmembers > 0) {
         uint64_t h = wsg_hash_bytes(value, len);
         bool is_known = (ch->has_live && h == ch->last_live_hash) || (ch->has_stored && h == ch->stored_hash);
         ch->stored_hash = h;
@@ -441,25 +454,31 @@ static void on_reread(void *arg, int status, const char *value, size_t len)
             WSG_INFO("redis_missed_message", WSG_F_CHANNEL("channel", ch->name, ch->name_len),
                      WSG_F_UINT("len", len), WSG_F_STR("msg", "stored during the outage: delivered"));
             wsg_router_end_run(router);
+            /* A client's own message found there, published before the loss, is not sent back to it. */
+            router->reread_channel = ch;
             route(router, ch, value, len);
             wsg_router_end_run(router);
+            router->reread_channel = NULL;
         }
     }
+    forget_lost_echoes(ch);
     free(r);
 }
 
 static void reread_key(wsg_router_t *router, wsg_channel_t *ch)
 {
-    if (router->cmd == NULL)
+    reread_t *r = router->cmd != NULL ? malloc(sizeof(*r) + ch->name_len + 1) : NULL;
+    if (r == NULL) {
+        forget_lost_echoes(ch);
         return;
-    reread_t *r = malloc(sizeof(*r) + ch->name_len + 1);
-    if (r == NULL)
-        return;
+    }
     r->router = router;
     r->len = ch->name_len;
     memcpy(r->name, ch->name, ch->name_len + 1);
-    if (wsg_redis_cmd_get(router->cmd, ch->name, ch->name_len, on_reread, r) < 0)
+    if (wsg_redis_cmd_get(router->cmd, ch->name, ch->name_len, on_reread, r) < 0) {
         free(r);
+        forget_lost_echoes(ch);
+    }
 }
 
 static void on_link_subscribed(void *arg, const char *name, size_t len)

@@ -106,6 +106,7 @@ typedef struct wsg_router {
     size_t run_bytes;
     size_t run_max_bytes; /* frame bytes per run (WSG_ROUTER_RUN_MAX_BYTES or less) */
     wsg_msg_t *run[WSG_ROUTER_RUN_MAX];
+    const wsg_channel_t *reread_channel; /* its key's message, read after an outage, is being delivered */
     /* Stream channels (router_stream.c): */
     wsg_redis_streams_t *streams; /* borrowed; NULL without stream channels */
     wsg_str_t prefix;             /* WS4REDIS_PREFIX (borrowed): labels are names without it */

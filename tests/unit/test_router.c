@@ -333,6 +333,89 @@ static void test_after_a_lost_subscription_the_key_is_read_again(void)
     teardown(&w);
 }
 
+/* A client's own message found in the key after an outage (published before the subscription was lost) is
+ * not sent back to it without echo; others get it, and the same text from someone else later reaches it. */
+static void test_own_message_found_after_an_outage_is_not_echoed(void)
+{
+    world_t w;
+    setup(&w);
+    client_t *a = add_client(&w, false), *b = add_client(&w, true);
+    join(&w, a, "broadcast:x", NULL);
+    join(&w, b, "broadcast:x", NULL);
+    settle(&w, "broadcast:x");
+    const wsg_channel_t *ch = wsg_channels_find(&w.router.channels, "broadcast:x", 11);
+    wsg_router_note_publication(&w.router, &a->rc, ch, "mine", 4);
+    wsg_router_sub_handler.on_down(&w.router, "connection lost", 100); /* before its PUBLISH came back */
+    int mark = fake_ncalls;
+    wsg_router_sub_handler.on_ready(&w.router);
+    subscribed(&w, "broadcast:x");
+    fake_redis_answer_get(fake_redis_find(mark, "GET broadcast:x"), 0, "mine");
+    char got[512];
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "");
+    ASSERT_STR_EQ(received(&w, b, got, sizeof got), "mine");
+    ASSERT_TRUE(wsg_echo_filter_is_empty(&a->rc.echo));
+    message(&w, "broadcast:x", "mine");
+    read_done(&w);
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "mine");
+    teardown(&w);
+}
+
+/* A publication made after the resubscription is awaited as usual, whether its echo comes before or after
+ * the key's answer; a publication lost with the subscription is forgotten after that answer, so a later equal
+ * text from someone else reaches the client. */
+static void test_echoes_awaited_since_an_outage_are_kept(void)
+{
+    world_t w;
+    setup(&w);
+    client_t *a = add_client(&w, false);
+    join(&w, a, "broadcast:x", NULL);
+    settle(&w, "broadcast:x");
+    const wsg_channel_t *ch = wsg_channels_find(&w.router.channels, "broadcast:x", 11);
+    wsg_router_note_publication(&w.router, &a->rc, ch, "lost", 4);
+    wsg_router_sub_handler.on_down(&w.router, "connection lost", 100);
+    int mark = fake_ncalls;
+    wsg_router_sub_handler.on_ready(&w.router);
+    subscribed(&w, "broadcast:x");
+    wsg_router_note_publication(&w.router, &a->rc, ch, "fresh1", 6);
+    wsg_router_note_publication(&w.router, &a->rc, ch, "fresh2", 6);
+    message(&w, "broadcast:x", "fresh1"); /* its echo before the key's answer */
+    read_done(&w);
+    fake_redis_answer_get(fake_redis_find(mark, "GET broadcast:x"), 0, "other"); /* someone else's */
+    message(&w, "broadcast:x", "fresh2");                                        /* and after it */
+    message(&w, "broadcast:x", "lost"); /* someone else's, equal to the lost one */
+    read_done(&w);
+    char got[512];
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "other|lost");
+    ASSERT_TRUE(wsg_echo_filter_is_empty(&a->rc.echo));
+    teardown(&w);
+}
+
+/* A PUBLISH that Redis ran only after the new subscription (the command connection outlived the subscriber's)
+ * comes back live: it is still recognised, without hiding publications noted since. */
+static void test_a_publication_made_before_an_outage_may_come_back_live(void)
+{
+    world_t w;
+    setup(&w);
+    client_t *a = add_client(&w, false);
+    join(&w, a, "broadcast:x", NULL);
+    settle(&w, "broadcast:x");
+    const wsg_channel_t *ch = wsg_channels_find(&w.router.channels, "broadcast:x", 11);
+    wsg_router_note_publication(&w.router, &a->rc, ch, "late", 4);
+    wsg_router_sub_handler.on_down(&w.router, "connection lost", 100);
+    int mark = fake_ncalls;
+    wsg_router_sub_handler.on_ready(&w.router);
+    subscribed(&w, "broadcast:x");
+    wsg_router_note_publication(&w.router, &a->rc, ch, "next", 4);
+    message(&w, "broadcast:x", "late");
+    message(&w, "broadcast:x", "next");
+    read_done(&w);
+    fake_redis_answer_get(fake_redis_find(mark, "GET broadcast:x"), 0, "next");
+    char got[512];
+    ASSERT_STR_EQ(received(&w, a, got, sizeof got), "");
+    ASSERT_TRUE(wsg_echo_filter_is_empty(&a->rc.echo));
+    teardown(&w);
+}
+
 static void test_messages_of_channels_without_members_go_to_the_observer(void)
 {
     world_t w;
@@ -559,6 +642,9 @@ TEST_MAIN("router", TEST_CASE(test_stored_message_comes_before_live_ones),
           TEST_CASE(test_runs_keep_redis_order_across_channels),
           TEST_CASE(test_a_client_that_leaves_with_its_get_out_is_forgotten),
           TEST_CASE(test_after_a_lost_subscription_the_key_is_read_again),
+          TEST_CASE(test_own_message_found_after_an_outage_is_not_echoed),
+          TEST_CASE(test_echoes_awaited_since_an_outage_are_kept),
+          TEST_CASE(test_a_publication_made_before_an_outage_may_come_back_live),
           TEST_CASE(test_messages_of_channels_without_members_go_to_the_observer),
           TEST_CASE(test_a_resume_racing_the_reader_sends_each_entry_once),
           TEST_CASE(test_a_join_gets_the_newest_entry_then_live_ones),
