@@ -81,6 +81,7 @@ typedef struct wsg_outq_ctx {
     unsigned nspare_reqs, nspare_ctls;
     uint32_t noutputs;    /* outputs initialised and not yet disposed */
     uint32_t nbacklogged; /* ... of which hold bytes the kernel refused at their last flush */
+    uint32_t nstuck; /* ... of which took nothing for half the grace, or are closing (at the last sweep) */
     wsg_log_limit_t drop_log_limit;
     wsg_log_limit_t skip_log_limit;
 } wsg_outq_ctx_t;
@@ -116,12 +117,14 @@ struct wsg_outq {
     bool wants_drained : 1;
 };
 
-/** True when most outputs hold bytes the kernel refused at their last flush: the clients as a whole are
- * falling behind (not a few slow ones, which the output policy deals with), and a source that can wait (a
- * stream read) should. */
+/** True when most outputs hold bytes the kernel refused at their last flush while it still takes some: the
+ * clients as a whole are falling behind (not a few slow ones, and not clients that stopped reading, which the
+ * output policy deals with), and a source that can wait (Redis) should. */
 static inline bool wsg_outq_ctx_is_congested(const wsg_outq_ctx_t *ctx)
 {
-    return ctx->nbacklogged > 0 && ctx->nbacklogged * 2 > ctx->noutputs;
+    uint32_t stuck = ctx->nstuck < ctx->nbacklogged ? ctx->nstuck : ctx->nbacklogged;
+    uint32_t behind = ctx->nbacklogged - stuck;
+    return behind > 0 && (uint64_t)behind * 2 > ctx->noutputs;
 }
 
 /** Prepares the shared state. Borrows `loop`, `owner` and `stats`; copies `policy`. */

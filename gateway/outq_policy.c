@@ -77,7 +77,8 @@ void outq_give_up(wsg_outq_t *q)
     WSG_STAT_ADD(ctx->stats, slow_consumer_drops, dropped);
     if (verdict == WSG_OUTQ_STALLED) {
         WSG_INFO("output_stalled", WSG_F_UINT("conn", q->id), WSG_F_UINT("pending_bytes", q->verdict_pending),
-                 WSG_F_UINT("stalled_ms", outq_now(q) - q->progress_ms), WSG_F_UINT("dropped_messages", dropped));
+                 WSG_F_UINT("stalled_ms", outq_now(q) - q->progress_ms),
+                 WSG_F_UINT("dropped_messages", dropped));
     } else {
         bool is_hard = verdict == WSG_OUTQ_SLOW_HARD;
         WSG_STAT_ADD(ctx->stats, slow_consumer_closes, 1);
@@ -135,6 +136,10 @@ wsg_outq_result_t outq_admit(wsg_outq_t *q, const wsg_msg_t *msg)
 void wsg_outq_sweep(wsg_outq_ctx_t *ctx)
 {
     const wsg_outq_policy_t *p = &ctx->policy;
+    /* Outputs the kernel took nothing from for half the grace are not "behind": they do not hold sources back
+     * (wsg_outq_ctx_is_congested); the policy cuts them. */
+    uint32_t stuck_ms = p->grace_ms / 2 > 100 ? (uint32_t)(p->grace_ms / 2) : 100;
+    uint32_t nstuck = 0;
     wsg_outq_t *next;
     for (wsg_outq_t *q = ctx->backlog_head; q != NULL; q = next) {
         next = q->backlog_next;
@@ -151,7 +156,9 @@ void wsg_outq_sweep(wsg_outq_ctx_t *ctx)
                 q->progress_ms = now; /* libuv wrote part of the running write */
             q->seen_wqs = wqs;
         }
-        if (q->is_closed || q->is_given_up || q->verdict != WSG_OUTQ_FINE)
+        bool is_leaving = q->is_closed || q->is_given_up || q->verdict != WSG_OUTQ_FINE;
+        nstuck += is_leaving || now - q->progress_ms >= stuck_ms;
+        if (is_leaving)
             continue; /* the close timeout takes it from here */
         if (p->stall_ms > 0 && now - q->progress_ms >= p->stall_ms) {
             set_verdict(q, WSG_OUTQ_STALLED, pending);
@@ -162,4 +169,5 @@ void wsg_outq_sweep(wsg_outq_ctx_t *ctx)
         if (verdict != WSG_OUTQ_FINE && !p->is_drop)
             set_verdict(q, verdict, judged);
     }
+    ctx->nstuck = nstuck;
 }

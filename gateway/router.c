@@ -527,6 +527,12 @@ static void on_link_read_done(void *arg)
     wsg_router_end_run(arg);
 }
 
+static uint64_t on_link_read_hold(void *arg)
+{
+    wsg_router_t *router = arg;
+    return wsg_router_read_hold_ms(router, &router->sub_holds);
+}
+
 /* Sharded pub/sub: one channel's subscription is gone (its master was lost or its slot moved); it is
  * subscribed again at once, on the slot's current owner, and its key re-read once confirmed. */
 static void on_link_channel_lost(void *arg, const char *name, size_t len)
@@ -555,6 +561,7 @@ const wsg_redis_sub_handler_t wsg_router_sub_handler = {
     .on_unsubscribed = on_link_unsubscribed,
     .on_message = on_link_message,
     .on_read_done = on_link_read_done,
+    .read_hold_ms = on_link_read_hold,
     .on_channel_lost = on_link_channel_lost,
     .on_partial_down = on_link_partial_down,
 };

@@ -116,6 +116,7 @@ typedef struct wsg_router {
     uv_loop_t *loop;               /* borrowed: the time of an outage */
     const wsg_outq_ctx_t *out_ctx; /* borrowed: the clients' outputs, whether they keep up */
     uint32_t stream_waits;         /* stream reads put off in a row because the outputs were congested */
+    uint32_t sub_holds;            /* subscriber reads put off in a row for the same reason */
     uint64_t stream_down_since_ms; /* the stream reader is down since then; 0 = up */
     wsg_log_limit_t stream_error_limit;
 } wsg_router_t;

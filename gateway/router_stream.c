@@ -450,24 +450,11 @@ static void on_reader_entry(void *arg, const char *key, size_t key_len, wsg_stre
     wsg_msg_unref(msg);
 }
 
-/* Entries faster than the clients take them: with most outputs holding bytes the kernel refused, the next
- * read waits READ_WAIT_MS, up to READ_WAITS_MAX times in a row, so that the backlog stays in Redis instead of
- * filling every output to its slow-consumer limit. The cap keeps a few stuck clients (cut by the output
- * policy in time) from holding the stream back for the others for long. */
-#define READ_WAIT_MS 10
-#define READ_WAITS_MAX 100
-
 static uint64_t on_reader_batch_done(void *arg)
 {
     wsg_router_t *router = arg;
     wsg_router_end_run(router);
-    if (router->out_ctx != NULL && wsg_outq_ctx_is_congested(router->out_ctx) &&
-        router->stream_waits < READ_WAITS_MAX) {
-        router->stream_waits++;
-        return READ_WAIT_MS;
-    }
-    router->stream_waits = 0;
-    return 0;
+    return wsg_router_read_hold_ms(router, &router->stream_waits);
 }
 
 static void on_reader_error(void *arg, const char *err)

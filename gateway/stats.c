@@ -133,6 +133,12 @@ size_t wsg_stats_render(wsg_stats_t *const *stats, unsigned n, char *buf, size_t
          "# HELP wsgate_redis_outage_seconds_total Time Redis connections were down (summed over links).\n"
          "# TYPE wsgate_redis_outage_seconds_total counter\nwsgate_redis_outage_seconds_total %.3f\n",
          (double)SUM(redis_outage_ms) / 1000.0);
+    emit(
+        &o,
+        "# HELP wsgate_redis_reads_held_seconds_total Time reads from Redis waited because most clients were "
+        "behind (the backlog waits in Redis).\n"
+        "# TYPE wsgate_redis_reads_held_seconds_total counter\nwsgate_redis_reads_held_seconds_total %.3f\n",
+        (double)SUM(redis_read_held_ms) / 1000.0);
     metric(&o, "wsgate_redis_probe_failures_total", "counter",
            "Redis connections rebuilt because a probe was not answered or not delivered in time.",
            SUM(redis_probe_failures));

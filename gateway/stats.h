@@ -31,6 +31,7 @@ typedef struct wsg_stats {
     _Atomic uint64_t redis_streams_down; /* gauge 0/1: the stream reader is not connected (0 without one) */
     _Atomic uint64_t redis_reconnects;
     _Atomic uint64_t redis_outage_ms;
+    _Atomic uint64_t redis_read_held_ms; /* reads from Redis put off because the clients were behind */
     _Atomic uint64_t publishes_failed;
     _Atomic uint64_t slow_consumer_closes;
     _Atomic uint64_t slow_consumer_drops;

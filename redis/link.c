@@ -55,7 +55,7 @@ struct wsg_redis_link {
     unsigned open_handles;               /* the timer and transports not yet freed */
     bool setup_failed;
     bool is_dispatching;       /* replies are being handed out: the reader must outlive the loop over them */
-    bool is_read_paused;       /* the batch bound was reached; the timer resumes reading */
+    bool is_read_paused;       /* the batch bound was reached, or the owner holds reads; the timer resumes */
     bool is_reset_pending;     /* wsg_redis_link_reset was called; the timer completes it */
     bool was_closed_by_server; /* the last ready connection ended with the server closing it */
     wsg_redis_sentinel_query_t *query; /* while ASKING */
@@ -321,7 +321,8 @@ static void on_transport_data(void *arg, const char *data, size_t len)
         finish_close_if_drained(link);
         return;
     }
-    /* Bound the work of one loop turn: what one batch reads is fanned out before the next flush. */
+    /* Bound the work of one loop turn: what one batch reads is fanned out before the next flush. The timer
+     * resumes reading in the next turn, after that flush, and asks the owner whether to wait first. */
     link->read_in_batch += len;
     if (link->state == LINK_READY && link->read_in_batch >= link->opts.read_bytes_per_event) {
         link->read_in_batch = 0;
@@ -333,12 +334,30 @@ static void on_transport_data(void *arg, const char *data, size_t len)
     }
 }
 
+/* Asks the owner whether reading should wait (its clients are behind); if so, stops reading for the time it
+ * says. Returns true when it waits. */
+static bool hold_reads_if_asked(wsg_redis_link_t *link)
+{
+    if (link->handler->read_hold_ms == NULL || link->state != LINK_READY)
+        return false;
+    uint64_t hold_ms = link->handler->read_hold_ms(link, link->arg);
+    if (hold_ms == 0 || link->state != LINK_READY)
+        return false;
+    if (!link->is_read_paused) {
+        link->is_read_paused = true;
+        wsg_transport_read_stop(link->transport);
+    }
+    uv_timer_start(&link->timer, on_timer, hold_ms, 0);
+    return true;
+}
+
 static void on_transport_read_end(void *arg)
 {
     wsg_redis_link_t *link = arg;
     link->read_in_batch = 0;
     if (link->state == LINK_READY && link->handler->on_read_done != NULL)
         link->handler->on_read_done(link, link->arg);
+    hold_reads_if_asked(link);
 }
 
 static void on_transport_error(void *arg, int err, const char *why)
@@ -597,7 +616,7 @@ static void on_timer(uv_timer_t *timer)
     case LINK_ASKING:
         break; /* the query has its own time limits */
     case LINK_READY:
-        if (link->is_read_paused) {
+        if (link->is_read_paused && !hold_reads_if_asked(link)) {
             link->is_read_paused = false;
             wsg_transport_read_start(link->transport); /* may hand out replies already received */
         }

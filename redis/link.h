@@ -30,6 +30,10 @@ typedef struct wsg_redis_link_handler {
     /** Optional: the replies of one batch of reads (at most read_bytes_per_event bytes) have all been handed
      *  to their callbacks; lets the owner act once per batch instead of once per reply. */
     void (*on_read_done)(wsg_redis_link_t *link, void *arg);
+    /** Optional: asked after a batch whether reading should wait (the owner cannot pass on what it reads
+     *  fast enough); returns how many ms to wait before asking again, 0 to read on. Replies wait in the
+     *  socket and in Redis meanwhile. */
+    uint64_t (*read_hold_ms)(wsg_redis_link_t *link, void *arg);
     /** Pub/sub links: a message (message, pmessage, smessage) or a confirmation (subscribe, unsubscribe and
      *  their p and s forms), an array reply borrowed for the call. */
     void (*on_push)(wsg_redis_link_t *link, void *arg, const struct redisReply *reply);

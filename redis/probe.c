@@ -16,8 +16,9 @@ struct wsg_redis_probe {
     uint64_t seq; /* the probe in flight (0: none) */
     uint64_t counter;
     uint64_t sent_ms;
-    bool is_answered;  /* the command side answered the probe's PUBLISH */
-    bool is_delivered; /* the subscriber delivered it */
+    uint32_t holds_at_send; /* the subscriber's holds when the probe was sent */
+    bool is_answered;       /* the command side answered the probe's PUBLISH */
+    bool is_delivered;      /* the subscriber delivered it */
     bool is_subscribed;
     bool is_queued;       /* the PUBLISH is still in the command side */
     bool is_timer_closed; /* stopped: the memory goes once the PUBLISH (if out) is answered too */
@@ -49,6 +50,9 @@ static void on_timer(uv_timer_t *timer)
             if (!probe->is_answered) {
                 wsg_redis_cmd_reset(probe->cmd, "probe not answered");
                 probe->handler->on_failed(probe->arg, "commands", waited, "no answer: reconnecting");
+            } else if (wsg_redis_sub_holds(probe->sub) != probe->holds_at_send) {
+                /* Its reads were held meanwhile (its clients were behind): the probe waits behind the
+                 * messages in Redis, which is alive; a later probe checks again. */
             } else {
                 wsg_redis_sub_reset(probe->sub, "probe not delivered");
                 probe->handler->on_failed(probe->arg, "subscriber", waited, "not delivered: resubscribing");
@@ -66,6 +70,7 @@ static void on_timer(uv_timer_t *timer)
     probe->seq = probe->counter;
     probe->is_queued = true;
     probe->sent_ms = now;
+    probe->holds_at_send = wsg_redis_sub_holds(probe->sub);
     probe->is_answered = probe->is_delivered = false;
 }
 

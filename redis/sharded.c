@@ -49,6 +49,7 @@ struct wsg_redis_sharded {
     bool is_closing;
     bool is_down_reported; /* on_partial_down was raised: on_ready is owed once every connection is ready */
     unsigned open_links;
+    uint32_t holds; /* reads held at the owner's request (wsg_redis_sharded_holds) */
     void (*close_cb)(void *);
     void *close_arg;
 };
@@ -312,10 +313,22 @@ static void on_shard_read_done(wsg_redis_link_t *link, void *arg)
         s->handler->on_read_done(s->arg);
 }
 
+static uint64_t on_shard_read_hold(wsg_redis_link_t *link, void *arg)
+{
+    shard_t *shard = arg;
+    wsg_redis_sharded_t *s = shard->s;
+    if (s->is_closing || s->handler->read_hold_ms == NULL)
+        return 0;
+    uint64_t hold_ms = s->handler->read_hold_ms(s->arg);
+    s->holds += hold_ms > 0;
+    return hold_ms;
+}
+
 static const wsg_redis_link_handler_t shard_handler = {
     .on_ready = on_shard_ready,
     .on_down = on_shard_down,
     .on_read_done = on_shard_read_done,
+    .read_hold_ms = on_shard_read_hold,
     .on_push = on_shard_push,
 };
 
@@ -476,6 +489,11 @@ int wsg_redis_sharded_unsubscribe(wsg_redis_sharded_t *s, const char *channel, s
         return -ENOTCONN;
     e->is_unsubscribing = true;
     return 0;
+}
+
+uint32_t wsg_redis_sharded_holds(const wsg_redis_sharded_t *s)
+{
+    return s->holds;
 }
 
 bool wsg_redis_sharded_is_ready(const wsg_redis_sharded_t *s)

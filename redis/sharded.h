@@ -33,6 +33,9 @@ int wsg_redis_sharded_subscribe(wsg_redis_sharded_t *s, const char *const *chann
  *  is down: the channel is reported lost anyway) or -ENOENT. */
 int wsg_redis_sharded_unsubscribe(wsg_redis_sharded_t *s, const char *channel, size_t len);
 
+/** How many times reading was held at the handler's request (read_hold_ms) since it was made. */
+uint32_t wsg_redis_sharded_holds(const wsg_redis_sharded_t *s);
+
 /** True when the map is known and every master carrying channels has a ready connection. */
 bool wsg_redis_sharded_is_ready(const wsg_redis_sharded_t *s);
 

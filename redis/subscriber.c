@@ -9,13 +9,14 @@
 #include "sharded.h"
 
 struct wsg_redis_sub {
-    wsg_redis_link_t *link;         /* one server, Sentinel's master, or any node of a cluster (classic) */
-    wsg_redis_sharded_t *sharded;   /* or a cluster in sharded mode */
-    wsg_redis_cluster_t *cluster;   /* borrowed, with a cluster */
+    wsg_redis_link_t *link;       /* one server, Sentinel's master, or any node of a cluster (classic) */
+    wsg_redis_sharded_t *sharded; /* or a cluster in sharded mode */
+    wsg_redis_cluster_t *cluster; /* borrowed, with a cluster */
     uv_loop_t *loop;
     const wsg_redis_sub_handler_t *handler;
     void *arg;
     bool is_closing;
+    uint32_t holds; /* reads held at the handler's request (wsg_redis_sub_holds) */
     void (*close_cb)(void *);
     void *close_arg;
 };
@@ -65,10 +66,21 @@ static void on_link_read_done(wsg_redis_link_t *link, void *arg)
         sub->handler->on_read_done(sub->arg);
 }
 
+static uint64_t on_link_read_hold(wsg_redis_link_t *link, void *arg)
+{
+    wsg_redis_sub_t *sub = arg;
+    if (sub->is_closing || sub->handler->read_hold_ms == NULL)
+        return 0;
+    uint64_t hold_ms = sub->handler->read_hold_ms(sub->arg);
+    sub->holds += hold_ms > 0;
+    return hold_ms;
+}
+
 static const wsg_redis_link_handler_t link_handler = {
     .on_ready = on_link_ready,
     .on_down = on_link_down,
     .on_read_done = on_link_read_done,
+    .read_hold_ms = on_link_read_hold,
     .on_push = on_link_push,
 };
 
@@ -189,6 +201,11 @@ int wsg_redis_sub_unsubscribe(wsg_redis_sub_t *sub, const char *channel, size_t 
     if (sub->sharded != NULL)
         return wsg_redis_sharded_unsubscribe(sub->sharded, channel, len);
     return send_argv(sub, "UNSUBSCRIBE", 11, &channel, &len, 1);
+}
+
+uint32_t wsg_redis_sub_holds(const wsg_redis_sub_t *sub)
+{
+    return sub->sharded != NULL ? wsg_redis_sharded_holds(sub->sharded) : sub->holds;
 }
 
 bool wsg_redis_sub_is_ready(const wsg_redis_sub_t *sub)

@@ -29,6 +29,10 @@ typedef struct wsg_redis_sub_handler {
                        size_t len);
     /** The events of one read from Redis have all been reported (messages may be acted on as a batch). */
     void (*on_read_done)(void *arg);
+    /** Optional: asked after a read whether the next should wait, because what was read cannot be passed on
+     *  fast enough; returns ms to wait before asking again (messages wait in Redis meanwhile), 0 to read on.
+     */
+    uint64_t (*read_hold_ms)(void *arg);
     /** Sharded mode: the subscription of `channel` is gone (its master was lost, or its slot moved); the
      *  caller subscribes it again, and it goes to the slot's current owner. */
     void (*on_channel_lost)(void *arg, const char *channel, size_t len);
@@ -48,8 +52,8 @@ struct wsg_redis_cluster;
 /** The subscriber for Redis Cluster (`cluster` borrowed, shared with the command side, open until this is
  *  closed). Classic mode: one connection to any node (a PUBLISH anywhere reaches every node). Sharded mode
  *  (`is_sharded`): SSUBSCRIBE on each channel's master (see sharded.h for its events). */
-wsg_redis_sub_t *wsg_redis_sub_new_cluster(uv_loop_t *loop, struct wsg_redis_cluster *cluster, bool is_sharded,
-                                           const wsg_redis_link_options_t *opts,
+wsg_redis_sub_t *wsg_redis_sub_new_cluster(uv_loop_t *loop, struct wsg_redis_cluster *cluster,
+                                           bool is_sharded, const wsg_redis_link_options_t *opts,
                                            const wsg_redis_sub_handler_t *handler, void *arg);
 
 /** Sends one SUBSCRIBE for `n` channels (borrowed). Returns 0, -ENOTCONN when not ready (wait for
@@ -58,6 +62,9 @@ int wsg_redis_sub_subscribe(wsg_redis_sub_t *sub, const char *const *channels, c
 
 /** Sends UNSUBSCRIBE for one channel (borrowed). Returns 0, -ENOTCONN or -EIO. */
 int wsg_redis_sub_unsubscribe(wsg_redis_sub_t *sub, const char *channel, size_t len);
+
+/** How many times reading was held at the handler's request (read_hold_ms) since the subscriber was made. */
+uint32_t wsg_redis_sub_holds(const wsg_redis_sub_t *sub);
 
 /** True between on_ready and on_down. */
 bool wsg_redis_sub_is_ready(const wsg_redis_sub_t *sub);

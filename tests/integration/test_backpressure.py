@@ -213,8 +213,10 @@ class Collector:
     """Reads a RawWS connection as fast as it can in a thread, keeping every data message's payload, the
     payloads of PONGs, the code of a close frame and how the stream ended ("eof", "reset" or None)."""
 
-    def __init__(self, ws):
+    def __init__(self, ws, keep=None):
         self.ws = ws
+        self.keep = keep or (lambda payload: payload)  # what is kept of each data message
+        self.paused = threading.Event()  # set: the thread reads nothing (a client that lost its CPU)
         self.messages = []
         self.pongs = []
         self.close_code = None
@@ -235,7 +237,7 @@ class Collector:
         with self._changed:
             for opcode, payload in frames:
                 if opcode in (h.OP_TEXT, h.OP_BINARY):
-                    self.messages.append(payload)
+                    self.messages.append(self.keep(payload))
                 elif opcode == h.OP_PONG:
                     self.pongs.append(payload)
                 elif opcode == h.OP_CLOSE:
@@ -246,6 +248,9 @@ class Collector:
         sock = self.ws.sock
         sock.settimeout(0.1)
         while not self._stop.is_set():
+            if self.paused.is_set():
+                self._stop.wait(0.005)
+                continue
             try:
                 chunk = sock.recv(1 << 20)
             except socket.timeout:
@@ -767,6 +772,72 @@ def test_redis_cutting_the_subscriber_off_keeps_clients_and_delivers_what_was_st
     reader.assert_alive()
     assert_no_close_of(gateway, reader.ws, "the client")
     h.wait_until(lambda: gateway.metrics()["wsgate_connections_open"] == 1, 3, what="the client counted open")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 7b. Clients that fall behind together: reads from Redis wait, nobody is cut
+
+# A publisher in a process of its own (not competing with the readers for the GIL): `rate` messages a second
+# of `size` bytes, numbered in their first 8 bytes, for `seconds`, in pipelines every 10 ms; then "end".
+STEADY_PUBLISHER = """
+import sys, time, redis
+port, channel, rate, size, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+r = redis.Redis(port=int(port))
+per_tick, n, start = rate // 100, 0, time.monotonic()
+while time.monotonic() - start < seconds:
+    pipe = r.pipeline(transaction=False)
+    for _ in range(per_tick):
+        pipe.publish(channel, f"{n:08d}".encode().ljust(size, b"p"))
+        n += 1
+    pipe.execute()
+    time.sleep(max(0.0, start + n / rate - time.monotonic()))
+r.publish(channel, "end")
+print(n, flush=True)
+"""
+
+
+@with_env(WSGATE_SLOW_GRACE="2s", **SMALL_QUARANTINE)
+def test_clients_that_fall_behind_together_are_not_cut_reads_from_redis_wait(gateway, redis):
+    """24 MB/s to each of 4 clients that read it easily, until all of them stop reading for 0.6 s at once (a
+    load that loses its CPU): 14 MB each, beyond the kernel's buffers and the hard limit (4 MiB, the default).
+    The gateway stops reading from Redis while most outputs are behind (the backlog waits in Redis, under its
+    pub/sub output limit), so nobody is cut and every client gets every message, in order. Without that, the
+    clients are cut with 1008 (limit=hard). The outputs do not fill at the same moment (their kernel buffers
+    differ): the first ones to fill wait for the majority with what the hard limit leaves them. The grace is
+    2 s so that the 0.6 s pause stays under half of it (a client that took nothing for that long is stuck, and
+    no longer holds reads back)."""
+    import subprocess
+    import sys
+    clients = []
+    for _ in range(4):
+        ws = SmallWindowWS(gateway, rcvbuf=64 * KIB)
+        ws.assert_upgraded(ws.handshake("/ws/together?subscribe-broadcast"))
+        clients.append(Collector(ws, keep=lambda payload: payload[:8]))
+    h.wait_numsub("broadcast:together", 1)
+    rate, size, seconds = 3000, 8 * KIB, 3.0
+    pub = subprocess.Popen(["/usr/bin/python3", "-c", STEADY_PUBLISHER, str(h.STATE.redis_server.port),
+                            "broadcast:together", str(rate), str(size), str(seconds)], stdout=subprocess.PIPE)
+    try:
+        time.sleep(1.0)
+        for c in clients:
+            c.paused.set()
+        time.sleep(0.6)
+        for c in clients:
+            c.paused.clear()
+        out, _ = pub.communicate(timeout=30)
+    finally:
+        if pub.poll() is None:
+            pub.kill()
+    published = int(out)
+    expected = [f"{i:08d}".encode() for i in range(published)] + [b"end"]
+    for i, c in enumerate(clients):
+        c.wait_for(lambda c: b"end" in c.messages, 30, f"client {i}: the last message")
+        assert c.messages == expected, \
+            f"client {i}: {len(c.messages)} of {len(expected)} messages, or out of order"
+        assert_no_close_of(gateway, c.ws, f"client {i}")
+    assert metric(gateway, "wsgate_slow_consumer_closes_total") == 0
+    assert metric(gateway, "wsgate_redis_subscriber_overflows_total") == 0
+    assert metric(gateway, "wsgate_redis_reads_held_seconds_total") > 0, "reads from Redis never waited"
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -424,6 +424,37 @@ static void test_output_that_makes_no_progress_is_stalled(void)
     teardown(&h);
 }
 
+/* Congestion (most outputs behind) counts outputs the kernel still takes bytes from: one that took nothing
+ * for half the grace is stuck, left to the policy, and holds no source back. */
+static void test_congestion_counts_outputs_behind_not_stuck_ones(void)
+{
+    harness_t h;
+    setup(&h, false, 0);
+    ASSERT_FALSE(wsg_outq_ctx_is_congested(&h.ctx));
+    for (int i = 0; i < 3; i++) /* 6 KB into a 4 KiB pipe: behind, under the soft limit */
+        send_data(&h, 2000, 'c');
+    wsg_outq_flush_all(&h.ctx);
+    ASSERT_TRUE(wsg_outq_pending(&h.q) > 0);
+    ASSERT_TRUE(wsg_outq_ctx_is_congested(&h.ctx));
+    wsg_outq_sweep(&h.ctx);
+    ASSERT_TRUE(wsg_outq_ctx_is_congested(&h.ctx)); /* not stuck yet */
+    usleep(130 * 1000);
+    uv_update_time(&h.loop);
+    wsg_outq_sweep(&h.ctx);
+    ASSERT_FALSE(wsg_outq_ctx_is_congested(&h.ctx)); /* took nothing for half the grace (at least 100 ms) */
+    uint8_t buf[4096];
+    ASSERT_TRUE(read(h.read_fd, buf, sizeof buf) > 0); /* the client reads what the pipe holds */
+    uv_run(&h.loop, UV_RUN_NOWAIT);
+    send_data(&h, 3000, 'c'); /* and more comes */
+    wsg_outq_flush_all(&h.ctx);
+    uv_update_time(&h.loop);
+    wsg_outq_sweep(&h.ctx);
+    ASSERT_TRUE(wsg_outq_pending(&h.q) > 0);
+    ASSERT_TRUE(wsg_outq_ctx_is_congested(&h.ctx)); /* behind, but moving */
+    ASSERT_INT_EQ(h.verdicts, 0);
+    teardown(&h);
+}
+
 static void test_a_write_error_reaches_the_owner(void)
 {
     harness_t h;
@@ -446,4 +477,5 @@ TEST_MAIN("outq", TEST_CASE(test_writes_at_once_when_the_kernel_takes_it),
           TEST_CASE(test_an_oversize_message_goes_to_a_drained_client_and_is_not_counted),
           TEST_CASE(test_pongs_coalesce), TEST_CASE(test_close_is_last_and_drained_is_reported),
           TEST_CASE(test_output_that_makes_no_progress_is_stalled),
+          TEST_CASE(test_congestion_counts_outputs_behind_not_stuck_ones),
           TEST_CASE(test_a_write_error_reaches_the_owner))
