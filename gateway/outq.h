@@ -81,7 +81,9 @@ typedef struct wsg_outq_ctx {
     unsigned nspare_reqs, nspare_ctls;
     uint32_t noutputs;    /* outputs initialised and not yet disposed */
     uint32_t nbacklogged; /* ... of which hold bytes the kernel refused at their last flush */
-    uint32_t nstuck; /* ... of which took nothing for half the grace, or are closing (at the last sweep) */
+    uint32_t majority_ms; /* loop time most outputs were last seen behind (wsg_outq_ctx_is_congested) */
+    bool has_majority;    /* ... ever */
+    uint32_t nstuck; /* ... of which took nothing for twice the grace, or are closing (at the last sweep) */
     wsg_log_limit_t drop_log_limit;
     wsg_log_limit_t skip_log_limit;
 } wsg_outq_ctx_t;
@@ -106,6 +108,7 @@ struct wsg_outq {
     uint32_t over_soft_since; /* loop time (ms, wrapping; 0 = not over) pending was first seen above soft */
     uint32_t progress_ms;     /* loop time the kernel last took bytes, or output started waiting */
     uint32_t seen_wqs;        /* the running write's unsent bytes at the last look */
+    uint32_t seen_kernel;     /* bytes in the kernel's send queue at the last sweep (TIOCOUTQ) */
     int16_t error;            /* a write error to report at the next flush */
     uint8_t verdict;          /* wsg_outq_verdict_t to carry out at the next flush */
     bool is_flush_queued : 1;
@@ -119,13 +122,10 @@ struct wsg_outq {
 
 /** True when most outputs hold bytes the kernel refused at their last flush while it still takes some: the
  * clients as a whole are falling behind (not a few slow ones, and not clients that stopped reading, which the
- * output policy deals with), and a source that can wait (Redis) should. */
-static inline bool wsg_outq_ctx_is_congested(const wsg_outq_ctx_t *ctx)
-{
-    uint32_t stuck = ctx->nstuck < ctx->nbacklogged ? ctx->nstuck : ctx->nbacklogged;
-    uint32_t behind = ctx->nbacklogged - stuck;
-    return behind > 0 && (uint64_t)behind * 2 > ctx->noutputs;
-}
+ * output policy deals with), and a source that can wait (Redis) should. Once that is so, a quarter of them
+ * behind is enough for twice the grace more (clients that read in turn leave and join the backlog in
+ * waves). */
+bool wsg_outq_ctx_is_congested(wsg_outq_ctx_t *ctx);
 
 /** Prepares the shared state. Borrows `loop`, `owner` and `stats`; copies `policy`. */
 void wsg_outq_ctx_init(wsg_outq_ctx_t *ctx, uv_loop_t *loop, const wsg_outq_policy_t *policy,

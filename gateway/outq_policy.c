@@ -2,6 +2,7 @@
  * skipped), when a client is given up on (hard limit, soft limit over the grace, stalled output), and how the
  * verdict is carried out and logged. See the top of outq.h. */
 #include <errno.h>
+#include <sys/ioctl.h>
 
 #include "outq.h"
 #include "outq_internal.h"
@@ -24,9 +25,35 @@ static size_t oversize_left(const wsg_outq_t *q)
     return 0;
 }
 
+bool wsg_outq_ctx_is_congested(wsg_outq_ctx_t *ctx)
+{
+    uint32_t stuck = ctx->nstuck < ctx->nbacklogged ? ctx->nstuck : ctx->nbacklogged;
+    uint64_t behind = ctx->nbacklogged - stuck;
+    if (behind == 0)
+        return false;
+    uint32_t now = (uint32_t)uv_now(ctx->loop);
+    if (behind * 2 > ctx->noutputs) {
+        ctx->majority_ms = now;
+        ctx->has_majority = true;
+        return true;
+    }
+    return ctx->has_majority && behind * 4 >= ctx->noutputs &&
+           now - ctx->majority_ms < 2 * ctx->policy.grace_ms;
+}
+
+/* The kernel took nothing from `q` for this long: it is stuck, not behind (see wsg_outq_ctx_is_congested). */
+static uint32_t stuck_ms(const wsg_outq_policy_t *p)
+{
+    /* Clients that read, however far behind, are read from more often than that (an overloaded load client
+     * on a 2-CPU machine: every 0.2-1 s). */
+    return (uint32_t)(2 * p->grace_ms);
+}
+
 /* The slow-consumer policy, all of it. `extra` bytes are about to be queued. Pending is what the kernel has
  * not taken (the caller offered it the queue first), less an oversize message being written; over the hard
- * limit at any moment, or over the soft limit without a break for the grace period, is a verdict. */
+ * limit at any moment, or over the soft limit without a break for the grace period, is a verdict. While most
+ * clients are behind (the sources hold their reads: nothing more is queued), a client that still reads is
+ * not singled out by the soft limit: its grace starts again when that ends. */
 static wsg_outq_verdict_t judge(wsg_outq_t *q, size_t extra, size_t *judged)
 {
     const wsg_outq_policy_t *p = &q->ctx->policy;
@@ -39,7 +66,7 @@ static wsg_outq_verdict_t judge(wsg_outq_t *q, size_t extra, size_t *judged)
         return WSG_OUTQ_FINE;
     }
     uint32_t now = outq_now(q);
-    if (q->over_soft_since == 0)
+    if (q->over_soft_since == 0 || (wsg_outq_ctx_is_congested(q->ctx) && now - q->progress_ms < stuck_ms(p)))
         q->over_soft_since = now;
     return now - q->over_soft_since >= p->grace_ms ? WSG_OUTQ_SLOW_SOFT : WSG_OUTQ_FINE;
 }
@@ -136,9 +163,9 @@ wsg_outq_result_t outq_admit(wsg_outq_t *q, const wsg_msg_t *msg)
 void wsg_outq_sweep(wsg_outq_ctx_t *ctx)
 {
     const wsg_outq_policy_t *p = &ctx->policy;
-    /* Outputs the kernel took nothing from for half the grace are not "behind": they do not hold sources back
+    /* Outputs the kernel took nothing from for a while are stuck, not "behind": they do not hold sources back
      * (wsg_outq_ctx_is_congested); the policy cuts them. */
-    uint32_t stuck_ms = p->grace_ms / 2 > 100 ? (uint32_t)(p->grace_ms / 2) : 100;
+    uint32_t stuck_after = stuck_ms(p);
     uint32_t nstuck = 0;
     wsg_outq_t *next;
     for (wsg_outq_t *q = ctx->backlog_head; q != NULL; q = next) {
@@ -156,8 +183,18 @@ void wsg_outq_sweep(wsg_outq_ctx_t *ctx)
                 q->progress_ms = now; /* libuv wrote part of the running write */
             q->seen_wqs = wqs;
         }
+        /* The client takes bytes from the kernel's send queue long before the socket is writable again (TCP
+         * signals that only once a third of a send buffer of several MB has drained): a shorter queue is
+         * progress too. */
+        uv_os_fd_t fd;
+        int in_kernel = 0;
+        if (uv_fileno((const uv_handle_t *)q->stream, &fd) == 0 && ioctl(fd, TIOCOUTQ, &in_kernel) == 0) {
+            if ((uint32_t)in_kernel < q->seen_kernel)
+                q->progress_ms = now;
+            q->seen_kernel = (uint32_t)in_kernel;
+        }
         bool is_leaving = q->is_closed || q->is_given_up || q->verdict != WSG_OUTQ_FINE;
-        nstuck += is_leaving || now - q->progress_ms >= stuck_ms;
+        nstuck += is_leaving || now - q->progress_ms >= stuck_after;
         if (is_leaving)
             continue; /* the close timeout takes it from here */
         if (p->stall_ms > 0 && now - q->progress_ms >= p->stall_ms) {

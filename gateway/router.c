@@ -530,7 +530,7 @@ static void on_link_read_done(void *arg)
 static uint64_t on_link_read_hold(void *arg)
 {
     wsg_router_t *router = arg;
-    return wsg_router_read_hold_ms(router, &router->sub_holds);
+    return wsg_router_read_hold_ms(router);
 }
 
 /* Sharded pub/sub: one channel's subscription is gone (its master was lost or its slot moved); it is

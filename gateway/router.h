@@ -114,9 +114,7 @@ typedef struct wsg_router {
     uint32_t stream_replay_max;
     size_t soft_limit;             /* clients' WSGATE_MAX_PENDING: a replay page stays well below it */
     uv_loop_t *loop;               /* borrowed: the time of an outage */
-    const wsg_outq_ctx_t *out_ctx; /* borrowed: the clients' outputs, whether they keep up */
-    uint32_t stream_waits;         /* stream reads put off in a row because the outputs were congested */
-    uint32_t sub_holds;            /* subscriber reads put off in a row for the same reason */
+    wsg_outq_ctx_t *out_ctx;       /* borrowed: the clients' outputs, whether they keep up */
     uint64_t stream_down_since_ms; /* the stream reader is down since then; 0 = up */
     wsg_log_limit_t stream_error_limit;
 } wsg_router_t;
@@ -139,7 +137,7 @@ void wsg_router_set_redis(wsg_router_t *router, wsg_redis_sub_t *sub, wsg_redis_
  *  (borrowed; may be NULL when `patterns` is empty); a resume replays at most `replay_max` entries. Labels of
  *  channels are their names without "<prefix>:" (borrowed). While most of `out_ctx`'s outputs are congested
  *  the next stream read waits a little (the entries wait in Redis, not in the outputs). */
-void wsg_router_set_streams(wsg_router_t *router, uv_loop_t *loop, const wsg_outq_ctx_t *out_ctx,
+void wsg_router_set_streams(wsg_router_t *router, uv_loop_t *loop, wsg_outq_ctx_t *out_ctx,
                             wsg_str_t patterns, wsg_redis_streams_t *reader, uint32_t replay_max,
                             wsg_str_t prefix);
 

@@ -19,26 +19,21 @@ struct get_request {
     wsg_member_t *member;
 };
 
-/* Redis reads faster than the clients take them: while most outputs hold bytes the kernel refused, the next
- * read (subscriber or stream reader) waits READ_HOLD_MS at a time, up to READ_HOLDS_MAX times in a row
- * (`*holds` counts them), so that the backlog waits in Redis instead of filling every client's output to its
- * slow-consumer limit. Redis cuts a pub/sub subscriber off past its client-output-buffer-limit (the router
- * recovers from that as from any loss); stream entries stay until trimmed. The cap keeps clients that stopped
- * reading for good (cut by the output policy in time) from holding the others back for long. Returns the ms
- * to wait, 0 to read on. */
+/* Redis reads faster than the clients take them: while most outputs are behind (wsg_outq_ctx_is_congested:
+ * they hold bytes the kernel refused and it still takes some), the next read (subscriber or stream reader)
+ * waits WSG_ROUTER_READ_HOLD_MS at a time, so that the backlog waits in Redis instead of filling every
+ * client's output to its slow-consumer limit. Redis cuts a pub/sub subscriber off past its
+ * client-output-buffer-limit (the router recovers from that as from any loss); stream entries stay until
+ * trimmed. Clients that stopped reading do not count (stuck), so they cannot hold the others back. Returns
+ * the ms to wait, 0 to read on. */
 #define WSG_ROUTER_READ_HOLD_MS 10
-#define WSG_ROUTER_READ_HOLDS_MAX 100
 
-static inline uint64_t wsg_router_read_hold_ms(wsg_router_t *router, uint32_t *holds)
+static inline uint64_t wsg_router_read_hold_ms(wsg_router_t *router)
 {
-    if (router->out_ctx != NULL && wsg_outq_ctx_is_congested(router->out_ctx) &&
-        *holds < WSG_ROUTER_READ_HOLDS_MAX) {
-        ++*holds;
-        WSG_STAT_ADD(router->stats, redis_read_held_ms, WSG_ROUTER_READ_HOLD_MS);
-        return WSG_ROUTER_READ_HOLD_MS;
-    }
-    *holds = 0;
-    return 0;
+    if (router->out_ctx == NULL || !wsg_outq_ctx_is_congested(router->out_ctx))
+        return 0;
+    WSG_STAT_ADD(router->stats, redis_read_held_ms, WSG_ROUTER_READ_HOLD_MS);
+    return WSG_ROUTER_READ_HOLD_MS;
 }
 
 static inline uint64_t wsg_router_conn_id(const wsg_router_client_t *client)

@@ -35,7 +35,7 @@ struct stream_request {
     char name[]; /* NUL-terminated */
 };
 
-void wsg_router_set_streams(wsg_router_t *router, uv_loop_t *loop, const wsg_outq_ctx_t *out_ctx,
+void wsg_router_set_streams(wsg_router_t *router, uv_loop_t *loop, wsg_outq_ctx_t *out_ctx,
                             wsg_str_t patterns, wsg_redis_streams_t *reader, uint32_t replay_max,
                             wsg_str_t prefix)
 {
@@ -454,7 +454,12 @@ static uint64_t on_reader_batch_done(void *arg)
 {
     wsg_router_t *router = arg;
     wsg_router_end_run(router);
-    return wsg_router_read_hold_ms(router, &router->stream_waits);
+    return wsg_router_read_hold_ms(router);
+}
+
+static uint64_t on_reader_read_hold(void *arg)
+{
+    return wsg_router_read_hold_ms(arg);
 }
 
 static void on_reader_error(void *arg, const char *err)
@@ -482,6 +487,7 @@ const wsg_redis_streams_handler_t wsg_router_streams_handler = {
     .on_down = on_reader_down,
     .on_entry = on_reader_entry,
     .on_batch_done = on_reader_batch_done,
+    .read_hold_ms = on_reader_read_hold,
     .on_error = on_reader_error,
     .on_wrong_type = on_reader_wrong_type,
 };

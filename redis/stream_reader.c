@@ -48,6 +48,7 @@ struct wsg_redis_streams {
     uint64_t watchdog_ms;    /* block_ms + the connect timeout */
     uv_timer_t timer;        /* the watchdog of a read in flight, or the retry after an error */
     bool is_reading;         /* an XREAD is in flight */
+    bool is_holding;         /* the timer ends a wait the handler asked for (on_batch_done) */
     unsigned probes_pending; /* TYPE questions in flight after a WRONGTYPE */
     bool is_unblock_sent;    /* ... and a CLIENT UNBLOCK for it */
     bool is_closing;
@@ -170,6 +171,7 @@ static void issue_read(wsg_redis_streams_t *r)
     /* On failure it is tried again on the next add, reply or reconnect. */
     if (wire_len >= 0 && wsg_redis_link_send(r->link, wire, (size_t)wire_len, on_read_reply, r) == 0) {
         r->is_reading = true;
+        r->is_holding = false;
         r->is_unblock_sent = false;
         uv_timer_start(&r->timer, on_watchdog, r->watchdog_ms, 0);
     }
@@ -180,10 +182,19 @@ static void issue_read(wsg_redis_streams_t *r)
 static void on_watchdog(uv_timer_t *timer)
 {
     wsg_redis_streams_t *r = timer->data;
-    if (r->is_reading)
+    if (r->is_reading) {
         wsg_redis_link_reset(r->link, "XREAD did not return in time");
-    else
-        issue_read(r); /* the retry after an error */
+        return;
+    }
+    if (r->is_holding) { /* the readers of the entries may still be behind: then the entries wait on */
+        uint64_t wait_ms = r->is_closing ? 0 : r->handler->read_hold_ms(r->arg);
+        if (wait_ms > 0) {
+            uv_timer_start(&r->timer, on_watchdog, wait_ms, 0);
+            return;
+        }
+        r->is_holding = false;
+    }
+    issue_read(r); /* after a wait, or the retry after an error */
 }
 
 /* Interrupts a read in flight so that the next one covers a stream just added. */
@@ -312,6 +323,7 @@ static void on_read_reply(void *privdata, const redisReply *reply)
             report_stream(r, reply->element[i]);
         uint64_t wait_ms = r->is_closing ? 0 : r->handler->on_batch_done(r->arg);
         if (wait_ms > 0 && !r->is_closing) {
+            r->is_holding = true;
             uv_timer_start(&r->timer, on_watchdog, wait_ms, 0); /* reads when it fires (not reading then) */
             return;
         }
@@ -417,6 +429,7 @@ static void on_poll_reply(void *privdata, const redisReply *reply)
     r->idle_polls = r->has_poll_entries ? 0 : r->idle_polls < 3 ? r->idle_polls + 1 : 3;
     uint64_t wait_ms =
         r->has_poll_entries ? r->handler->on_batch_done(r->arg) : r->poll_ms << (r->idle_polls - 1);
+    r->is_holding = r->has_poll_entries && wait_ms > 0;
     if (r->probes_pending == 0 && !r->is_closing)
         uv_timer_start(&r->timer, on_watchdog, wait_ms, 0);
 }

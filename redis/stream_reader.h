@@ -31,6 +31,8 @@ typedef struct wsg_redis_streams_handler {
     /** The entries of one XREAD reply have all been reported. Returns how long (ms) the next XREAD waits: 0
      *  at once; more while the readers of the entries cannot keep up (the entries wait in Redis). */
     uint64_t (*on_batch_done)(void *arg);
+    /** When that wait is over: how much longer (ms) the next XREAD waits, 0 to read now. */
+    uint64_t (*read_hold_ms)(void *arg);
     /** Redis refused the XREAD; it is tried again in a second (after on_wrong_type, at once). */
     void (*on_error)(void *arg, const char *err);
     /** `key` (borrowed for the call) holds `type`, not a stream: it is no longer followed, so that the others

@@ -120,6 +120,7 @@ typedef struct load {
     bool has_expect;
     uint64_t expect;
     const char *ready_file;
+    int rcvbuf; /* SO_RCVBUF of each connection; 0 = the kernel's autotuning */
     bool is_quiet_armed;
     uint64_t key_seed;
 
@@ -568,6 +569,11 @@ static void conn_start(load_t *L, uint32_t index)
         int one = 1;
         /* the port is picked at connect time from the whole 4-tuple: more than 28k ports per source */
         setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        /* Before connecting, so that the window scale fits it: every connection then holds at most this much
+         * unread, and one loop turn reads about that much from each (libuv reads a socket until it is empty),
+         * so all are read in turn instead of the first ones for seconds while the others wait. */
+        if (L->rcvbuf > 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &L->rcvbuf, sizeof L->rcvbuf);
     }
     struct sockaddr_in src;
     memset(&src, 0, sizeof src);
@@ -894,6 +900,7 @@ static void usage(FILE *f)
             "  --control-stdin     read 'expect M' and 'done' lines on stdin ('done' or EOF arms --quiet);\n"
             "                      without it --quiet is armed by the first message\n"
             "  --ready-file F      write 'opened=.. failed=..' to F once every connection is open or failed\n"
+            "  --rcvbuf BYTES      SO_RCVBUF of each connection (default: the kernel's autotuning)\n"
             "Loopback targets only; at most %u connections.\n",
             MAX_CONNS);
 }
@@ -935,7 +942,8 @@ int main(int argc, char **argv)
         O_QUIET,
         O_DRAIN,
         O_CTL,
-        O_READY
+        O_READY,
+        O_RCVBUF
     };
     static const struct option opts[] = {{"url", required_argument, 0, O_URL},
                                          {"idle", no_argument, 0, O_IDLE},
@@ -951,6 +959,7 @@ int main(int argc, char **argv)
                                          {"drain", required_argument, 0, O_DRAIN},
                                          {"control-stdin", no_argument, 0, O_CTL},
                                          {"ready-file", required_argument, 0, O_READY},
+                                         {"rcvbuf", required_argument, 0, O_RCVBUF},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int opt;
@@ -1013,6 +1022,13 @@ int main(int argc, char **argv)
         case O_READY:
             L->ready_file = optarg;
             break;
+        case O_RCVBUF: {
+            double v;
+            if (!parse_double(optarg, &v) || v < 4096 || v > 64 * 1024 * 1024)
+                goto Usage;
+            L->rcvbuf = (int)v;
+            break;
+        }
         case 'h':
             usage(stdout);
             return 0;

@@ -23,6 +23,8 @@ typedef struct harness {
     wsg_stats_t stats;
     wsg_outq_ctx_t ctx;
     wsg_outq_t q;
+    wsg_outq_t peer; /* another client, idle: q alone is a minority, never "most clients behind" */
+    bool has_peer;
     int verdicts, errors, drained;
     wsg_outq_verdict_t last_verdict;
 } harness_t;
@@ -65,12 +67,23 @@ static void setup(harness_t *h, bool is_drop, uint64_t stall_ms)
         .soft = SOFT, .hard = HARD, .grace_ms = GRACE_MS, .stall_ms = stall_ms, .is_drop = is_drop};
     wsg_outq_ctx_init(&h->ctx, &h->loop, &policy, &owner, &h->stats);
     wsg_outq_init(&h->q, &h->ctx, (uv_stream_t *)&h->pipe, 7);
+    wsg_outq_init(&h->peer, &h->ctx, (uv_stream_t *)&h->pipe, 8);
+    h->has_peer = true;
+}
+
+/* Leaves q as the only client: behind alone, it is most clients. */
+static void remove_peer(harness_t *h)
+{
+    wsg_outq_dispose(&h->peer);
+    h->has_peer = false;
 }
 
 static void on_pipe_closed(uv_handle_t *handle)
 {
     harness_t *h = handle->data;
     wsg_outq_dispose(&h->q);
+    if (h->has_peer)
+        wsg_outq_dispose(&h->peer);
 }
 
 static void teardown(harness_t *h)
@@ -425,11 +438,12 @@ static void test_output_that_makes_no_progress_is_stalled(void)
 }
 
 /* Congestion (most outputs behind) counts outputs the kernel still takes bytes from: one that took nothing
- * for half the grace is stuck, left to the policy, and holds no source back. */
+ * for twice the grace is stuck, left to the policy, and holds no source back. */
 static void test_congestion_counts_outputs_behind_not_stuck_ones(void)
 {
     harness_t h;
     setup(&h, false, 0);
+    remove_peer(&h);
     ASSERT_FALSE(wsg_outq_ctx_is_congested(&h.ctx));
     for (int i = 0; i < 3; i++) /* 6 KB into a 4 KiB pipe: behind, under the soft limit */
         send_data(&h, 2000, 'c');
@@ -438,10 +452,10 @@ static void test_congestion_counts_outputs_behind_not_stuck_ones(void)
     ASSERT_TRUE(wsg_outq_ctx_is_congested(&h.ctx));
     wsg_outq_sweep(&h.ctx);
     ASSERT_TRUE(wsg_outq_ctx_is_congested(&h.ctx)); /* not stuck yet */
-    usleep(130 * 1000);
+    usleep((2 * GRACE_MS + 30) * 1000);
     uv_update_time(&h.loop);
     wsg_outq_sweep(&h.ctx);
-    ASSERT_FALSE(wsg_outq_ctx_is_congested(&h.ctx)); /* took nothing for half the grace (at least 100 ms) */
+    ASSERT_FALSE(wsg_outq_ctx_is_congested(&h.ctx)); /* took nothing for twice the grace */
     uint8_t buf[4096];
     ASSERT_TRUE(read(h.read_fd, buf, sizeof buf) > 0); /* the client reads what the pipe holds */
     uv_run(&h.loop, UV_RUN_NOWAIT);
@@ -452,6 +466,32 @@ static void test_congestion_counts_outputs_behind_not_stuck_ones(void)
     ASSERT_TRUE(wsg_outq_pending(&h.q) > 0);
     ASSERT_TRUE(wsg_outq_ctx_is_congested(&h.ctx)); /* behind, but moving */
     ASSERT_INT_EQ(h.verdicts, 0);
+    teardown(&h);
+}
+
+/* While most clients are behind (the sources hold their reads), one that still reads is not cut by the soft
+ * limit; its grace starts again when the congestion ends. One that reads nothing is cut as usual. */
+static void test_the_soft_limit_waits_while_most_clients_are_behind(void)
+{
+    harness_t h;
+    setup(&h, false, 0);
+    remove_peer(&h);
+    for (int i = 0; i < 7; i++) /* about 14 KiB: over soft, under hard */
+        send_data(&h, 2000, 's');
+    wsg_outq_flush_all(&h.ctx);
+    ASSERT_TRUE(wsg_outq_ctx_is_congested(&h.ctx));
+    wsg_outq_sweep(&h.ctx);
+    usleep((GRACE_MS + 30) * 1000);
+    uv_update_time(&h.loop);
+    wsg_outq_sweep(&h.ctx); /* over the soft limit for the grace, but behind with everyone, and not stuck */
+    wsg_outq_flush_all(&h.ctx);
+    ASSERT_INT_EQ(h.verdicts, 0);
+    usleep((GRACE_MS + 30) * 1000); /* 2 x grace + 60 ms without progress: stuck, its grace ran out */
+    uv_update_time(&h.loop);
+    wsg_outq_sweep(&h.ctx);
+    wsg_outq_flush_all(&h.ctx);
+    ASSERT_INT_EQ(h.verdicts, 1);
+    ASSERT_INT_EQ(h.last_verdict, WSG_OUTQ_SLOW_SOFT);
     teardown(&h);
 }
 
@@ -478,4 +518,5 @@ TEST_MAIN("outq", TEST_CASE(test_writes_at_once_when_the_kernel_takes_it),
           TEST_CASE(test_pongs_coalesce), TEST_CASE(test_close_is_last_and_drained_is_reported),
           TEST_CASE(test_output_that_makes_no_progress_is_stalled),
           TEST_CASE(test_congestion_counts_outputs_behind_not_stuck_ones),
+          TEST_CASE(test_the_soft_limit_waits_while_most_clients_are_behind),
           TEST_CASE(test_a_write_error_reaches_the_owner))

@@ -612,8 +612,8 @@ static void test_v1_clients_get_pubsub_envelopes(void)
     teardown(&w);
 }
 
-/* The next stream read waits while most outputs are congested, 10 ms at a time and at most 100 times in a
- * row; it does not wait for a minority of slow clients. */
+/* The next stream read waits while most outputs are congested, 10 ms at a time (and, once so, while a quarter
+ * are, for twice the grace); it does not wait for a minority of slow clients, nor for stuck ones. */
 static void test_stream_reads_wait_while_most_outputs_are_congested(void)
 {
     world_t w;
@@ -626,10 +626,14 @@ static void test_stream_reads_wait_while_most_outputs_are_congested(void)
     w.out_ctx.nbacklogged = 1; /* one slow client in three: its own business */
     ASSERT_INT_EQ(wsg_router_streams_handler.on_batch_done(&w.router), 0);
     w.out_ctx.nbacklogged = 2; /* most of them */
-    for (int i = 0; i < 100; i++)
+    for (int i = 0; i < 200; i++)
         ASSERT_INT_EQ(wsg_router_streams_handler.on_batch_done(&w.router), 10);
-    ASSERT_INT_EQ(wsg_router_streams_handler.on_batch_done(&w.router), 0); /* one read after 1 s of waiting */
+    w.out_ctx.nstuck =
+        1; /* one of them stopped reading: one in three is behind, a quarter, just after most */
     ASSERT_INT_EQ(wsg_router_streams_handler.on_batch_done(&w.router), 10);
+    w.out_ctx.nstuck = 2; /* both stopped reading */
+    ASSERT_INT_EQ(wsg_router_streams_handler.on_batch_done(&w.router), 0);
+    w.out_ctx.nstuck = 0;
     w.out_ctx.nbacklogged = 0;
     ASSERT_INT_EQ(wsg_router_streams_handler.on_batch_done(&w.router), 0);
     teardown(&w);
