@@ -6,7 +6,7 @@
  *
  * Backpressure is judged on what the kernel refused: "pending" is the bytes queued that the kernel has not
  * taken (not yet written, or the unsent part of the running uv_write). The policy, in the manner of Redis's
- * client-output-buffer-limit for pub/sub clients, lives in one function (judge() in outq.c):
+ * client-output-buffer-limit for pub/sub clients, lives in gateway/outq_policy.c (judge()):
  *  - pending above the hard limit at any moment, or above the soft limit without a break for the grace
  *    period: the client is a slow consumer. In close mode the output drops its unsent data messages and
  *    the owner closes the connection (1008); in drop mode each data message that would go over is skipped
@@ -15,6 +15,8 @@
  *    written, only what is queued behind it counts. A client with output pending skips it (counted).
  *  - output waiting with no byte taken by the kernel for the stall time (a client that never reads): the
  *    owner closes the connection as stale, whatever the client sends meanwhile.
+ *  - while most clients are behind (wsg_outq_ctx_is_congested: Redis reads wait then), the soft limit does
+ *    not single out one that still reads.
  * Control frames and HTTP responses are never dropped; pongs coalesce (at most one waits to be written). */
 #ifndef WSG_GATEWAY_OUTQ_H
 #define WSG_GATEWAY_OUTQ_H

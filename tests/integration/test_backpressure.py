@@ -409,6 +409,9 @@ class SlowScenario:
     def check_after_verdict(self, verdict, limit):
         gw = self.gateway
         assert verdict.get("limit") == limit, f"verdict {verdict}, expected limit={limit}"
+        # The log line shows the pending bytes the verdict was reached on: over the limit it names.
+        assert int(verdict["pending_bytes"]) > int(verdict["limit_bytes"]) == (HARD if limit == "hard" else SOFT), \
+            verdict
         close = wait_event(gw, "conn_close", 5, conn=self.slow_conn)
         assert close["code"] == "1008" and close["why"] == "slow consumer", close
         assert metric(gw, "wsgate_slow_consumer_closes_total") == 1
