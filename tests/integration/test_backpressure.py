@@ -630,6 +630,37 @@ async def test_a_20_mb_stored_value_reaches_each_new_client(gateway, redis):
     assert len(re.findall(r"event=conn_open ", gateway.log_text())) == 5, "clients reconnected"
 
 
+def test_a_message_over_the_soft_limit_skips_a_client_with_output_pending(start_gateway, redis):
+    """The other half of the large-message rule: a 400 KB message (over the 256 KiB soft limit) reaches the
+    reading client whole, and is skipped, counted and logged for the client whose output is still pending,
+    which is not closed for it and gets every other message in order."""
+    gw = start_gateway(**SLOW_ENV)
+    sc = SlowScenario(gw, redis, "oversize")
+    pending = sc.fill_kernel_buffers(16 * KIB)
+    assert 0 < pending < SOFT, pending
+    big = b"B" * (400 * KIB)
+    redis.publish(sc.channel, big)
+    after = [f"after{i}".encode() for i in range(3)]
+    publish_pipelined(redis, sc.channel, after)
+    skip = wait_event(gw, "oversize_skip", 5, conn=sc.slow_conn)
+    assert int(skip["len"]) > SOFT and int(skip["pending_bytes"]) > 0, skip
+    assert metric(gw, "wsgate_oversize_messages_skipped_total") == 1
+    got = sc.other.wait_count(len(sc.published) + 1 + len(after), 20)
+    assert got == sc.published + [big] + after, "the reading client did not get everything in order"
+    # The slow client now reads: everything but the large message, in order, and it was never closed.
+    parser = FrameParser()
+    frames = parser.feed(sc.slow.buf)
+    sc.slow.sock.settimeout(2)
+    while sum(1 for op, _ in frames if op in (h.OP_TEXT, h.OP_BINARY)) < len(sc.published) + len(after):
+        data = sc.slow.sock.recv(1 << 20)
+        assert data, "the gateway closed the client"
+        frames += parser.feed(data)
+    messages = [p for op, p in frames if op in (h.OP_TEXT, h.OP_BINARY)]
+    assert messages == sc.published + after, f"{len(messages)} messages, not those published minus the large one"
+    assert metric(gw, "wsgate_slow_consumer_closes_total") == 0
+    assert_no_close_of(gw, sc.slow, "the client that skipped the large message")
+
+
 # --------------------------------------------------------------------------------------------------------------
 # 5. The stored value comes before live messages held during its GET
 
