@@ -333,6 +333,20 @@ static void test_after_a_lost_subscription_the_key_is_read_again(void)
     teardown(&w);
 }
 
+/* `a`, a member of broadcast:x, publishes `text`; the subscription is lost before its echo comes, and is made
+ * again. Returns the fake call count from before the new subscription (its GET of the key follows it). */
+static int publish_then_lose_the_subscription(world_t *w, client_t *a, const char *text,
+                                              const wsg_channel_t **ch)
+{
+    *ch = wsg_channels_find(&w->router.channels, "broadcast:x", 11);
+    wsg_router_note_publication(&w->router, &a->rc, *ch, text, strlen(text));
+    wsg_router_sub_handler.on_down(&w->router, "connection lost", 100);
+    int mark = fake_ncalls;
+    wsg_router_sub_handler.on_ready(&w->router);
+    subscribed(w, "broadcast:x");
+    return mark;
+}
+
 /* A client's own message found in the key after an outage (published before the subscription was lost) is
  * not sent back to it without echo; others get it, and the same text from someone else later reaches it. */
 static void test_own_message_found_after_an_outage_is_not_echoed(void)
@@ -343,12 +357,8 @@ static void test_own_message_found_after_an_outage_is_not_echoed(void)
     join(&w, a, "broadcast:x", NULL);
     join(&w, b, "broadcast:x", NULL);
     settle(&w, "broadcast:x");
-    const wsg_channel_t *ch = wsg_channels_find(&w.router.channels, "broadcast:x", 11);
-    wsg_router_note_publication(&w.router, &a->rc, ch, "mine", 4);
-    wsg_router_sub_handler.on_down(&w.router, "connection lost", 100); /* before its PUBLISH came back */
-    int mark = fake_ncalls;
-    wsg_router_sub_handler.on_ready(&w.router);
-    subscribed(&w, "broadcast:x");
+    const wsg_channel_t *ch;
+    int mark = publish_then_lose_the_subscription(&w, a, "mine", &ch);
     fake_redis_answer_get(fake_redis_find(mark, "GET broadcast:x"), 0, "mine");
     char got[512];
     ASSERT_STR_EQ(received(&w, a, got, sizeof got), "");
@@ -370,12 +380,8 @@ static void test_echoes_awaited_since_an_outage_are_kept(void)
     client_t *a = add_client(&w, false);
     join(&w, a, "broadcast:x", NULL);
     settle(&w, "broadcast:x");
-    const wsg_channel_t *ch = wsg_channels_find(&w.router.channels, "broadcast:x", 11);
-    wsg_router_note_publication(&w.router, &a->rc, ch, "lost", 4);
-    wsg_router_sub_handler.on_down(&w.router, "connection lost", 100);
-    int mark = fake_ncalls;
-    wsg_router_sub_handler.on_ready(&w.router);
-    subscribed(&w, "broadcast:x");
+    const wsg_channel_t *ch;
+    int mark = publish_then_lose_the_subscription(&w, a, "lost", &ch);
     wsg_router_note_publication(&w.router, &a->rc, ch, "fresh1", 6);
     wsg_router_note_publication(&w.router, &a->rc, ch, "fresh2", 6);
     message(&w, "broadcast:x", "fresh1"); /* its echo before the key's answer */
@@ -399,12 +405,8 @@ static void test_a_publication_made_before_an_outage_may_come_back_live(void)
     client_t *a = add_client(&w, false);
     join(&w, a, "broadcast:x", NULL);
     settle(&w, "broadcast:x");
-    const wsg_channel_t *ch = wsg_channels_find(&w.router.channels, "broadcast:x", 11);
-    wsg_router_note_publication(&w.router, &a->rc, ch, "late", 4);
-    wsg_router_sub_handler.on_down(&w.router, "connection lost", 100);
-    int mark = fake_ncalls;
-    wsg_router_sub_handler.on_ready(&w.router);
-    subscribed(&w, "broadcast:x");
+    const wsg_channel_t *ch;
+    int mark = publish_then_lose_the_subscription(&w, a, "late", &ch);
     wsg_router_note_publication(&w.router, &a->rc, ch, "next", 4);
     message(&w, "broadcast:x", "late");
     message(&w, "broadcast:x", "next");
