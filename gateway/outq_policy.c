@@ -45,8 +45,8 @@ bool wsg_outq_ctx_is_congested(wsg_outq_ctx_t *ctx)
 static uint32_t stuck_ms(const wsg_outq_policy_t *p)
 {
     /* Clients that read, however far behind, are read from more often than that (an overloaded load client
-     * on a 2-CPU machine: every 0.2-1 s). */
-    return (uint32_t)(2 * p->grace_ms);
+     * on a 2-CPU machine: every 0.2-1 s). The floor keeps a grace of 0 from making every client stuck. */
+    return p->grace_ms > 100 ? (uint32_t)(2 * p->grace_ms) : 200;
 }
 
 /* The slow-consumer policy, all of it. `extra` bytes are about to be queued. Pending is what the kernel has
