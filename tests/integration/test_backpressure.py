@@ -885,6 +885,35 @@ def test_clients_that_fall_behind_together_are_not_cut_reads_from_redis_wait(gat
     assert metric(gateway, "wsgate_redis_reads_held_seconds_total") > 0, "reads from Redis never waited"
 
 
+@with_env(**SLOW_ENV)
+def test_most_clients_stopping_for_good_hold_reads_only_until_they_count_as_stuck(gateway, redis):
+    """Three of four clients never read: they are most clients, so reads from Redis wait at first, but once the
+    kernel has taken nothing from them for twice the grace they are stuck, reads go on, and the policy cuts
+    them. The reading client gets every message, in order, throughout."""
+    slow = [never_reading_client(gateway, "/ws/mostly?subscribe-broadcast") for _ in range(3)]
+    slow_ids = [conn_id_of(gateway, ws) for ws in slow]
+    reader = collector(gateway, "/ws/mostly?subscribe-broadcast")
+    h.wait_numsub("broadcast:mostly", 1)
+    published = []
+    start = time.monotonic()
+    deadline = start + 20
+    while not all(log_events(gateway, "slow_consumer", conn=c) for c in slow_ids):
+        assert time.monotonic() < deadline, "the clients that never read were not cut within 20 s"
+        batch = [f"m{len(published) + i:05d}".encode().ljust(16 * KIB, b"m") for i in range(4)]
+        publish_pipelined(redis, "broadcast:mostly", batch)  # 1.6 MB/s
+        published += batch
+        time.sleep(0.04)
+    took = time.monotonic() - start
+    assert metric(gateway, "wsgate_redis_reads_held_seconds_total") > 0, "reads never waited for most clients"
+    got = reader.wait_count(len(published), 20)
+    assert got == published, "the reading client missed messages or got them out of order"
+    reader.assert_alive()
+    assert_no_close_of(gateway, reader.ws, "the reading client")
+    assert metric(gateway, "wsgate_slow_consumer_closes_total") == 3
+    # Filling the kernel's buffers, 2 x grace until stuck, then the grace or the hard limit: well under 20 s.
+    assert took < 12, f"cut after {took:.1f} s"
+
+
 # --------------------------------------------------------------------------------------------------------------
 # 8. A client given up on with output still queued is reset
 
