@@ -136,7 +136,7 @@ size_t wsg_stats_render(wsg_stats_t *const *stats, unsigned n, char *buf, size_t
     emit(
         &o,
         "# HELP wsgate_redis_reads_held_seconds_total Time reads from Redis waited because most clients were "
-        "behind (the backlog waits in Redis).\n"
+        "behind, summed over the connections that read (the subscriber, the stream reader, each shard).\n"
         "# TYPE wsgate_redis_reads_held_seconds_total counter\nwsgate_redis_reads_held_seconds_total %.3f\n",
         (double)SUM(redis_read_held_ms) / 1000.0);
     metric(&o, "wsgate_redis_probe_failures_total", "counter",
